@@ -1,0 +1,1 @@
+"""The controller process: config, safety decisions, the control loop, storage, CLI."""

@@ -1,0 +1,1 @@
+"""The therapist's dashboard: a Flask client of the controller's IPC socket."""
