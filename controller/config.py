@@ -1,0 +1,350 @@
+"""Config: TOML (stdlib tomllib) loaded into frozen dataclasses, checked in full.
+
+Every error names ``[section] key``, the value and the allowed range, and the
+loader reports all of them at once. Unknown sections and options are refused.
+Speeds in the file are km/h (therapists think in km/h); the code uses m/s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.fields import FieldError, Num, Choice, Text, Flag, Pin, check_table
+
+#: VL53L0X reach that still holds on dark clothing in a lit room (datasheet: 1.2 m
+#: on white indoors, much less on dark, low-reflectance targets).
+SENSOR_RELIABLE_RANGE_MM = 800
+KMH_PER_MPS = 3.6
+PROTOCOLS = ("trackmaster", "woodway", "speed-sensor")
+PIN_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
+
+
+class ConfigError(ValueError):
+    """The config file is invalid; ``errors`` holds every problem found."""
+
+    def __init__(self, errors: list[FieldError], path: str | None = None):
+        self.errors = errors
+        self.path = path
+        where = f"{path}: " if path else ""
+        lines = "\n".join(f"  {e}" for e in errors)
+        super().__init__(f"{where}{len(errors)} error(s) in config:\n{lines}")
+
+
+@dataclass(frozen=True)
+class TreadmillConfig:
+    """The treadmill: how to reach it and how fast it can stop."""
+
+    protocol: str = field(metadata={"spec": Choice(PROTOCOLS)})
+    port: str = field(metadata={"spec": Text("a serial device path, e.g. /dev/serial/by-id/...")})
+    baudrate: int = field(default=4800, metadata={"spec": Num(1200, 115200, integer=True)})
+    decel_mps2: float = field(default=1.0, metadata={"spec": Num(0.2, 5.0, "m/s^2")})
+    reaction_time_s: float = field(default=0.15, metadata={"spec": Num(0.0, 1.0, "s")})
+    ack_timeout_s: float = field(default=0.1, metadata={"spec": Num(0.02, 0.25, "s")})
+    poll_hz: float = field(default=20.0, metadata={"spec": Num(20.0, 50.0, "Hz")})
+    link_timeout_s: float = field(default=0.3, metadata={"spec": Num(0.1, 0.3, "s")})
+    #: Woodway dialect: send the reversed-belt direction digit in reverse mode.
+    reverse_belt: bool = field(default=False, metadata={"spec": Flag()})
+
+    @property
+    def can_command(self) -> bool:
+        """Whether the controller can slow or stop the belt over the link."""
+        return self.protocol != "speed-sensor"
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """One VL53L0X looking forward from the rear edge at the patient."""
+
+    id: str = field(metadata={"spec": Text("a short name, e.g. \"left\"", max_len=16)})
+    i2c_address: int = field(metadata={"spec": Num(0x08, 0x77, integer=True, hex=True)})
+    xshut_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
+    #: Distance from the sensor's window to the rear edge (sensor behind the edge > 0).
+    mount_offset_mm: float = field(default=0.0, metadata={"spec": Num(-200, 300, "mm")})
+    timing_budget_ms: int = field(default=33, metadata={"spec": Num(20, 200, "ms", integer=True)})
+
+    @property
+    def period_s(self) -> float:
+        """Time between two samples in continuous mode."""
+        return self.timing_budget_ms / 1000.0
+
+
+@dataclass(frozen=True)
+class I2cConfig:
+    """The I2C bus all sensors share."""
+
+    bus: int = field(default=1, metadata={"spec": Num(0, 20, integer=True)})
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    """Pins, by BCM number or gpiozero name, and the pin factory (no fallback)."""
+
+    pin_factory: str = field(metadata={"spec": Choice(PIN_FACTORIES)})
+    relay_pin: int | str = field(metadata={"spec": Pin()})
+    heartbeat_pin: int | str = field(metadata={"spec": Pin()})
+    estop_pin: int | str = field(metadata={"spec": Pin()})
+    relay_active_high: bool = field(default=True, metadata={"spec": Flag()})
+    estop_bounce_ms: float = field(default=5.0, metadata={"spec": Num(1.0, 10.0, "ms")})
+    reset_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
+    buzzer_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
+    lamp_green_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
+    lamp_amber_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
+    lamp_red_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Therapist-adjustable limits; the dashboard may change them within the ceilings."""
+
+    reverse_cap_kmh: float = field(default=2.0, metadata={"spec": Num(0.5, 6.0, "km/h")})
+    forward_cap_kmh: float = field(default=2.2, metadata={"spec": Num(0.5, 6.0, "km/h")})
+    base_stop_mm: float = field(default=250.0, metadata={"spec": Num(100, 600, "mm")})
+    warn_margin_mm: float = field(default=200.0, metadata={"spec": Num(50, 500, "mm")})
+
+    def cap_kmh(self, mode: str) -> float:
+        """The speed cap of a mode ("reverse" or "forward")."""
+        return self.reverse_cap_kmh if mode == "reverse" else self.forward_cap_kmh
+
+
+#: For each limit, which direction is tighter (+1: larger is tighter).
+LIMIT_TIGHTER_SIGN = {"reverse_cap_kmh": -1, "forward_cap_kmh": -1, "base_stop_mm": +1, "warn_margin_mm": +1}
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """Installer-only hard bounds that no dashboard request can pass."""
+
+    max_reverse_cap_kmh: float = field(default=2.2, metadata={"spec": Num(0.5, 6.0, "km/h")})
+    max_forward_cap_kmh: float = field(default=2.2, metadata={"spec": Num(0.5, 6.0, "km/h")})
+    min_base_stop_mm: float = field(default=200.0, metadata={"spec": Num(100, 600, "mm")})
+    min_warn_margin_mm: float = field(default=100.0, metadata={"spec": Num(50, 500, "mm")})
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Installer-level thresholds of the safety rules."""
+
+    tick_hz: float = field(default=100.0, metadata={"spec": Num(20.0, 500.0, "Hz")})
+    overspeed_grace_s: float = field(default=1.0, metadata={"spec": Num(0.1, 2.0, "s")})
+    gross_overspeed_factor: float = field(default=1.25, metadata={"spec": Num(1.05, 1.5)})
+    overspeed_tolerance_kmh: float = field(default=0.2, metadata={"spec": Num(0.05, 0.5, "km/h")})
+    sensor_disagree_mm: float = field(default=150.0, metadata={"spec": Num(30, 500, "mm")})
+    obstruction_mm: float = field(default=30.0, metadata={"spec": Num(10, 100, "mm")})
+    speed_ramp_kmh_per_s: float = field(default=0.5, metadata={"spec": Num(0.1, 2.0, "km/h/s")})
+    warn_slowdown_kmh: float = field(default=0.3, metadata={"spec": Num(0.1, 1.0, "km/h")})
+    min_speed_kmh: float = field(default=0.5, metadata={"spec": Num(0.2, 1.5, "km/h")})
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The dashboard's listening address and the controller's IPC socket."""
+
+    host: str = field(default="127.0.0.1", metadata={"spec": Text("an address to listen on")})
+    port: int = field(default=8080, metadata={"spec": Num(1, 65535, integer=True)})
+    ipc_socket: str = field(default="/run/treadmill-safety/control.sock",
+                            metadata={"spec": Text("a Unix socket path")})
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where events, sessions and therapist settings live."""
+
+    state_dir: str = field(default="/var/lib/treadmill-safety", metadata={"spec": Text("a directory path")})
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """How the dashboard shows speeds."""
+
+    units: str = field(default="km/h", metadata={"spec": Choice(("km/h", "mph"))})
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated config."""
+
+    treadmill: TreadmillConfig
+    sensors: tuple[SensorConfig, ...]
+    gpio: GpioConfig
+    i2c: I2cConfig = I2cConfig()
+    limits: Limits = Limits()
+    ceilings: Ceilings = Ceilings()
+    safety: SafetyConfig = SafetyConfig()
+    web: WebConfig = WebConfig()
+    storage: StorageConfig = StorageConfig()
+    display: DisplayConfig = DisplayConfig()
+    #: Non-fatal findings (printed by check-config), e.g. a ceiling beyond sensor reach.
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def sensor_period_s(self) -> float:
+        """The slowest sensor's period: the detection time in the stop distance."""
+        return max(s.period_s for s in self.sensors)
+
+    @property
+    def max_mount_offset_mm(self) -> float:
+        """The largest offset: the sensor that must see farthest."""
+        return max(s.mount_offset_mm for s in self.sensors)
+
+
+_SECTIONS: dict[str, type] = {
+    "treadmill": TreadmillConfig, "gpio": GpioConfig, "i2c": I2cConfig, "limits": Limits,
+    "ceilings": Ceilings, "safety": SafetyConfig, "web": WebConfig, "storage": StorageConfig,
+    "display": DisplayConfig,
+}
+_REQUIRED_SECTIONS = ("treadmill", "sensors", "gpio")
+
+
+def stop_distance_mm(belt_speed_mps: float, base_stop_mm: float, sensor_period_s: float,
+                     reaction_time_s: float, decel_mps2: float) -> float:
+    """ISO 13855-style stop distance: base + v*(t_detect + t_react) + v^2/(2*decel)."""
+    v = max(0.0, belt_speed_mps)
+    return base_stop_mm + 1000.0 * (v * (sensor_period_s + reaction_time_s) + v * v / (2.0 * decel_mps2))
+
+
+def reach_errors(reverse_cap_kmh: float, forward_cap_kmh: float, base_stop_mm: float,
+                 warn_margin_mm: float, treadmill: TreadmillConfig, sensor_period_s: float,
+                 max_mount_offset_mm: float, section: str = "limits",
+                 keys: tuple[str, str] = ("reverse_cap_kmh", "forward_cap_kmh")) -> list[FieldError]:
+    """Caps whose warn zone, at full cap, lies beyond what the sensors reliably see."""
+    errors = []
+    for key, cap_kmh in zip(keys, (reverse_cap_kmh, forward_cap_kmh)):
+        stop = stop_distance_mm(cap_kmh / KMH_PER_MPS, base_stop_mm, sensor_period_s,
+                                treadmill.reaction_time_s, treadmill.decel_mps2)
+        seen_at_mm = stop + warn_margin_mm + max(0.0, max_mount_offset_mm)
+        if seen_at_mm > SENSOR_RELIABLE_RANGE_MM:
+            errors.append(FieldError(
+                section, key, cap_kmh,
+                f"at this cap the warn zone ends {seen_at_mm:.0f} mm from the sensor "
+                f"(stop {stop:.0f} mm + warn margin {warn_margin_mm:.0f} mm + mount offset), "
+                f"beyond the VL53L0X's reliable {SENSOR_RELIABLE_RANGE_MM} mm on dark clothing"))
+    return errors
+
+
+def limits_reach_errors(limits: Limits, treadmill: TreadmillConfig, sensors: tuple[SensorConfig, ...],
+                        section: str = "limits") -> list[FieldError]:
+    """Refuse limits whose warn zone the sensors could not see."""
+    return reach_errors(limits.reverse_cap_kmh, limits.forward_cap_kmh, limits.base_stop_mm,
+                        limits.warn_margin_mm, treadmill, max(s.period_s for s in sensors),
+                        max(s.mount_offset_mm for s in sensors), section)
+
+
+def ceiling_errors(limits: Limits, ceilings: Ceilings, section: str = "limits") -> list[FieldError]:
+    """Limits must lie inside the installer's ceilings."""
+    checks = (
+        ("reverse_cap_kmh", limits.reverse_cap_kmh, "<=", ceilings.max_reverse_cap_kmh, "max_reverse_cap_kmh"),
+        ("forward_cap_kmh", limits.forward_cap_kmh, "<=", ceilings.max_forward_cap_kmh, "max_forward_cap_kmh"),
+        ("base_stop_mm", limits.base_stop_mm, ">=", ceilings.min_base_stop_mm, "min_base_stop_mm"),
+        ("warn_margin_mm", limits.warn_margin_mm, ">=", ceilings.min_warn_margin_mm, "min_warn_margin_mm"),
+    )
+    errors = []
+    for key, value, op, bound, ceiling_key in checks:
+        ok = value <= bound if op == "<=" else value >= bound
+        if not ok:
+            errors.append(FieldError(section, key, value,
+                                     f"must be {op} {bound:g} ([ceilings] {ceiling_key})"))
+    return errors
+
+
+def _sensor_errors(raw: list[dict]) -> list[FieldError]:
+    """Cross-sensor rules, checked on whatever values are present."""
+    errors = []
+    for key, shown in (("id", str), ("i2c_address", lambda a: f"0x{a:02x}" if isinstance(a, int) else a)):
+        values = [t.get(key) for t in raw if isinstance(t.get(key), (str, int))]
+        for dup in sorted({v for v in values if values.count(v) > 1}, key=str):
+            errors.append(FieldError("sensors", key, shown(dup), "must be unique across [[sensors]]"))
+    if len(raw) > 1:
+        for i, t in enumerate(raw, start=1):
+            if "xshut_pin" not in t:
+                errors.append(FieldError(f"sensors #{i}", "xshut_pin", "(missing)",
+                                         "is required with two or more sensors: they are addressed one by one at boot"))
+    return errors
+
+
+def _load_sensors(raw: Any, errors: list[FieldError]) -> tuple[SensorConfig, ...] | None:
+    if not isinstance(raw, list) or not raw or not all(isinstance(t, dict) for t in raw):
+        errors.append(FieldError("sensors", "", raw if not isinstance(raw, list) else f"{len(raw)} entries",
+                                 "must be one or more [[sensors]] tables"))
+        return None
+    sensors = [check_table(SensorConfig, f"sensors #{i}", t, errors) for i, t in enumerate(raw, start=1)]
+    errors += _sensor_errors(raw)
+    return None if any(s is None for s in sensors) else tuple(sensors)
+
+
+def _pin_errors(gpio: dict, sensors: list) -> list[FieldError]:
+    """Every pin used once only (checked on the raw tables, so it runs beside field errors)."""
+    used: dict[str, str] = {}
+    errors = []
+    named = [("gpio", k, v) for k, v in gpio.items() if k.endswith("_pin")] if isinstance(gpio, dict) else []
+    if isinstance(sensors, list):
+        named += [(f"sensors #{i}", "xshut_pin", t.get("xshut_pin")) for i, t in enumerate(sensors, start=1)
+                  if isinstance(t, dict)]
+    for section, key, pin in named:
+        if not isinstance(pin, (int, str)) or isinstance(pin, bool):
+            continue
+        norm = str(pin).upper().removeprefix("GPIO").removeprefix("BCM")
+        if norm in used:
+            errors.append(FieldError(section, key, pin, f"is already used by {used[norm]}"))
+        else:
+            used[norm] = f"[{section}] {key}"
+    return errors
+
+
+def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
+    """Validate a parsed TOML document; raise ConfigError listing every problem."""
+    errors: list[FieldError] = []
+    for name in data:
+        if name not in _SECTIONS and name != "sensors":
+            errors.append(FieldError(name, "", "", f"section [{name}] is not valid; sections: "
+                                     + ", ".join(sorted([*_SECTIONS, "sensors"]))))
+    for name in _REQUIRED_SECTIONS:
+        if name not in data:
+            errors.append(FieldError(name, "", "(missing)", "this section is required"))
+    parts: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        if name in data or name not in _REQUIRED_SECTIONS:
+            parts[name] = check_table(cls, name, data.get(name, {}), errors)
+    sensors = _load_sensors(data["sensors"], errors) if "sensors" in data else None
+    errors += _pin_errors(data.get("gpio", {}), data.get("sensors", []))
+    limits, ceilings, treadmill = parts.get("limits"), parts.get("ceilings"), parts.get("treadmill")
+    if limits is not None and ceilings is not None:
+        errors += ceiling_errors(limits, ceilings)
+    if treadmill is not None and treadmill.reverse_belt and treadmill.protocol != "woodway":
+        errors.append(FieldError("treadmill", "reverse_belt", True,
+                                 "only the woodway dialect has a direction digit"))
+    if errors or sensors is None or any(p is None for p in parts.values()):
+        if limits is not None and treadmill is not None and sensors:
+            errors += limits_reach_errors(limits, treadmill, sensors)
+        raise ConfigError(errors, path)
+    cfg = Config(sensors=sensors, **parts)
+    errors += limits_reach_errors(cfg.limits, cfg.treadmill, cfg.sensors)
+    if errors:
+        raise ConfigError(errors, path)
+    # A ceiling beyond reach is not dangerous (limits are checked on every change),
+    # but the installer should know the dashboard can never use it.
+    c = cfg.ceilings
+    warnings = tuple(
+        f"{e}; the dashboard will refuse caps this high"
+        for e in reach_errors(c.max_reverse_cap_kmh, c.max_forward_cap_kmh, c.min_base_stop_mm,
+                              c.min_warn_margin_mm, cfg.treadmill, cfg.sensor_period_s,
+                              cfg.max_mount_offset_mm, "ceilings",
+                              ("max_reverse_cap_kmh", "max_forward_cap_kmh")))
+    return dataclasses.replace(cfg, warnings=warnings)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError([FieldError("file", "", str(p), f"cannot be read: {exc.strerror or exc}")], str(p)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([FieldError("file", "", str(p), f"is not valid TOML: {exc}")], str(p)) from exc
+    return parse_config(data, str(p))
+

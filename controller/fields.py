@@ -1,0 +1,193 @@
+"""Field specs: one place that checks a value's type and range and words the error.
+
+Config tables, runtime limit changes and IPC/HTTP bodies all go through
+:func:`check_value`, so every refusal reads the same way:
+``[limits] reverse_cap_kmh = 9.0: must be between 0.5 and 6 km/h``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_PIN_NAME = re.compile(r"^(GPIO|BCM|BOARD|WPI|J8:|P1:)?[0-9]{1,3}$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One bad value: where it is, what it was, and what is allowed."""
+
+    section: str
+    key: str
+    value: Any
+    message: str
+
+    @property
+    def field(self) -> str:
+        """``[section] key`` (or ``[section]`` for a whole-section problem)."""
+        return f"[{self.section}] {self.key}".rstrip()
+
+    def __str__(self) -> str:
+        if self.key:
+            return f"{self.field} = {self.value!r}: {self.message}"
+        return f"{self.field}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form for API replies."""
+        return {"field": self.field, "value": _jsonable(self.value), "message": self.message}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class Num:
+    """A number in [lo, hi]; ``integer`` refuses fractions; bool is never a number."""
+
+    lo: float
+    hi: float
+    unit: str = ""
+    integer: bool = False
+    hex: bool = False
+
+    def describe(self) -> str:
+        """The allowed range in words."""
+        fmt = (lambda v: f"0x{int(v):02x}") if self.hex else (lambda v: f"{v:g}")
+        kind = "a whole number" if self.integer else "a number"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"must be {kind} from {fmt(self.lo)} to {fmt(self.hi)}{unit}"
+
+    def check(self, value: Any) -> str | None:
+        """None if valid, else the reason."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return self.describe()
+        if not math.isfinite(value) or (self.integer and not float(value).is_integer()):
+            return self.describe()
+        if not self.lo <= value <= self.hi:
+            return self.describe()
+        return None
+
+    def convert(self, value: Any) -> int | float:
+        """The stored form (int or float)."""
+        return int(value) if self.integer else float(value)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed set of strings."""
+
+    options: tuple[str, ...]
+
+    def check(self, value: Any) -> str | None:
+        """None if valid, else the reason."""
+        if isinstance(value, str) and value in self.options:
+            return None
+        return "must be one of " + ", ".join(f'"{o}"' for o in self.options)
+
+    def convert(self, value: Any) -> str:
+        """The stored form."""
+        return value
+
+
+@dataclass(frozen=True)
+class Text:
+    """A non-empty string without control characters."""
+
+    hint: str
+    max_len: int = 4096
+
+    def check(self, value: Any) -> str | None:
+        """None if valid, else the reason."""
+        if (isinstance(value, str) and 0 < len(value) <= self.max_len
+                and not any(ord(c) < 32 for c in value)):
+            return None
+        return f"must be {self.hint} (1 to {self.max_len} characters)"
+
+    def convert(self, value: Any) -> str:
+        """The stored form."""
+        return value
+
+
+@dataclass(frozen=True)
+class Flag:
+    """true or false."""
+
+    def check(self, value: Any) -> str | None:
+        """None if valid, else the reason."""
+        return None if isinstance(value, bool) else "must be true or false"
+
+    def convert(self, value: Any) -> bool:
+        """The stored form."""
+        return value
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A BCM pin number (0-27) or a gpiozero pin name such as "GPIO17" or "BOARD11"."""
+
+    optional: bool = False
+
+    def check(self, value: Any) -> str | None:
+        """None if valid, else the reason."""
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 27:
+            return None
+        if isinstance(value, str) and _PIN_NAME.match(value):
+            return None
+        return 'must be a BCM pin number from 0 to 27 or a pin name like "GPIO17" or "BOARD11"'
+
+    def convert(self, value: Any) -> int | str:
+        """The stored form."""
+        return value
+
+
+def spec_of(field: dataclasses.Field) -> Any:
+    """The spec attached to a dataclass field."""
+    return field.metadata["spec"]
+
+
+def check_value(section: str, key: str, value: Any, spec: Any, errors: list[FieldError]) -> Any:
+    """Check one value; on failure append a FieldError and return None."""
+    reason = spec.check(value)
+    if reason is not None:
+        errors.append(FieldError(section, key, value, reason))
+        return None
+    return spec.convert(value)
+
+
+def check_table(cls: type, section: str, table: Any, errors: list[FieldError],
+                base: Any = None) -> Any:
+    """Build dataclass ``cls`` from a table; unknown keys, missing keys and bad values are errors.
+
+    With ``base``, missing keys keep the base's values (a partial update).
+    Returns None if anything was wrong (the errors say what).
+    """
+    if not isinstance(table, dict):
+        errors.append(FieldError(section, "", table, "must be a table of options"))
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls) if "spec" in f.metadata}
+    before = len(errors)
+    for key in table:
+        if key not in fields:
+            errors.append(FieldError(section, key, table[key],
+                                     f"option '{key}' is not valid in section [{section}]; "
+                                     f"valid options: {', '.join(fields)}"))
+    values = {}
+    for name, f in fields.items():
+        if name in table:
+            values[name] = check_value(section, name, table[name], spec_of(f), errors)
+        elif base is not None:
+            values[name] = getattr(base, name)
+        elif f.default is dataclasses.MISSING:
+            errors.append(FieldError(section, name, "(missing)", "is required; it "
+                                     + (spec_of(f).check(object()) or "has no default")))
+    if len(errors) > before:
+        return None
+    return cls(**values)

@@ -1,0 +1,243 @@
+"""The control loop: one decision thread fed by producer threads through a queue.
+
+Producers (sensor reader, belt link, GPIO callbacks, IPC) only put timestamped
+items on a queue. The decision thread runs the core on each item at once and on
+a fixed tick, so silence is noticed too. Outputs are applied in the same
+thread, relay first. The heartbeat toggles on each healthy tick from this
+thread only: if the loop hangs, the external watchdog relay drops.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from controller.safety import SafetyCore
+from controller.safety_types import BeltAction, Command, Event, Outputs, Reply, State
+
+log = logging.getLogger(__name__)
+
+
+class OutputPort(Protocol):
+    """Where decisions go: relay, heartbeat, warning buzzer, lamps."""
+
+    def set_relay(self, energized: bool) -> None: ...
+    def toggle_heartbeat(self) -> None: ...
+    def set_buzzer(self, on: bool) -> None: ...
+    def set_lamps(self, green: bool, amber: bool, red: bool) -> None: ...
+    def safe_off(self) -> None: ...
+
+
+class BeltPort(Protocol):
+    """The belt driver's non-blocking command side."""
+
+    def request_speed(self, belt_speed_mps: float) -> Any: ...
+    def request_stop(self) -> Any: ...
+    def reopen(self) -> Any: ...
+
+
+@dataclass
+class _PendingCommand:
+    command: Command
+    done: threading.Event
+    reply: Reply | None = None
+
+
+class ControlLoop:
+    """Runs a :class:`SafetyCore` in its own thread and applies its outputs."""
+
+    def __init__(self, core: SafetyCore, *, outputs: OutputPort, belt: BeltPort | None = None,
+                 event_sink: Callable[[Event], None] | None = None, tick_hz: float | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_healthy_tick: Callable[[State], None] | None = None):
+        self.core = core
+        self.outputs = outputs
+        self.belt = belt
+        self.event_sink = event_sink or (lambda e: None)
+        self.tick_s = 1.0 / (tick_hz or core.cfg.safety.tick_hz)
+        self.clock = clock
+        self.on_healthy_tick = on_healthy_tick
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: Set when even the trip path failed: the relay then stays off for good.
+        self.broken = False
+        self.relay_energized = False
+        self.status: dict[str, Any] = {}
+        self.steps = 0
+        self.last_outputs: Outputs | None = None
+        self._status_listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    # ---- producers (any thread, never block) ----------------------------------------
+
+    def submit_distance(self, sensor_id: str, distance_mm: float, range_status: int, t_mono: float) -> None:
+        """A sensor sample, stamped when it was read."""
+        self._q.put((self.core.on_distance, (sensor_id, distance_mm, range_status, t_mono)))
+
+    def submit_sensor_fault(self, sensor_id: str, message: str, t_mono: float) -> None:
+        """A sensor read failure."""
+        self._q.put((self.core.on_sensor_fault, (sensor_id, message, t_mono)))
+
+    def submit_belt_speed(self, belt_speed_mps: float, t_mono: float) -> None:
+        """A belt speed reading."""
+        self._q.put((self.core.on_belt_speed, (belt_speed_mps, t_mono)))
+
+    def submit_link_fault(self, message: str, t_mono: float) -> None:
+        """A serial link failure."""
+        self._q.put((self.core.on_link_fault, (message, t_mono)))
+
+    def submit_estop(self, estop_open: bool, t_mono: float) -> None:
+        """An E-stop input level."""
+        self._q.put((self.core.on_estop, (estop_open, t_mono)))
+
+    def command(self, command: Command, timeout_s: float = 1.0) -> Reply:
+        """Hand a command to the decision thread and wait (in the caller's thread) for its reply."""
+        pending = _PendingCommand(command, threading.Event())
+        self._q.put((self._run_command, (pending,)))
+        if not pending.done.wait(timeout_s):
+            return Reply(False, "conflict", "the controller did not answer in time")
+        assert pending.reply is not None
+        return pending.reply
+
+    def add_status_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
+        """Called from the decision thread with each new status; must not block."""
+        self._status_listeners.append(listener)
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the decision thread."""
+        self.outputs.set_relay(False)
+        self._thread = threading.Thread(target=self._run, name="decision", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """De-energize the relay before anything else, then end the thread. Idempotent."""
+        self._force_relay_off()
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        try:
+            self.outputs.safe_off()
+        except Exception:  # noqa: BLE001 - shutdown goes on whatever one output does
+            log.exception("safe_off failed during shutdown")
+
+    def is_alive(self) -> bool:
+        """Whether the decision thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # ---- the decision thread ---------------------------------------------------------
+
+    def _run(self) -> None:
+        next_tick = self.clock()
+        while not self._stop.is_set():
+            wait_s = next_tick - self.clock()
+            item = None
+            if wait_s > 0:
+                try:
+                    item = self._q.get(timeout=wait_s)
+                except queue.Empty:
+                    pass
+            if item is not None:
+                self._guarded(item[0], item[1])
+            now = self.clock()
+            if now >= next_tick:
+                healthy = self._guarded(self.core.on_tick, (now,))
+                self._publish_status()
+                if healthy and not self.broken:
+                    self.outputs.toggle_heartbeat()
+                    if self.on_healthy_tick is not None:
+                        self.on_healthy_tick(self.core.state)
+                next_tick += self.tick_s
+                if next_tick <= now:  # fell behind: do not burst to catch up
+                    next_tick = now + self.tick_s
+
+    def _guarded(self, fn: Callable[..., Outputs], args: tuple) -> bool:
+        """Run one core step; any exception trips the relay and is logged with its traceback."""
+        try:
+            self._apply(fn(*args))
+            return True
+        except Exception as exc:  # noqa: BLE001 - an exception anywhere must trip, not kill the loop
+            self._force_relay_off()
+            log.error("exception in the decision path: tripping\n%s", traceback.format_exc())
+            try:
+                self._apply(self.core.on_exception(f"{type(exc).__name__}: {exc}", self.clock()))
+            except Exception:  # noqa: BLE001
+                self.broken = True
+                self._force_relay_off()
+                log.critical("the trip path itself failed: relay held open until restart\n%s",
+                             traceback.format_exc())
+            return False
+
+    def _run_command(self, pending: _PendingCommand) -> Outputs:
+        try:
+            out = self.core.on_command(pending.command, self.clock())
+            pending.reply = out.reply
+            return out
+        finally:
+            if pending.reply is None:
+                pending.reply = Reply(False, "conflict", "internal error while handling the command")
+            pending.done.set()
+
+    def _apply(self, out: Outputs) -> None:
+        energize = out.relay_energized and not self.broken
+        if energize != self.relay_energized:
+            self.outputs.set_relay(energize)
+            self.relay_energized = energize
+        if self.belt is not None:
+            if out.belt.action is BeltAction.SET_SPEED:
+                self.belt.request_speed(out.belt.belt_speed_mps)
+            elif out.belt.action is BeltAction.AUTO_STOP:
+                self.belt.request_stop()
+            if out.reconnect_link:
+                threading.Thread(target=self._reopen_link, name="belt-reopen", daemon=True).start()
+        if self.last_outputs is None or (out.warning, out.state) != (self.last_outputs.warning,
+                                                                      self.last_outputs.state):
+            self.outputs.set_buzzer(out.warning)
+            self.outputs.set_lamps(out.state in (State.READY, State.RUNNING) and not out.warning,
+                                   out.warning, out.state is State.STOPPED)
+        self.last_outputs = out
+        self.steps += 1
+        for event in out.events:
+            self.event_sink(event)
+        if out.events:
+            self._publish_status()
+
+    def _reopen_link(self) -> None:
+        # Opening a port can block: never on the decision thread.
+        try:
+            assert self.belt is not None
+            self.belt.reopen()
+        except Exception as exc:  # noqa: BLE001 - the link stays faulted; the reset stays refused
+            log.warning("treadmill link reopen failed: %s", exc)
+            return
+        self._q.put((self.core.on_link_reopened, (self.clock(),)))
+
+    def _force_relay_off(self) -> None:
+        try:
+            self.outputs.set_relay(False)
+        finally:
+            self.relay_energized = False
+
+    def _publish_status(self) -> None:
+        core = self.core
+        sid, gap = core.nearest()
+        stop = core.stop_distance_mm()
+        status = {
+            "t_mono": core.now, "state": core.state.value, "reasons": dict(core.reasons),
+            "relay_energized": self.relay_energized, "mode": core.mode.value,
+            "belt_speed_mps": core.belt.speed_mps, "commanded_mps": core.commanded_mps,
+            "target_mps": core.target_mps, "cap_kmh": core.limits.cap_kmh(core.mode.value),
+            "gap_mm": gap, "nearest_sensor": sid, "stop_distance_mm": stop,
+            "warn_distance_mm": stop + core.limits.warn_margin_mm,
+            "warning": self.last_outputs.warning if self.last_outputs else False,
+            "estop_open": core.estop_open, "trip_count": core.trip_count,
+        }
+        self.status = status
+        for listener in self._status_listeners:
+            listener(status)

@@ -1,0 +1,338 @@
+"""The safety core: pure decisions, no I/O, no threads, no clocks of its own.
+
+Each ``on_*`` call takes one timestamped input, re-evaluates every rule and
+returns :class:`Outputs`. The relay is energized only in READY, RUNNING and
+STOPPING, and any present cause trips to STOPPED in the same step. STOPPED is
+latched: only a reset by a therapist leaves it, and only once no cause persists.
+"""
+
+from __future__ import annotations
+
+from controller.config import KMH_PER_MPS, Config, Limits, stop_distance_mm
+from controller.safety_commands import CommandHandler
+from controller.safety_inputs import BeltTrack, Cause, SensorTrack
+from controller.safety_types import (
+    BELT_ACTIVE_STATES, NO_BELT_COMMAND, RELAY_ON_STATES, BeltAction, BeltCommand, Command,
+    Event, Mode, Outputs, Reply, State,
+)
+
+#: A correction for overspeed is re-sent this often while the overspeed lasts.
+OVERSPEED_RESEND_S = 0.25
+#: A warn episode ends this far beyond where it began, so noise at the line gives one step.
+WARN_HYSTERESIS_MM = 20.0
+
+
+class SafetyCore(CommandHandler):
+    """The state machine. Build one per controller run; it starts STOPPED."""
+
+    def __init__(self, cfg: Config, t_mono: float, limits: Limits | None = None,
+                 mode: Mode = Mode.REVERSE):
+        self.cfg = cfg
+        self.limits = limits or cfg.limits
+        self.mode = mode
+        self.can_command = cfg.treadmill.can_command
+        self.state = State.STOPPED
+        self.reasons: dict[str, str] = {"startup": "controller started: the belt stays stopped until a reset"}
+        self.sensors = {s.id: SensorTrack(s) for s in cfg.sensors}
+        self.belt = BeltTrack(cfg.treadmill.link_timeout_s)
+        self.estop_open = True  # unknown counts as pressed until the input is read
+        self.now = t_mono
+        #: Last speed a person asked for; the controller never commands more.
+        self.target_mps = 0.0
+        #: Speed most recently sent to the treadmill (ramps up to target).
+        self.commanded_mps = 0.0
+        self.last_human_mps = 0.0
+        #: Speed last put on the wire (commanded ramps continuously; the wire in 0.1 km/h steps).
+        self.sent_mps = 0.0
+        self.in_warn = False
+        #: Gap beyond which the present warn episode ends (set when it begins).
+        self.warn_exit_mm = 0.0
+        self.overspeed_since: float | None = None
+        self.overspeed_sent_t = -1e9
+        self.stop_deadline: float | None = None
+        #: After a cap is lowered on a moving belt, gross overspeed is judged against the
+        #: old cap for one grace time, while the belt slows (an E-stop would be a fall risk).
+        self.prev_cap_mps = 0.0
+        self.cap_lowered_t = -1e9
+        self.trip_count = 0
+        self._last_ramp_t = t_mono
+        self._events: list[Event] = []
+        self._belt_cmd = NO_BELT_COMMAND
+        self._reconnect = False
+        self._momentary: list[Cause] = []
+
+    # ---- inputs -------------------------------------------------------------------
+
+    def on_distance(self, sensor_id: str, distance_mm: float, range_status: int, t_mono: float) -> Outputs:
+        """A distance sample became available."""
+        track = self.sensors.get(sensor_id)
+        if track is None:
+            self._momentary.append(Cause("sensor_unknown", f"sample from unknown sensor {sensor_id!r}", False))
+        else:
+            track.update(distance_mm, range_status, t_mono, self.cfg.safety.obstruction_mm)
+        return self._step(t_mono)
+
+    def on_sensor_fault(self, sensor_id: str, message: str, t_mono: float) -> Outputs:
+        """A sensor read failed (I2C error, timeout)."""
+        track = self.sensors.get(sensor_id)
+        if track is not None:
+            track.fault(message, t_mono)
+        return self._step(t_mono)
+
+    def on_belt_speed(self, belt_speed_mps: float, t_mono: float) -> Outputs:
+        """The treadmill reported its actual speed."""
+        if not self.belt.update(belt_speed_mps, t_mono):
+            self._momentary.append(Cause("belt_implausible", f"implausible belt speed {belt_speed_mps!r} m/s", False))
+        return self._step(t_mono)
+
+    def on_link_fault(self, message: str, t_mono: float) -> Outputs:
+        """The serial link failed; it stays failed until reconnected on a reset."""
+        self.belt.fault(message, t_mono)
+        return self._step(t_mono)
+
+    def on_link_reopened(self, t_mono: float) -> Outputs:
+        """The driver reopened the port after a reset asked for it."""
+        self.belt.clear_fault()
+        return self._step(t_mono)
+
+    def on_estop(self, estop_open: bool, t_mono: float) -> Outputs:
+        """The E-stop input changed (open = pressed or wire broken)."""
+        self.estop_open = bool(estop_open)
+        return self._step(t_mono)
+
+    def on_tick(self, t_mono: float) -> Outputs:
+        """The fixed tick: notices silence and ramps speed."""
+        return self._step(t_mono)
+
+    def on_command(self, command: Command, t_mono: float) -> Outputs:
+        """A person's request; the reply says what happened."""
+        self._advance(t_mono)
+        reply = self._handle_command(command)
+        self._events.append(Event(self.now, "command" if reply.ok else "refused", command.kind.value,
+                                  reply.message, command.actor,
+                                  {"value": command.value} if command.value is not None else {}))
+        return self._step(t_mono, reply)
+
+    def on_exception(self, message: str, t_mono: float) -> Outputs:
+        """The loop caught an exception: trip with it as the reason."""
+        self._momentary.append(Cause("exception", f"internal error: {message}", False))
+        return self._step(t_mono)
+
+    # ---- derived figures ----------------------------------------------------------
+
+    @property
+    def cap_mps(self) -> float:
+        """Speed cap of the present mode."""
+        return self.limits.cap_kmh(self.mode.value) / KMH_PER_MPS
+
+    def speed_for_distance_mps(self) -> float:
+        """The speed the stop distance is computed for: the larger of measured and commanded."""
+        return max(self.belt.speed_mps if self.belt.t_sample is not None else 0.0, self.commanded_mps)
+
+    def stop_distance_mm(self, belt_speed_mps: float | None = None) -> float:
+        """Stop distance at a belt speed (default: the present one)."""
+        v = self.speed_for_distance_mps() if belt_speed_mps is None else belt_speed_mps
+        t = self.cfg.treadmill
+        return stop_distance_mm(v, self.limits.base_stop_mm, self.cfg.sensor_period_s,
+                                t.reaction_time_s, t.decel_mps2)
+
+    def nearest(self) -> tuple[str | None, float | None]:
+        """The nearest fresh valid reading (sensor id, gap mm): it governs."""
+        best: tuple[str | None, float | None] = (None, None)
+        for sid, track in self.sensors.items():
+            if track.gap_mm is not None and track.is_fresh(self.now):
+                if best[1] is None or track.gap_mm < best[1]:
+                    best = (sid, track.gap_mm)
+        return best
+
+    def figures(self) -> dict:
+        """The figures behind a decision, for the event log."""
+        v = self.speed_for_distance_mps()
+        t = self.cfg.treadmill
+        sid, gap = self.nearest()
+        stop = self.stop_distance_mm(v)
+        return {
+            "sensor": sid, "gap_mm": None if gap is None else round(gap, 1),
+            "stop_distance_mm": round(stop, 1), "warn_distance_mm": round(stop + self.limits.warn_margin_mm, 1),
+            "base_stop_mm": self.limits.base_stop_mm,
+            "reaction_term_mm": round(1000 * v * (self.cfg.sensor_period_s + t.reaction_time_s), 1),
+            "braking_term_mm": round(1000 * v * v / (2 * t.decel_mps2), 1),
+            "belt_speed_mps": round(self.belt.speed_mps, 3), "commanded_mps": round(self.commanded_mps, 3),
+            "cap_kmh": self.limits.cap_kmh(self.mode.value), "mode": self.mode.value,
+        }
+
+    # ---- rules --------------------------------------------------------------------
+
+    def causes(self) -> list[Cause]:
+        """Every present reason the circuit must be open."""
+        now = self.now
+        out: list[Cause] = []
+        if self.estop_open:
+            out.append(Cause("estop", "E-stop input open: button pressed or its wire broken"))
+        out += self.belt.causes(now)
+        belt_moving = self.state in BELT_ACTIVE_STATES or self.belt.moving(now)
+        for track in self.sensors.values():
+            out += track.causes(now, belt_moving)
+        out += self._zone_causes()
+        out += self._speed_causes()
+        return out
+
+    def _zone_causes(self) -> list[Cause]:
+        fresh = [(sid, tr.gap_mm) for sid, tr in self.sensors.items()
+                 if tr.gap_mm is not None and tr.is_fresh(self.now)]
+        out = []
+        if len(fresh) > 1:
+            gaps = [g for _, g in fresh]
+            spread = max(gaps) - min(gaps)
+            if spread > self.cfg.safety.sensor_disagree_mm:
+                out.append(Cause("sensors_disagree", f"sensors disagree by {spread:.0f} mm "
+                                 f"(tolerance {self.cfg.safety.sensor_disagree_mm:.0f} mm)"))
+        sid, gap = self.nearest()
+        if gap is not None:
+            stop = self.stop_distance_mm()
+            if gap <= stop:
+                out.append(Cause("stop_zone", f"patient {gap:.0f} mm from the rear edge, inside the "
+                                 f"stop distance {stop:.0f} mm (sensor {sid})"))
+        return out
+
+    def _speed_causes(self) -> list[Cause]:
+        out = []
+        if not self.belt.is_fresh(self.now):
+            return out
+        v = self.belt.speed_mps
+        cap = self.cap_mps
+        sc = self.cfg.safety
+        gross_ref = cap
+        if self.now - self.cap_lowered_t < sc.overspeed_grace_s:
+            gross_ref = max(cap, self.prev_cap_mps)
+        if v > gross_ref * sc.gross_overspeed_factor:
+            out.append(Cause("gross_overspeed", f"belt at {v * KMH_PER_MPS:.2f} km/h, more than "
+                             f"{sc.gross_overspeed_factor:g} x the cap {cap * KMH_PER_MPS:.2f} km/h"))
+        elif self.overspeed_since is not None and self.now - self.overspeed_since >= sc.overspeed_grace_s:
+            out.append(Cause("overspeed", f"belt at {v * KMH_PER_MPS:.2f} km/h, above the cap "
+                             f"{cap * KMH_PER_MPS:.2f} km/h for {sc.overspeed_grace_s:g} s"))
+        if self.state is State.READY and v >= 0.1:
+            out.append(Cause("belt_unbidden", f"belt moving at {v * KMH_PER_MPS:.2f} km/h without a start "
+                             "from the controller"))
+        if self.state is State.STOPPING and self.stop_deadline is not None and self.now > self.stop_deadline:
+            out.append(Cause("stop_timeout", "the controlled stop did not stop the belt in time", False))
+        return out
+
+    # ---- the step -----------------------------------------------------------------
+
+    def _advance(self, t_mono: float) -> None:
+        # Samples are stamped in their reader threads and may trail the last tick.
+        if t_mono > self.now:
+            self.now = t_mono
+
+    def _step(self, t_mono: float, reply: Reply | None = None) -> Outputs:
+        self._advance(t_mono)
+        self._track_overspeed()
+        causes = self.causes() + self._momentary
+        self._momentary = []
+        if causes and self.state is not State.STOPPED:
+            self.trip(causes)
+        elif causes:
+            self._note_reasons(causes)
+        if self.state is State.STOPPING and not self.belt.moving(self.now):
+            self._set_state(State.READY, "controlled stop complete: belt standing")
+        self._update_warn()
+        self._ramp()
+        out = Outputs(state=self.state, relay_energized=self.state in RELAY_ON_STATES,
+                      warning=self.in_warn or self.overspeed_since is not None, belt=self._belt_cmd,
+                      events=tuple(self._events), reply=reply, reconnect_link=self._reconnect)
+        self._events.clear()
+        self._belt_cmd = NO_BELT_COMMAND
+        self._reconnect = False
+        return out
+
+    def trip(self, causes: list[Cause]) -> None:
+        """Latch STOPPED with these reasons, drop the relay and stop the belt. Idempotent."""
+        was = self.state
+        self.state = State.STOPPED
+        self.trip_count += 1
+        self.target_mps = min(self.target_mps, self.cap_mps)
+        self.commanded_mps = 0.0
+        self.stop_deadline = None
+        self._send_stop()
+        figures = {**self.figures(), "from_state": was.value}
+        for c in causes:
+            self.reasons.setdefault(c.code, c.message)
+        self._events.append(Event(self.now, "trip", causes[0].code,
+                                  "; ".join(c.message for c in causes), figures=figures))
+
+    def _note_reasons(self, causes: list[Cause]) -> None:
+        for c in causes:
+            if c.code not in self.reasons:
+                self.reasons[c.code] = c.message
+                self._events.append(Event(self.now, "fault", c.code, c.message, figures=self.figures()))
+
+    def _set_state(self, state: State, message: str, actor: str = "") -> None:
+        self._events.append(Event(self.now, "state", state.value, message, actor,
+                                  {"from_state": self.state.value}))
+        self.state = state
+
+    def _track_overspeed(self) -> None:
+        if not self.belt.is_fresh(self.now):
+            return
+        threshold = self.cap_mps + self.cfg.safety.overspeed_tolerance_kmh / KMH_PER_MPS
+        if self.belt.speed_mps <= threshold:
+            self.overspeed_since = None
+            return
+        if self.overspeed_since is None:
+            self.overspeed_since = self.now
+            self._events.append(Event(self.now, "warn", "overspeed", f"belt at "
+                                      f"{self.belt.speed_mps * KMH_PER_MPS:.2f} km/h above the cap: slowing",
+                                      figures=self.figures()))
+        if self.can_command and self.state is State.RUNNING and \
+                self.now - self.overspeed_sent_t >= OVERSPEED_RESEND_S:
+            # The treadmill runs faster than we asked (console override): re-assert the cap.
+            self.commanded_mps = min(self.commanded_mps, self.target_mps, self.cap_mps)
+            self._send_speed(self.commanded_mps)
+            self.overspeed_sent_t = self.now
+
+    def _update_warn(self) -> None:
+        _, gap = self.nearest()
+        if gap is None:
+            self.in_warn = self.in_warn and self.state in BELT_ACTIVE_STATES
+            return
+        warn_mm = self.stop_distance_mm() + self.limits.warn_margin_mm
+        if self.in_warn:
+            # The slowdown shrinks the warn distance: the episode ends only past where it began.
+            self.in_warn = gap <= self.warn_exit_mm
+            return
+        if gap > warn_mm:
+            return
+        self.in_warn = True
+        self.warn_exit_mm = warn_mm + WARN_HYSTERESIS_MM
+        self._events.append(Event(self.now, "warn", "warn_zone", f"patient {gap:.0f} mm from the rear edge, "
+                                  f"inside the warn distance {warn_mm:.0f} mm", figures=self.figures()))
+        if self.state is State.RUNNING and self.can_command:
+            step = self.cfg.safety.warn_slowdown_kmh / KMH_PER_MPS
+            floor = self.cfg.safety.min_speed_kmh / KMH_PER_MPS
+            # One step down, never below the slowest useful speed (unless already there).
+            self.target_mps = max(self.target_mps - step, min(floor, self.target_mps))
+            self.commanded_mps = min(self.commanded_mps, self.target_mps)
+            self._send_speed(self.commanded_mps)
+
+    def _ramp(self) -> None:
+        dt = self.now - self._last_ramp_t
+        self._last_ramp_t = self.now
+        if self.state is not State.RUNNING or not self.can_command or self.commanded_mps >= self.target_mps:
+            return
+        step = self.cfg.safety.speed_ramp_kmh_per_s / KMH_PER_MPS * dt
+        new = min(self.target_mps, self.commanded_mps + step)
+        # Send in steps of 0.1 km/h: the treadmill's own resolution is 0.1 mph.
+        if new >= self.target_mps or new - self.sent_mps >= 0.1 / KMH_PER_MPS:
+            self._send_speed(new)
+        self.commanded_mps = new
+
+    def _send_speed(self, belt_speed_mps: float) -> None:
+        if self.can_command:
+            self._belt_cmd = BeltCommand(BeltAction.SET_SPEED, belt_speed_mps)
+            self.sent_mps = belt_speed_mps
+
+    def _send_stop(self) -> None:
+        if self.can_command:
+            self._belt_cmd = BeltCommand(BeltAction.AUTO_STOP)
+            self.sent_mps = 0.0

@@ -1,0 +1,474 @@
+"""A TrackMaster/Woodway treadmill (or a DIY belt-speed sensor) served on a real pseudo-terminal.
+
+The driver under test opens ``emulator.port`` (``/dev/pts/N``) with pyserial,
+exactly as it opens ``/dev/ttyUSB0`` on the clinic's Pi. Faults come on demand
+(``silence``, ``garbage``, ``runaway``, ``console_speed``, ``force_reply``,
+``unplug``/``replug``), as in OctoPrint's virtual printer. One thread,
+``treadmill-emulator``, owns the pty; the belt physics are in ``belt_physics``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import random
+import select
+import threading
+import time
+import tty
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Self
+
+from hardware import belt_protocol as proto
+from hardware.sim.belt_physics import BeltPhysics
+
+logger = logging.getLogger(__name__)
+
+EMULATOR_DIALECTS = ("trackmaster", "woodway", "speed-sensor")
+#: Default top speeds: TrackMaster 15 mph, Woodway 29.9 mph, a sensor reads what it sees.
+DEFAULT_MAX_SPEED_MPS = {"trackmaster": 15.0 * proto.MPS_PER_MPH, "woodway": 29.9 * proto.MPS_PER_MPH,
+                         "speed-sensor": 10.0}
+SERVE_SLICE_S = 0.002
+#: A4/A3 data must follow its command byte within this time, or the partial frame is dropped.
+PARTIAL_FRAME_TIMEOUT_S = 0.2
+#: Noise never contains answer codes (B0..BF, D0..DF): a stray BD would be a real fault.
+NOISE_BYTES = bytes(b for b in range(256) if not (0xB0 <= b <= 0xBF or 0xD0 <= b <= 0xDF))
+NOISE_LINES = (b"#\n", b"12x4\n", b"speed?\n", b"\xff\xfe\xfd\n", b"--5\n", b"\n")
+NOISE_PERIOD_S = 0.02
+CONTROL_TIMEOUT_S = 2.0
+#: Woodway's C3 answers a 4-byte firmware revision (pywoodway reads it big-endian).
+WOODWAY_FW_REV = (1, 2, 3, 4)
+
+SpeedListener = Callable[[float, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SerialEvent:
+    """One frame the emulator received or sent, with its monotonic time."""
+
+    t_mono: float
+    frame: bytes
+
+    def __str__(self) -> str:
+        return proto.describe_frame(self.frame)
+
+
+class TreadmillEmulator:
+    """Treadmill on a pty: A0/A1/A2/A3/A4/A9/AA, C0..C4, a 500 ms disconnect stop, belt physics."""
+
+    def __init__(
+        self,
+        dialect: str = "trackmaster",
+        *,
+        link_path: str | os.PathLike[str] | None = None,
+        baudrate: int = 4800,
+        byte_time: bool = False,
+        accel_mps2: float = 0.5,
+        decel_mps2: float = 1.0,
+        max_speed_mps: float | None = None,
+        line_rate_hz: float = 20.0,
+        disconnect_timeout_s: float = 0.5,
+        on_speed: SpeedListener | None = None,
+        seed: int = 0,
+        log_len: int = 4096,
+    ) -> None:
+        if dialect not in EMULATOR_DIALECTS:
+            raise ValueError(f"dialect must be one of {', '.join(EMULATOR_DIALECTS)}, got {dialect!r}")
+        if not (math.isfinite(line_rate_hz) and 0.0 < line_rate_hz <= 1000.0):
+            raise ValueError(f"line_rate_hz must be within (0, 1000] Hz, got {line_rate_hz!r}")
+        if baudrate <= 0:
+            raise ValueError(f"baudrate must be > 0, got {baudrate!r}")
+        self.dialect = dialect
+        self.link_path = os.fspath(link_path) if link_path is not None else None
+        self.baudrate = int(baudrate)
+        self.byte_time_s = 10.0 / self.baudrate if byte_time else 0.0  # 8N1: 10 bits a byte
+        self.max_speed_mps = DEFAULT_MAX_SPEED_MPS[dialect] if max_speed_mps is None else float(max_speed_mps)
+        self.disconnect_timeout_s = float(disconnect_timeout_s)
+        self.line_period_s = 1.0 / line_rate_hz
+        self.port: str | None = None
+        self._on_speed = on_speed
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._physics = BeltPhysics(accel_mps2=accel_mps2, decel_mps2=decel_mps2)
+        self._status = proto.STATUS_STOPPED
+        self._elevation_tenths = 0
+        self._last_byte_t = time.monotonic()
+        self._disconnect_stop_t: float | None = None
+        self._silent = False
+        self._garbage = False
+        self._garbage_within = False
+        self._runaway = False
+        self._forced_reply: int | None = None
+        self._commands: deque[SerialEvent] = deque(maxlen=log_len)
+        self._replies: deque[SerialEvent] = deque(maxlen=log_len)
+        self._frame = bytearray()
+        self._frame_t = 0.0
+        self._next_line_t = 0.0
+        self._next_noise_t = 0.0
+        self._notified_speed_mps = 0.0
+        self._master_fd: int | None = None
+        self._slave_fd: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._control: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
+        self._closed = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Open the pty (and the link symlink) and serve it from a thread."""
+        if self._closed:
+            raise RuntimeError("emulator was closed")
+        if self._thread is not None:
+            return self
+        self._plug()
+        self._thread = threading.Thread(target=self._serve, name="treadmill-emulator", daemon=True)
+        self._thread.start()
+        logger.info("%s emulator serving %s", self.dialect, self.port)
+        return self
+
+    def close(self) -> None:
+        """Stop serving and close the pty; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(CONTROL_TIMEOUT_S)
+        self._unplug_now()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close()
+
+    # ---- observation -------------------------------------------------------------------
+
+    @property
+    def belt_speed_mps(self) -> float:
+        """Actual belt speed magnitude now (m/s)."""
+        with self._lock:
+            return abs(self._physics.advance(time.monotonic()))
+
+    @property
+    def belt_velocity_mps(self) -> float:
+        """Actual belt velocity now (m/s); negative while a Woodway belt runs reversed."""
+        with self._lock:
+            return self._physics.advance(time.monotonic())
+
+    @property
+    def set_speed_mps(self) -> float:
+        """The speed the treadmill was last told to hold (A3 or the console), m/s."""
+        with self._lock:
+            return self._physics.set_speed_mps
+
+    @property
+    def belt_status(self) -> int:
+        """D0 status byte: ord('1') stopped, ord('2') started with disconnect stop, ord('3') started."""
+        with self._lock:
+            return self._status
+
+    @property
+    def disconnect_stop_t_mono(self) -> float | None:
+        """When the disconnect stop last fired (monotonic), or None."""
+        with self._lock:
+            return self._disconnect_stop_t
+
+    @property
+    def plugged(self) -> bool:
+        """False between unplug() and replug()."""
+        return self._master_fd is not None
+
+    def commands(self, *, include_status_requests: bool = True) -> list[SerialEvent]:
+        """Frames received so far (oldest first); C0..CF polls left out on request."""
+        with self._lock:
+            events = list(self._commands)
+        if include_status_requests:
+            return events
+        return [e for e in events if not 0xC0 <= e.frame[0] <= 0xCF]
+
+    def replies(self) -> list[SerialEvent]:
+        """Frames sent so far (answers and unasked BD), without injected noise."""
+        with self._lock:
+            return list(self._replies)
+
+    # ---- faults on demand -------------------------------------------------------------
+
+    def silence(self, on: bool = True) -> None:
+        """Stop answering (a dead TX line); commands are still received and obeyed."""
+        self._silent = bool(on)
+
+    def garbage(self, on: bool = True, *, within_frames: bool = False) -> None:
+        """Send random noise between frames; with ``within_frames`` also inside them (corrupting)."""
+        self._garbage = bool(on)
+        self._garbage_within = bool(on) and within_frames
+
+    def runaway(self, on: bool = True) -> None:
+        """Acknowledge A3 with B3 but ignore it: the belt keeps its old speed."""
+        self._runaway = bool(on)
+
+    def force_reply(self, code: int | None) -> None:
+        """Answer every command with this byte (e.g. 0xBD, 0xBE, 0xBF); None restores normal answers."""
+        self._forced_reply = code
+
+    def console_speed(self, speed_mps: float) -> None:
+        """Someone at the console sets the target speed (starts the belt if it stood)."""
+        if not (math.isfinite(speed_mps) and 0.0 <= speed_mps <= self.max_speed_mps):
+            raise ValueError(f"speed_mps must be within [0, {self.max_speed_mps:.2f}] m/s, got {speed_mps!r}")
+        with self._lock:
+            self._physics.advance(time.monotonic())
+            self._physics.set_speed_mps = float(speed_mps)
+            if self._status == proto.STATUS_STOPPED and speed_mps > 0.0:
+                self._status = proto.STATUS_STARTED
+                self._physics.running = True
+
+    def unplug(self) -> None:
+        """Close the pty: the port vanishes (and the link symlink with it)."""
+        self._control_request("unplug")
+
+    def replug(self) -> None:
+        """Open a fresh pty (a new /dev/pts/N) and point the link symlink at it."""
+        self._control_request("replug")
+
+    # ---- pty ---------------------------------------------------------------------------
+
+    def _control_request(self, action: str) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._do_control(action)
+            return
+        # The serving thread owns the fds: closing one under its select() could hit a reused fd.
+        done = threading.Event()
+        self._control.put((action, done))
+        if not done.wait(CONTROL_TIMEOUT_S):
+            raise RuntimeError(f"emulator did not {action} within {CONTROL_TIMEOUT_S} s")
+
+    def _do_control(self, action: str) -> None:
+        if action == "unplug":
+            self._unplug_now()
+        elif not self.plugged:
+            self._plug()
+
+    def _plug(self) -> None:
+        master_fd, slave_fd = os.openpty()
+        tty.setraw(slave_fd)
+        # A driver that stopped reading must never block the emulator's writes.
+        os.set_blocking(master_fd, False)
+        # Holding the slave open keeps master reads from failing (EIO) while no driver is connected.
+        self._master_fd, self._slave_fd = master_fd, slave_fd
+        self.port = os.ttyname(slave_fd)
+        if self.link_path is not None:
+            tmp_path = f"{self.link_path}.tmp{os.getpid()}"
+            os.symlink(self.port, tmp_path)
+            os.replace(tmp_path, self.link_path)
+        logger.info("emulator plugged in at %s", self.port)
+
+    def _unplug_now(self) -> None:
+        for fd in (self._master_fd, self._slave_fd):
+            if fd is not None:
+                os.close(fd)
+        self._master_fd = self._slave_fd = None
+        self._frame.clear()
+        if self.link_path is not None and os.path.islink(self.link_path):
+            os.unlink(self.link_path)
+        logger.info("emulator unplugged from %s", self.port)
+
+    # ---- serving thread ----------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._serve_once()
+        except Exception:  # noqa: BLE001 - log the emulator's own bug; the driver will see silence
+            logger.exception("treadmill emulator crashed")
+
+    def _serve_once(self) -> None:
+        while not self._control.empty():
+            action, done = self._control.get_nowait()
+            self._do_control(action)
+            done.set()
+        fd = self._master_fd
+        if fd is None:
+            self._stop.wait(SERVE_SLICE_S)
+        else:
+            readable, _, _ = select.select([fd], [], [], SERVE_SLICE_S)
+            if readable:
+                try:
+                    data = os.read(fd, 1024)
+                except (BlockingIOError, InterruptedError):
+                    data = b""
+                if self.byte_time_s:
+                    time.sleep(len(data) * self.byte_time_s)
+                for byte in data:
+                    self._receive_byte(byte, time.monotonic())
+        self._tick(time.monotonic())
+
+    def _tick(self, now: float) -> None:
+        with self._lock:
+            speed_mps = abs(self._physics.advance(now))
+            partial_expired = bool(self._frame) and now - self._frame_t > PARTIAL_FRAME_TIMEOUT_S
+            fire = self._status == proto.STATUS_STARTED_DISCONNECT_STOP and (
+                now - self._last_byte_t > self.disconnect_timeout_s
+            )
+            if fire:
+                self._stop_belt_locked()
+                self._disconnect_stop_t = now
+        if partial_expired:
+            logger.info("emulator dropped partial frame %s", proto.describe_frame(bytes(self._frame)))
+            self._record(self._commands, bytes(self._frame), now)
+            self._frame.clear()
+        if fire:
+            logger.warning("emulator disconnect stop: no command for %.0f ms, belt stopping, sending BD",
+                           self.disconnect_timeout_s * 1000)
+            self._send(bytes([proto.MASTER_TIMEOUT]), now)
+        if self.dialect == "speed-sensor" and now >= self._next_line_t:
+            self._next_line_t = max(self._next_line_t + self.line_period_s, now)
+            self._emit_sensor_line(now)
+        elif self._garbage and self.dialect != "speed-sensor" and now >= self._next_noise_t:
+            self._next_noise_t = now + NOISE_PERIOD_S
+            self._write(self._noise(1))
+        if self._on_speed is not None and speed_mps != self._notified_speed_mps:
+            self._notified_speed_mps = speed_mps
+            self._on_speed(speed_mps, now)
+
+    def _emit_sensor_line(self, now: float) -> None:
+        with self._lock:
+            velocity_mps = self._physics.velocity_mps
+        line = proto.encode_sensor_line(round(velocity_mps * 1000.0))
+        if self._garbage:
+            if self._garbage_within:
+                line = line[:1] + b"x" + line[1:]
+            else:
+                self._write(self._rng.choice(NOISE_LINES))
+        self._send(line, now)
+
+    def _receive_byte(self, byte: int, now: float) -> None:
+        with self._lock:
+            # Any byte from the host feeds the disconnect stop, as polls do on a real belt.
+            self._last_byte_t = now
+        if self.dialect == "speed-sensor":
+            self._record(self._commands, bytes([byte]), now)
+            return
+        if self._frame:
+            self._frame.append(byte)
+            if len(self._frame) == 1 + proto.DATA_LEN:
+                frame = bytes(self._frame)
+                self._frame.clear()
+                self._handle_frame(frame, now)
+        elif byte in proto.COMMANDS_WITH_DATA:
+            self._frame.append(byte)
+            self._frame_t = now
+        else:
+            self._handle_frame(bytes([byte]), now)
+
+    def _handle_frame(self, frame: bytes, now: float) -> None:
+        self._record(self._commands, frame, now)
+        forced = self._forced_reply
+        if forced is not None:
+            reply = bytes([forced])
+        else:
+            with self._lock:
+                self._physics.advance(now)
+                reply = self._answer_locked(frame, now)
+        self._send(reply, now)
+
+    def _answer_locked(self, frame: bytes, now: float) -> bytes:
+        code, data = frame[0], frame[1:]
+        ack = bytes([proto.answer_code(code)])
+        if code == proto.START_BELT_DISCONNECT_STOP:
+            self._start_belt_locked(proto.STATUS_STARTED_DISCONNECT_STOP)
+            return ack
+        if code == proto.START_BELT or (code == proto.WOODWAY_START_BELT and self.dialect == "woodway"):
+            self._start_belt_locked(proto.STATUS_STARTED)
+            return ack
+        if code == proto.STOP_BELT:
+            self._stop_belt_locked()
+            return ack
+        if code == proto.AUTO_STOP:
+            self._stop_belt_locked()
+            self._physics.set_speed_mps = 0.0
+            self._elevation_tenths = 0
+            return ack
+        if code == proto.SET_SPEED:
+            return self._set_speed_locked(data)
+        if code == proto.SET_ELEVATION:
+            if not data.isdigit() or data[-1:] not in (b"0", b"5") or int(data) > 250:
+                return bytes([proto.DATA_OUT_OF_RANGE])
+            self._elevation_tenths = int(data)
+            return ack
+        return self._status_answer_locked(code)
+
+    def _status_answer_locked(self, code: int) -> bytes:
+        answer = bytes([proto.answer_code(code)])
+        if code == proto.BELT_STATUS:
+            return answer + bytes([self._status])
+        if code == proto.ACTUAL_SPEED:
+            velocity_mps = self._physics.velocity_mps
+            tenths = proto.mps_to_tenths_mph_nearest(velocity_mps)
+            reversed_belt = velocity_mps < 0 or (velocity_mps == 0 and self._physics.reversed_belt)
+            return answer + proto.encode_speed_field(tenths, self.dialect, reversed_belt=reversed_belt)
+        if code in (proto.ACTUAL_ELEVATION, proto.SET_ELEVATION_STATUS):
+            return answer + f"{self._elevation_tenths:04d}".encode("ascii")
+        if code == proto.SET_SPEED_STATUS:
+            if self.dialect == "woodway":
+                return answer + bytes(WOODWAY_FW_REV)
+            tenths = proto.mps_to_tenths_mph_nearest(self._physics.set_speed_mps)
+            return answer + proto.encode_speed_field(tenths, self.dialect)
+        return bytes([proto.ILLEGAL_COMMAND])
+
+    def _set_speed_locked(self, data: bytes) -> bytes:
+        try:
+            tenths, reversed_belt = proto.decode_speed_field(data, self.dialect)
+        except ValueError:
+            return bytes([proto.DATA_OUT_OF_RANGE])
+        speed_mps = proto.tenths_mph_to_mps(tenths)
+        if speed_mps > self.max_speed_mps + 1e-9:
+            return bytes([proto.DATA_OUT_OF_RANGE])
+        if not self._runaway:
+            self._physics.set_speed_mps = speed_mps
+            self._physics.reversed_belt = reversed_belt
+        return bytes([proto.answer_code(proto.SET_SPEED)])
+
+    def _start_belt_locked(self, status: int) -> None:
+        self._status = status
+        self._physics.running = True
+
+    def _stop_belt_locked(self) -> None:
+        self._status = proto.STATUS_STOPPED
+        self._physics.running = False
+
+    # ---- output ------------------------------------------------------------------------
+
+    def _noise(self, n_bytes: int) -> bytes:
+        return bytes(self._rng.choice(NOISE_BYTES) for _ in range(n_bytes))
+
+    def _send(self, frame: bytes, now: float) -> None:
+        if self._silent:
+            return
+        self._record(self._replies, frame, now)
+        if self._garbage and self.dialect != "speed-sensor":
+            noisy = self._noise(self._rng.randint(1, 3)) + frame[:1]
+            if self._garbage_within and len(frame) > 1:
+                noisy += self._noise(1)
+            frame = noisy + frame[1:]
+        self._write(frame)
+
+    def _write(self, payload: bytes) -> None:
+        fd = self._master_fd
+        if fd is None or self._silent:
+            return
+        if self.byte_time_s:
+            time.sleep(len(payload) * self.byte_time_s)
+        try:
+            os.write(fd, payload)
+        except BlockingIOError:
+            # Nobody reads the port and the pty buffer is full: a real UART drops bytes too.
+            logger.debug("emulator dropped %d bytes: pty buffer full", len(payload))
+
+    def _record(self, log: deque[SerialEvent], frame: bytes, now: float) -> None:
+        with self._lock:
+            log.append(SerialEvent(now, frame))
