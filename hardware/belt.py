@@ -90,7 +90,7 @@ class TrackMasterBelt(SerialLink):
         return self._belt_started
 
     def request_speed(self, belt_speed_mps: float) -> bool:
-        """Queue a speed (m/s, >= 0); never blocks. False if the link is faulted or closed."""
+        """Queue a speed (m/s; under 0.1 mph means AA, stop); never blocks. False if faulted or closed."""
         speed_mps = _check_speed_request(belt_speed_mps, self.max_speed_mps)
         with self._request_lock:
             if self._closed or self._faulted:
@@ -281,7 +281,7 @@ class SpeedSensorBelt(SerialLink):
         *,
         on_reading: ReadingCallback,
         on_fault: FaultCallback,
-        baudrate: int = 115200,
+        baudrate: int = 4800,
         stale_timeout_s: float = 0.3,
         serial_factory: SerialFactory = serial.Serial,
     ) -> None:

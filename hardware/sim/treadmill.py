@@ -4,7 +4,8 @@ The driver under test opens ``emulator.port`` (``/dev/pts/N``) with pyserial,
 exactly as it opens ``/dev/ttyUSB0`` on the clinic's Pi. Faults come on demand
 (``silence``, ``garbage``, ``runaway``, ``console_speed``, ``force_reply``,
 ``unplug``/``replug``), as in OctoPrint's virtual printer. One thread,
-``treadmill-emulator``, owns the pty; the belt physics are in ``belt_physics``.
+``treadmill-emulator``, owns the pty; the control board (answers, disconnect
+stop, physics) is ``treadmill_model.TreadmillModel``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Self
 
 from hardware import belt_protocol as proto
-from hardware.sim.belt_physics import BeltPhysics
+from hardware.sim.treadmill_model import TreadmillModel
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ EMULATOR_DIALECTS = ("trackmaster", "woodway", "speed-sensor")
 #: Default top speeds: TrackMaster 15 mph, Woodway 29.9 mph, a sensor reads what it sees.
 DEFAULT_MAX_SPEED_MPS = {"trackmaster": 15.0 * proto.MPS_PER_MPH, "woodway": 29.9 * proto.MPS_PER_MPH,
                          "speed-sensor": 10.0}
-SERVE_SLICE_S = 0.002
+#: Longest the serving thread sleeps: the disconnect stop and line cadence are this precise.
+SERVE_SLICE_S = 0.005
 #: A4/A3 data must follow its command byte within this time, or the partial frame is dropped.
 PARTIAL_FRAME_TIMEOUT_S = 0.2
 #: Noise never contains answer codes (B0..BF, D0..DF): a stray BD would be a real fault.
@@ -40,8 +42,6 @@ NOISE_BYTES = bytes(b for b in range(256) if not (0xB0 <= b <= 0xBF or 0xD0 <= b
 NOISE_LINES = (b"#\n", b"12x4\n", b"speed?\n", b"\xff\xfe\xfd\n", b"--5\n", b"\n")
 NOISE_PERIOD_S = 0.02
 CONTROL_TIMEOUT_S = 2.0
-#: Woodway's C3 answers a 4-byte firmware revision (pywoodway reads it big-endian).
-WOODWAY_FW_REV = (1, 2, 3, 4)
 
 SpeedListener = Callable[[float, float], None]
 
@@ -87,21 +87,17 @@ class TreadmillEmulator:
         self.baudrate = int(baudrate)
         self.byte_time_s = 10.0 / self.baudrate if byte_time else 0.0  # 8N1: 10 bits a byte
         self.max_speed_mps = DEFAULT_MAX_SPEED_MPS[dialect] if max_speed_mps is None else float(max_speed_mps)
-        self.disconnect_timeout_s = float(disconnect_timeout_s)
         self.line_period_s = 1.0 / line_rate_hz
         self.port: str | None = None
         self._on_speed = on_speed
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._physics = BeltPhysics(accel_mps2=accel_mps2, decel_mps2=decel_mps2)
-        self._status = proto.STATUS_STOPPED
-        self._elevation_tenths = 0
-        self._last_byte_t = time.monotonic()
-        self._disconnect_stop_t: float | None = None
+        self._model = TreadmillModel(dialect, accel_mps2=accel_mps2, decel_mps2=decel_mps2,
+                                     max_speed_mps=self.max_speed_mps, disconnect_timeout_s=disconnect_timeout_s,
+                                     now_mono=time.monotonic())
         self._silent = False
         self._garbage = False
         self._garbage_within = False
-        self._runaway = False
         self._forced_reply: int | None = None
         self._commands: deque[SerialEvent] = deque(maxlen=log_len)
         self._replies: deque[SerialEvent] = deque(maxlen=log_len)
@@ -114,7 +110,7 @@ class TreadmillEmulator:
         self._slave_fd: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._control: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
+        self._control: queue.Queue[tuple[str, threading.Event, list[OSError]]] = queue.Queue()
         self._closed = False
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -153,31 +149,31 @@ class TreadmillEmulator:
     def belt_speed_mps(self) -> float:
         """Actual belt speed magnitude now (m/s)."""
         with self._lock:
-            return abs(self._physics.advance(time.monotonic()))
+            return abs(self._model.physics.advance(time.monotonic()))
 
     @property
     def belt_velocity_mps(self) -> float:
         """Actual belt velocity now (m/s); negative while a Woodway belt runs reversed."""
         with self._lock:
-            return self._physics.advance(time.monotonic())
+            return self._model.physics.advance(time.monotonic())
 
     @property
     def set_speed_mps(self) -> float:
         """The speed the treadmill was last told to hold (A3 or the console), m/s."""
         with self._lock:
-            return self._physics.set_speed_mps
+            return self._model.physics.set_speed_mps
 
     @property
     def belt_status(self) -> int:
         """D0 status byte: ord('1') stopped, ord('2') started with disconnect stop, ord('3') started."""
         with self._lock:
-            return self._status
+            return self._model.status
 
     @property
     def disconnect_stop_t_mono(self) -> float | None:
         """When the disconnect stop last fired (monotonic), or None."""
         with self._lock:
-            return self._disconnect_stop_t
+            return self._model.disconnect_stop_t
 
     @property
     def plugged(self) -> bool:
@@ -210,7 +206,8 @@ class TreadmillEmulator:
 
     def runaway(self, on: bool = True) -> None:
         """Acknowledge A3 with B3 but ignore it: the belt keeps its old speed."""
-        self._runaway = bool(on)
+        with self._lock:
+            self._model.runaway = bool(on)
 
     def force_reply(self, code: int | None) -> None:
         """Answer every command with this byte (e.g. 0xBD, 0xBE, 0xBF); None restores normal answers."""
@@ -218,14 +215,8 @@ class TreadmillEmulator:
 
     def console_speed(self, speed_mps: float) -> None:
         """Someone at the console sets the target speed (starts the belt if it stood)."""
-        if not (math.isfinite(speed_mps) and 0.0 <= speed_mps <= self.max_speed_mps):
-            raise ValueError(f"speed_mps must be within [0, {self.max_speed_mps:.2f}] m/s, got {speed_mps!r}")
         with self._lock:
-            self._physics.advance(time.monotonic())
-            self._physics.set_speed_mps = float(speed_mps)
-            if self._status == proto.STATUS_STOPPED and speed_mps > 0.0:
-                self._status = proto.STATUS_STARTED
-                self._physics.running = True
+            self._model.console_speed(speed_mps, time.monotonic())
 
     def unplug(self) -> None:
         """Close the pty: the port vanishes (and the link symlink with it)."""
@@ -242,10 +233,12 @@ class TreadmillEmulator:
             self._do_control(action)
             return
         # The serving thread owns the fds: closing one under its select() could hit a reused fd.
-        done = threading.Event()
-        self._control.put((action, done))
+        done, errors = threading.Event(), []
+        self._control.put((action, done, errors))
         if not done.wait(CONTROL_TIMEOUT_S):
             raise RuntimeError(f"emulator did not {action} within {CONTROL_TIMEOUT_S} s")
+        if errors:
+            raise errors[0]
 
     def _do_control(self, action: str) -> None:
         if action == "unplug":
@@ -268,6 +261,8 @@ class TreadmillEmulator:
         logger.info("emulator plugged in at %s", self.port)
 
     def _unplug_now(self) -> None:
+        if self._master_fd is None:
+            return
         for fd in (self._master_fd, self._slave_fd):
             if fd is not None:
                 os.close(fd)
@@ -288,8 +283,11 @@ class TreadmillEmulator:
 
     def _serve_once(self) -> None:
         while not self._control.empty():
-            action, done = self._control.get_nowait()
-            self._do_control(action)
+            action, done, errors = self._control.get_nowait()
+            try:
+                self._do_control(action)
+            except OSError as exc:  # handed to the caller of unplug()/replug()
+                errors.append(exc)
             done.set()
         fd = self._master_fd
         if fd is None:
@@ -309,24 +307,21 @@ class TreadmillEmulator:
 
     def _tick(self, now: float) -> None:
         with self._lock:
-            speed_mps = abs(self._physics.advance(now))
+            speed_mps = abs(self._model.physics.advance(now))
             partial_expired = bool(self._frame) and now - self._frame_t > PARTIAL_FRAME_TIMEOUT_S
-            fire = self._status == proto.STATUS_STARTED_DISCONNECT_STOP and (
-                now - self._last_byte_t > self.disconnect_timeout_s
-            )
-            if fire:
-                self._stop_belt_locked()
-                self._disconnect_stop_t = now
+            fire = self._model.check_disconnect_stop(now)
         if partial_expired:
             logger.info("emulator dropped partial frame %s", proto.describe_frame(bytes(self._frame)))
             self._record(self._commands, bytes(self._frame), now)
             self._frame.clear()
         if fire:
             logger.warning("emulator disconnect stop: no command for %.0f ms, belt stopping, sending BD",
-                           self.disconnect_timeout_s * 1000)
+                           self._model.disconnect_timeout_s * 1000)
             self._send(bytes([proto.MASTER_TIMEOUT]), now)
         if self.dialect == "speed-sensor" and now >= self._next_line_t:
-            self._next_line_t = max(self._next_line_t + self.line_period_s, now)
+            next_t = self._next_line_t + self.line_period_s
+            # Late (a slow tick): restart the cadence rather than burst to catch up.
+            self._next_line_t = next_t if next_t > now else now + self.line_period_s
             self._emit_sensor_line(now)
         elif self._garbage and self.dialect != "speed-sensor" and now >= self._next_noise_t:
             self._next_noise_t = now + NOISE_PERIOD_S
@@ -337,7 +332,7 @@ class TreadmillEmulator:
 
     def _emit_sensor_line(self, now: float) -> None:
         with self._lock:
-            velocity_mps = self._physics.velocity_mps
+            velocity_mps = self._model.physics.velocity_mps
         line = proto.encode_sensor_line(round(velocity_mps * 1000.0))
         if self._garbage:
             if self._garbage_within:
@@ -348,8 +343,7 @@ class TreadmillEmulator:
 
     def _receive_byte(self, byte: int, now: float) -> None:
         with self._lock:
-            # Any byte from the host feeds the disconnect stop, as polls do on a real belt.
-            self._last_byte_t = now
+            self._model.heard_byte(now)
         if self.dialect == "speed-sensor":
             self._record(self._commands, bytes([byte]), now)
             return
@@ -372,74 +366,8 @@ class TreadmillEmulator:
             reply = bytes([forced])
         else:
             with self._lock:
-                self._physics.advance(now)
-                reply = self._answer_locked(frame, now)
+                reply = self._model.answer(frame, now)
         self._send(reply, now)
-
-    def _answer_locked(self, frame: bytes, now: float) -> bytes:
-        code, data = frame[0], frame[1:]
-        ack = bytes([proto.answer_code(code)])
-        if code == proto.START_BELT_DISCONNECT_STOP:
-            self._start_belt_locked(proto.STATUS_STARTED_DISCONNECT_STOP)
-            return ack
-        if code == proto.START_BELT or (code == proto.WOODWAY_START_BELT and self.dialect == "woodway"):
-            self._start_belt_locked(proto.STATUS_STARTED)
-            return ack
-        if code == proto.STOP_BELT:
-            self._stop_belt_locked()
-            return ack
-        if code == proto.AUTO_STOP:
-            self._stop_belt_locked()
-            self._physics.set_speed_mps = 0.0
-            self._elevation_tenths = 0
-            return ack
-        if code == proto.SET_SPEED:
-            return self._set_speed_locked(data)
-        if code == proto.SET_ELEVATION:
-            if not data.isdigit() or data[-1:] not in (b"0", b"5") or int(data) > 250:
-                return bytes([proto.DATA_OUT_OF_RANGE])
-            self._elevation_tenths = int(data)
-            return ack
-        return self._status_answer_locked(code)
-
-    def _status_answer_locked(self, code: int) -> bytes:
-        answer = bytes([proto.answer_code(code)])
-        if code == proto.BELT_STATUS:
-            return answer + bytes([self._status])
-        if code == proto.ACTUAL_SPEED:
-            velocity_mps = self._physics.velocity_mps
-            tenths = proto.mps_to_tenths_mph_nearest(velocity_mps)
-            reversed_belt = velocity_mps < 0 or (velocity_mps == 0 and self._physics.reversed_belt)
-            return answer + proto.encode_speed_field(tenths, self.dialect, reversed_belt=reversed_belt)
-        if code in (proto.ACTUAL_ELEVATION, proto.SET_ELEVATION_STATUS):
-            return answer + f"{self._elevation_tenths:04d}".encode("ascii")
-        if code == proto.SET_SPEED_STATUS:
-            if self.dialect == "woodway":
-                return answer + bytes(WOODWAY_FW_REV)
-            tenths = proto.mps_to_tenths_mph_nearest(self._physics.set_speed_mps)
-            return answer + proto.encode_speed_field(tenths, self.dialect)
-        return bytes([proto.ILLEGAL_COMMAND])
-
-    def _set_speed_locked(self, data: bytes) -> bytes:
-        try:
-            tenths, reversed_belt = proto.decode_speed_field(data, self.dialect)
-        except ValueError:
-            return bytes([proto.DATA_OUT_OF_RANGE])
-        speed_mps = proto.tenths_mph_to_mps(tenths)
-        if speed_mps > self.max_speed_mps + 1e-9:
-            return bytes([proto.DATA_OUT_OF_RANGE])
-        if not self._runaway:
-            self._physics.set_speed_mps = speed_mps
-            self._physics.reversed_belt = reversed_belt
-        return bytes([proto.answer_code(proto.SET_SPEED)])
-
-    def _start_belt_locked(self, status: int) -> None:
-        self._status = status
-        self._physics.running = True
-
-    def _stop_belt_locked(self) -> None:
-        self._status = proto.STATUS_STOPPED
-        self._physics.running = False
 
     # ---- output ------------------------------------------------------------------------
 

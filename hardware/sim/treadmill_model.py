@@ -1,0 +1,139 @@
+"""The emulated treadmill's control board: answers TrackMaster/Woodway frames, runs the disconnect stop.
+
+No I/O and no locking: ``hardware.sim.treadmill`` serves it on a pty and holds
+its lock around every call.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hardware import belt_protocol as proto
+from hardware.sim.belt_physics import BeltPhysics
+
+#: Woodway's C3 answers a 4-byte firmware revision (pywoodway reads it big-endian).
+WOODWAY_FW_REV = (1, 2, 3, 4)
+#: Highest elevation accepted by A4, in tenths of percent (TrackMaster: 25 %).
+MAX_ELEVATION_TENTHS = 250
+
+
+class TreadmillModel:
+    """Belt status, set speed, elevation and physics of one treadmill; not thread-safe."""
+
+    def __init__(
+        self,
+        dialect: str,
+        *,
+        accel_mps2: float,
+        decel_mps2: float,
+        max_speed_mps: float,
+        disconnect_timeout_s: float,
+        now_mono: float,
+    ) -> None:
+        if not (math.isfinite(max_speed_mps) and max_speed_mps > 0.0):
+            raise ValueError(f"max_speed_mps must be > 0 m/s, got {max_speed_mps!r}")
+        if not (math.isfinite(disconnect_timeout_s) and disconnect_timeout_s > 0.0):
+            raise ValueError(f"disconnect_timeout_s must be > 0 s, got {disconnect_timeout_s!r}")
+        self.dialect = dialect
+        self.max_speed_mps = float(max_speed_mps)
+        self.disconnect_timeout_s = float(disconnect_timeout_s)
+        self.physics = BeltPhysics(accel_mps2=accel_mps2, decel_mps2=decel_mps2)
+        self.physics.advance(now_mono)
+        self.status = proto.STATUS_STOPPED
+        self.elevation_tenths = 0
+        #: Acknowledge A3 but ignore it (a fault on demand).
+        self.runaway = False
+        self.last_byte_t = now_mono
+        self.disconnect_stop_t: float | None = None
+
+    def heard_byte(self, now_mono: float) -> None:
+        """Any byte from the host feeds the disconnect stop, as polls do on a real belt."""
+        self.last_byte_t = now_mono
+
+    def check_disconnect_stop(self, now_mono: float) -> bool:
+        """Stop the belt if A0 armed the disconnect stop and the host went quiet; True when it fires."""
+        if self.status != proto.STATUS_STARTED_DISCONNECT_STOP:
+            return False
+        if now_mono - self.last_byte_t <= self.disconnect_timeout_s:
+            return False
+        self._stop_belt()
+        self.disconnect_stop_t = now_mono
+        return True
+
+    def console_speed(self, speed_mps: float, now_mono: float) -> None:
+        """The console's buttons: set the target speed, starting the belt if it stood."""
+        if not (math.isfinite(speed_mps) and 0.0 <= speed_mps <= self.max_speed_mps):
+            raise ValueError(f"speed_mps must be within [0, {self.max_speed_mps:.2f}] m/s, got {speed_mps!r}")
+        self.physics.advance(now_mono)
+        self.physics.set_speed_mps = float(speed_mps)
+        if self.status == proto.STATUS_STOPPED and speed_mps > 0.0:
+            self._start_belt(proto.STATUS_STARTED)
+
+    def answer(self, frame: bytes, now_mono: float) -> bytes:
+        """The reply to one complete input command or status request."""
+        self.physics.advance(now_mono)
+        code, data = frame[0], frame[1:]
+        ack = bytes([proto.answer_code(code)])
+        if code == proto.START_BELT_DISCONNECT_STOP:
+            self._start_belt(proto.STATUS_STARTED_DISCONNECT_STOP)
+            self.last_byte_t = now_mono
+            return ack
+        if code == proto.START_BELT or (code == proto.WOODWAY_START_BELT and self.dialect == "woodway"):
+            self._start_belt(proto.STATUS_STARTED)
+            return ack
+        if code == proto.STOP_BELT:
+            self._stop_belt()
+            return ack
+        if code == proto.AUTO_STOP:
+            self._stop_belt()
+            self.physics.set_speed_mps = 0.0
+            self.elevation_tenths = 0
+            return ack
+        if code == proto.SET_SPEED:
+            return self._set_speed(data)
+        if code == proto.SET_ELEVATION:
+            # Half-percent steps only, as the TrackMaster manual says.
+            if not data.isdigit() or data[-1:] not in (b"0", b"5") or int(data) > MAX_ELEVATION_TENTHS:
+                return bytes([proto.DATA_OUT_OF_RANGE])
+            self.elevation_tenths = int(data)
+            return ack
+        return self._status_answer(code)
+
+    def _status_answer(self, code: int) -> bytes:
+        answer = bytes([proto.answer_code(code)])
+        if code == proto.BELT_STATUS:
+            return answer + bytes([self.status])
+        if code == proto.ACTUAL_SPEED:
+            velocity_mps = self.physics.velocity_mps
+            tenths = proto.mps_to_tenths_mph_nearest(velocity_mps)
+            reversed_belt = velocity_mps < 0 or (velocity_mps == 0 and self.physics.reversed_belt)
+            return answer + proto.encode_speed_field(tenths, self.dialect, reversed_belt=reversed_belt)
+        if code in (proto.ACTUAL_ELEVATION, proto.SET_ELEVATION_STATUS):
+            return answer + f"{self.elevation_tenths:04d}".encode("ascii")
+        if code == proto.SET_SPEED_STATUS:
+            if self.dialect == "woodway":
+                return answer + bytes(WOODWAY_FW_REV)
+            tenths = proto.mps_to_tenths_mph_nearest(self.physics.set_speed_mps)
+            return answer + proto.encode_speed_field(tenths, self.dialect)
+        return bytes([proto.ILLEGAL_COMMAND])
+
+    def _set_speed(self, data: bytes) -> bytes:
+        try:
+            tenths, reversed_belt = proto.decode_speed_field(data, self.dialect)
+        except ValueError:
+            return bytes([proto.DATA_OUT_OF_RANGE])
+        speed_mps = proto.tenths_mph_to_mps(tenths)
+        if speed_mps > self.max_speed_mps + 1e-9:
+            return bytes([proto.DATA_OUT_OF_RANGE])
+        if not self.runaway:
+            self.physics.set_speed_mps = speed_mps
+            self.physics.reversed_belt = reversed_belt
+        return bytes([proto.answer_code(proto.SET_SPEED)])
+
+    def _start_belt(self, status: int) -> None:
+        self.status = status
+        self.physics.running = True
+
+    def _stop_belt(self) -> None:
+        self.status = proto.STATUS_STOPPED
+        self.physics.running = False
