@@ -104,6 +104,10 @@ class ControlLoop:
         assert pending.reply is not None
         return pending.reply
 
+    def submit_command(self, command: Command) -> None:
+        """Hand a command over without waiting for the reply (panel buttons)."""
+        self._q.put((self._run_command, (_PendingCommand(command, threading.Event()),)))
+
     def add_status_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Called from the decision thread with each new status; must not block."""
         self._status_listeners.append(listener)

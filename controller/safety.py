@@ -248,14 +248,14 @@ class SafetyCore(CommandHandler):
 
     def trip(self, causes: list[Cause]) -> None:
         """Latch STOPPED with these reasons, drop the relay and stop the belt. Idempotent."""
-        was = self.state
+        # The figures behind the decision, before the trip changes them.
+        figures = {**self.figures(), "from_state": self.state.value}
         self.state = State.STOPPED
         self.trip_count += 1
         self.target_mps = min(self.target_mps, self.cap_mps)
         self.commanded_mps = 0.0
         self.stop_deadline = None
         self._send_stop()
-        figures = {**self.figures(), "from_state": was.value}
         for c in causes:
             self.reasons.setdefault(c.code, c.message)
         self._events.append(Event(self.now, "trip", causes[0].code,

@@ -72,6 +72,10 @@ class EventLog:
         """Queue an event (called from the decision thread)."""
         self._q.put(event)
 
+    def put_task(self, task) -> None:
+        """Queue a write (e.g. settings) to run on the writer thread, off the safety path."""
+        self._q.put(task)
+
     def close(self, timeout_s: float = 2.0) -> None:
         """Write what is queued, then stop. Idempotent."""
         if self._thread is not None:
@@ -97,6 +101,12 @@ class EventLog:
                 break
             if isinstance(item, threading.Event):
                 item.set()
+                continue
+            if callable(item):
+                try:
+                    item()
+                except OSError as exc:
+                    self._error(f"cannot write settings: {exc}")
                 continue
             self._log(item)
             if conn is not None:

@@ -218,6 +218,17 @@ class TreadmillEmulator:
         with self._lock:
             self._model.console_speed(speed_mps, time.monotonic())
 
+    def safety_circuit(self, closed: bool) -> None:
+        """The safety-key circuit that our relay sits in: open brakes the belt to a stop."""
+        with self._lock:
+            self._model.set_safety_circuit(closed, time.monotonic())
+
+    @property
+    def safety_circuit_closed(self) -> bool:
+        """Whether the motor may run."""
+        with self._lock:
+            return self._model.safety_circuit_closed
+
     def unplug(self) -> None:
         """Close the pty: the port vanishes (and the link symlink with it)."""
         self._control_request("unplug")

@@ -45,6 +45,8 @@ class TreadmillModel:
         self.runaway = False
         self.last_byte_t = now_mono
         self.disconnect_stop_t: float | None = None
+        #: The safety-key circuit (our relay in series): open cuts the motor drive.
+        self.safety_circuit_closed = True
 
     def heard_byte(self, now_mono: float) -> None:
         """Any byte from the host feeds the disconnect stop, as polls do on a real belt."""
@@ -130,7 +132,17 @@ class TreadmillModel:
             self.physics.reversed_belt = reversed_belt
         return bytes([proto.answer_code(proto.SET_SPEED)])
 
+    def set_safety_circuit(self, closed: bool, now_mono: float) -> None:
+        """Open: the belt brakes to a stop and ignores starts until the circuit closes again."""
+        self.physics.advance(now_mono)
+        self.safety_circuit_closed = bool(closed)
+        if not closed:
+            self._stop_belt()
+            self.physics.set_speed_mps = 0.0
+
     def _start_belt(self, status: int) -> None:
+        if not self.safety_circuit_closed:
+            return
         self.status = status
         self.physics.running = True
 

@@ -7,9 +7,8 @@ reference calibration, timing budget registers, continuous ranging and the
 address change, and injects faults on demand.
 
 XSHUT: call ``bind_xshut(factory, pin, chip)`` on a gpiozero ``MockFactory``
-*before* the driver opens the pin. It creates the pin as ``XshutPin`` (or
-``XshutPWMPin`` when the factory's ``pin_class`` is a ``MockPWMPin``, as in
-tests/conftest.py) whose level powers the chip, as the real XSHUT line does.
+*before* the driver opens the pin. It creates the pin as a watched mock pin
+(hardware/sim/pins.py) whose level powers the chip, as the real XSHUT line does.
 """
 
 from __future__ import annotations
@@ -23,7 +22,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
+from gpiozero.pins.mock import MockFactory, MockPin
+
+from hardware.sim.pins import watch_pin
 
 DistanceFn = Callable[[], float | None]
 Buffer = bytes | bytearray | memoryview
@@ -447,39 +448,12 @@ class SimSMBus:
         self.close()
 
 
-class _XshutMixin:
-    """Forwards the pin level to the bound chip's power, as the XSHUT line does."""
-
-    xshut_chip: SimVL53L0X | None = None
-
-    def _change_state(self, value: float) -> bool:
-        changed = super()._change_state(value)  # type: ignore[misc]
-        if self.xshut_chip is not None:
-            self.xshut_chip.set_power(bool(value))
-        return changed
-
-
-class XshutPin(_XshutMixin, MockPin):
-    """A MockPin wired to a SimVL53L0X's XSHUT."""
-
-
-class XshutPWMPin(_XshutMixin, MockPWMPin):
-    """A MockPWMPin wired to a SimVL53L0X's XSHUT (for factories that make PWM pins)."""
-
-
 def bind_xshut(factory: MockFactory, pin: int | str, chip: SimVL53L0X) -> MockPin:
     """Create ``pin`` on ``factory`` as the chip's XSHUT line; call before the driver opens it.
 
     The breakout pulls XSHUT up, so the chip stays on until something drives the pin low.
     """
-    pin_class = XshutPWMPin if issubclass(factory.pin_class, MockPWMPin) else XshutPin
-    mock_pin = factory.pin(pin, pin_class=pin_class)
-    if not isinstance(mock_pin, _XshutMixin):
-        raise ValueError(
-            f"pin {pin!r} already exists as {type(mock_pin).__name__}: "
-            "bind XSHUT before anything opens the pin"
-        )
-    mock_pin.xshut_chip = chip
+    mock_pin = watch_pin(factory, pin, chip.set_power)
     if mock_pin.function == "input":
         mock_pin.drive_high()
     chip.set_power(bool(mock_pin.state))

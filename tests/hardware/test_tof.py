@@ -16,7 +16,8 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from hardware import HardwareError, RangeReading, SensorFault, SensorNotFound
-from hardware.sim.vl53l0x import NO_TARGET_MM, SimI2C, XshutPin, bind_xshut
+from hardware.sim.pins import WatchedPin
+from hardware.sim.vl53l0x import NO_TARGET_MM, SimI2C, bind_xshut
 from hardware.tof import TofArray, TofSpec
 
 IO_TIMEOUT_S = 0.05
@@ -175,7 +176,7 @@ def test_slow_booting_sensor_is_waited_for(mock_factory, bus, rec, make_array):
 def test_xshut_binding_works_with_plain_mock_pins(plain_mock_factory, bus, rec, make_array):
     chips = [bus.add_chip(distance_mm=400), bus.add_chip(distance_mm=500)]
     pins = [bind_xshut(plain_mock_factory, pin, chip) for pin, chip in zip((5, 6), chips)]
-    assert all(isinstance(pin, XshutPin) for pin in pins)
+    assert all(isinstance(pin, WatchedPin) for pin in pins)
     array = make_array(
         [TofSpec("a", 0x40, 5, 20), TofSpec("b", 0x41, 6, 20)], pin_factory=plain_mock_factory
     )

@@ -52,6 +52,7 @@ def test_patient_drifting_back_trips_in_the_same_step_as_the_in_zone_sample():
     assert trip.code == "stop_zone"
     f = trip.figures
     assert f["stop_distance_mm"] - 2 <= f["gap_mm"] <= f["stop_distance_mm"]
+    assert f["commanded_mps"] > 0 and f["from_state"] == "RUNNING", "figures are those before the trip"
     assert f["base_stop_mm"] + f["reaction_term_mm"] + f["braking_term_mm"] == pytest.approx(
         f["stop_distance_mm"], abs=0.3)
 

@@ -1,0 +1,175 @@
+"""A bench of simulated hardware around the real controller: what the demo and HIL tests run.
+
+Real parts all the way down to the lowest seam: the Adafruit VL53L0X driver over
+the register model, gpiozero over MockFactory, the TrackMaster driver over a
+pseudo-terminal served by the treadmill emulator. The relay pin drives the
+emulator's safety-key circuit, in series with the external watchdog relay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from controller.assembly import Controller
+from controller.config import Config, KMH_PER_MPS, load_config
+from controller.safety_types import Command, CommandKind, Reply
+from hardware.sim.patient import PatientModel, PatientRunner
+from hardware.sim.pins import watch_pin
+from hardware.sim.treadmill import TreadmillEmulator
+from hardware.sim.vl53l0x import SimI2C, bind_xshut
+from hardware.sim.watchdog import WatchdogRelayModel
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "systemd" / "config.example.toml"
+#: A typical missing-pulse module drops out after a few missed 100 Hz pulses.
+WATCHDOG_HOLD_S = 0.1
+
+
+def sim_config(state_dir: str | Path, *, protocol: str = "trackmaster", base: Config | None = None) -> Config:
+    """The example config adapted to the bench: mock pins, a pty port, a scratch state dir."""
+    cfg = base or load_config(EXAMPLE_CONFIG)
+    return dataclasses.replace(
+        cfg,
+        treadmill=dataclasses.replace(cfg.treadmill, protocol=protocol, port="(pty)",
+                                      reverse_belt=cfg.treadmill.reverse_belt and protocol == "woodway"),
+        gpio=dataclasses.replace(cfg.gpio, pin_factory="mock"),
+        storage=dataclasses.replace(cfg.storage, state_dir=str(state_dir)),
+    )
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float, poll_s: float = 0.002) -> bool:
+    """Poll until ``predicate()`` is true or the deadline passes; True if it came true."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+
+
+class SimBench:
+    """Treadmill emulator, sensor models, patient, mock GPIO and watchdog relay, plus the controller."""
+
+    def __init__(self, cfg: Config | None = None, *, state_dir: str | Path | None = None,
+                 start_gap_mm: float = 1000.0, byte_time: bool = False, accel_mps2: float = 0.5):
+        self._tmp = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="treadmill-sim-")
+            state_dir = self._tmp.name
+        self.cfg = cfg or sim_config(state_dir)
+        self.factory = MockFactory(pin_class=MockPWMPin)
+        self.patient = PatientModel(start_gap_mm)
+        t = self.cfg.treadmill
+        dialect = t.protocol
+        self.emulator = TreadmillEmulator(dialect, baudrate=t.baudrate, byte_time=byte_time,
+                                          accel_mps2=accel_mps2, decel_mps2=t.decel_mps2)
+        self.bus = SimI2C()
+        self.chips = {}
+        for s in self.cfg.sensors:
+            chip = self.bus.add_chip(distance_fn=self.patient.sensor_distance_fn(s.mount_offset_mm))
+            bind_xshut(self.factory, s.xshut_pin, chip)
+            self.chips[s.id] = chip
+        g = self.cfg.gpio
+        self.relay_pin = watch_pin(self.factory, g.relay_pin, self._relay_changed)
+        self.estop_pin = self.factory.pin(g.estop_pin)
+        self.heartbeat_pin = self.factory.pin(g.heartbeat_pin)
+        self.watchdog = WatchdogRelayModel(self.heartbeat_pin, hold_time_s=WATCHDOG_HOLD_S, latched=True)
+        self.runner = PatientRunner(self.patient, lambda: self.emulator.belt_speed_mps, step_s=0.002)
+        self.controller = Controller(self.cfg, i2c=self.bus, pin_factory=self.factory, port="(pty)",
+                                     smbus=self.bus.smbus(), state_dir=state_dir)
+        self._circuit_stop = threading.Event()
+        self._circuit_thread = threading.Thread(target=self._watch_circuit, name="sim-safety-circuit",
+                                                daemon=True)
+        #: (time.monotonic(), energized) for every relay change: trip latency is measured from it.
+        self.relay_history: list[tuple[float, bool]] = []
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> "SimBench":
+        """Start the emulator, the patient and the controller."""
+        self.emulator.start()
+        self.controller.port = self.emulator.port
+        self.runner.start()
+        self.controller.start()
+        # The panel's pull-up is set when it opens the pin; then the NC contact closes it.
+        self.estop_pin.drive_low()
+        self.watchdog.reset()
+        self._circuit_thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop everything; safe twice."""
+        self._circuit_stop.set()
+        self.controller.close()
+        self.runner.close()
+        self.emulator.close()
+        if self._circuit_thread.is_alive():
+            self._circuit_thread.join(1.0)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> "SimBench":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- the safety circuit ----------------------------------------------------------
+
+    @property
+    def relay_energized(self) -> bool:
+        """The relay's coil, read from the pin's physical level and the configured polarity."""
+        return bool(self.relay_pin.state) == self.cfg.gpio.relay_active_high
+
+    def _relay_changed(self, level: bool) -> None:
+        energized = level == self.cfg.gpio.relay_active_high
+        self.relay_history.append((time.monotonic(), energized))
+        self.emulator.safety_circuit(energized and self.watchdog.is_closed())
+
+    def _watch_circuit(self) -> None:
+        # The external watchdog relay opens on its own clock: poll it like the hardware would act.
+        while not self._circuit_stop.wait(0.005):
+            closed = self.relay_energized and self.watchdog.is_closed()
+            if closed != self.emulator.safety_circuit_closed:
+                self.emulator.safety_circuit(closed)
+
+    # ---- operator actions ------------------------------------------------------------
+
+    def command(self, kind: CommandKind, value=None, actor: str = "therapist", authorized: bool = True) -> Reply:
+        """A command as a logged-in therapist would give it."""
+        return self.controller.command(Command(kind, actor, authorized, value), timeout_s=2.0)
+
+    def reset_and_start(self, speed_kmh: float, timeout_s: float = 8.0) -> None:
+        """Reset, start and wait until the belt runs at the requested speed (within 0.1 mph)."""
+        deadline = time.monotonic() + timeout_s
+        reply = None
+        while time.monotonic() < deadline:
+            reply = self.command(CommandKind.RESET)
+            if reply.ok:
+                break
+            time.sleep(0.05)
+        if reply is None or not reply.ok:
+            raise RuntimeError(f"reset refused: {reply}")
+        reply = self.command(CommandKind.START, speed_kmh)
+        if not reply.ok:
+            raise RuntimeError(f"start refused: {reply}")
+        target_mps = speed_kmh / KMH_PER_MPS
+        if not wait_until(lambda: self.emulator.belt_speed_mps >= target_mps - 0.045,
+                          max(0.0, deadline - time.monotonic())):
+            raise RuntimeError(f"belt did not reach {speed_kmh} km/h: {self.emulator.belt_speed_mps:.3f} m/s")
+
+    def press_estop(self) -> None:
+        """Press the E-stop button: the NC contact opens and the pull-up wins."""
+        self.estop_pin.drive_high()
+
+    def release_estop(self) -> None:
+        """Release the E-stop button."""
+        self.estop_pin.drive_low()
