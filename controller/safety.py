@@ -37,6 +37,8 @@ class SafetyCore(CommandHandler):
         self.belt = BeltTrack(cfg.treadmill.link_timeout_s)
         self.estop_open = True  # unknown counts as pressed until the input is read
         self.now = t_mono
+        #: Timestamp of the input being decided on (a sample's read time, a tick's time).
+        self.input_t = t_mono
         #: Last speed a person asked for; the controller never commands more.
         self.target_mps = 0.0
         #: Speed most recently sent to the treadmill (ramps up to target).
@@ -159,6 +161,7 @@ class SafetyCore(CommandHandler):
             "braking_term_mm": round(1000 * v * v / (2 * t.decel_mps2), 1),
             "belt_speed_mps": round(self.belt.speed_mps, 3), "commanded_mps": round(self.commanded_mps, 3),
             "cap_kmh": self.limits.cap_kmh(self.mode.value), "mode": self.mode.value,
+            "input_t_mono": self.input_t,
         }
 
     # ---- rules --------------------------------------------------------------------
@@ -221,6 +224,7 @@ class SafetyCore(CommandHandler):
     # ---- the step -----------------------------------------------------------------
 
     def _advance(self, t_mono: float) -> None:
+        self.input_t = t_mono
         # Samples are stamped in their reader threads and may trail the last tick.
         if t_mono > self.now:
             self.now = t_mono

@@ -1,0 +1,40 @@
+"""Hardware-in-the-loop fixtures: the real controller on simulated hardware (controller/simulation.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from gpiozero import Device
+
+from controller.simulation import SimBench, sim_config
+
+
+@pytest.fixture
+def make_bench(tmp_path):
+    """Build (and always close) benches; keyword arguments go to SimBench and the config."""
+    benches: list[SimBench] = []
+    saved = Device.pin_factory
+
+    def make(protocol: str = "trackmaster", start_gap_mm: float = 1100.0, byte_time: bool = False,
+             accel_mps2: float = 1.0, **safety) -> SimBench:
+        cfg = sim_config(tmp_path / f"state{len(benches)}", protocol=protocol)
+        # A quicker ramp than the clinic's keeps each scenario short; the rules are the same.
+        cfg = dataclasses.replace(cfg, safety=dataclasses.replace(cfg.safety, speed_ramp_kmh_per_s=2.0, **safety))
+        bench = SimBench(cfg, state_dir=tmp_path / f"state{len(benches)}", start_gap_mm=start_gap_mm,
+                         byte_time=byte_time, accel_mps2=accel_mps2)
+        benches.append(bench)
+        return bench.start()
+
+    try:
+        yield make
+    finally:
+        for bench in benches:
+            bench.close()
+        Device.pin_factory = saved
+
+
+@pytest.fixture
+def bench(make_bench) -> SimBench:
+    """One started bench on the TrackMaster dialect."""
+    return make_bench()

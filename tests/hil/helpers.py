@@ -1,0 +1,33 @@
+"""Measurements taken from the bench's pin histories, emulator logs and event log."""
+
+from __future__ import annotations
+
+from controller.simulation import SimBench, wait_until
+
+
+def relay_opened_at(bench: SimBench, after_t: float = 0.0) -> float | None:
+    """Monotonic time the relay pin first went to 'de-energized' after ``after_t``."""
+    for t, energized in bench.relay_history:
+        if t >= after_t and not energized:
+            return t
+    return None
+
+
+def wait_tripped(bench: SimBench, timeout_s: float = 3.0) -> bool:
+    """Wait until the controller reports STOPPED with the relay open."""
+    return wait_until(lambda: bench.controller.status.get("state") == "STOPPED" and not bench.relay_energized,
+                      timeout_s)
+
+
+def trips(bench: SimBench) -> list[dict]:
+    """Trip events from the event log, oldest first."""
+    bench.controller.events.flush()
+    return list(reversed(bench.controller.events.recent(200, kind="trip")))
+
+
+def reset_when_healthy(bench: SimBench, timeout_s: float = 3.0):
+    """Try a reset until it is accepted or the deadline passes; return the last reply."""
+    from controller.safety_types import CommandKind
+    replies = []
+    wait_until(lambda: replies.append(bench.command(CommandKind.RESET)) or replies[-1].ok, timeout_s, poll_s=0.05)
+    return replies[-1]
