@@ -17,8 +17,9 @@ def make_bench(tmp_path):
     saved = Device.pin_factory
 
     def make(protocol: str = "trackmaster", start_gap_mm: float = 1100.0, byte_time: bool = False,
-             accel_mps2: float = 1.0, **safety) -> SimBench:
+             accel_mps2: float = 1.0, reverse_belt: bool = False, **safety) -> SimBench:
         cfg = sim_config(tmp_path / f"state{len(benches)}", protocol=protocol)
+        cfg = dataclasses.replace(cfg, treadmill=dataclasses.replace(cfg.treadmill, reverse_belt=reverse_belt))
         # A quicker ramp than the clinic's keeps each scenario short; the rules are the same.
         cfg = dataclasses.replace(cfg, safety=dataclasses.replace(cfg.safety, speed_ramp_kmh_per_s=2.0, **safety))
         bench = SimBench(cfg, state_dir=tmp_path / f"state{len(benches)}", start_gap_mm=start_gap_mm,
