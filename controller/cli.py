@@ -3,20 +3,93 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import logging.handlers
+import queue
+import signal
 import sys
+import threading
 
 from controller.config import ConfigError, load_config
+
+log = logging.getLogger("treadmill-safety")
+
+
+def setup_logging(level: int = logging.INFO) -> logging.handlers.QueueListener:
+    """Log through a queue, so a slow journal or disk never blocks the decision thread."""
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(threadName)s %(name)s: %(message)s"))
+    listener = logging.handlers.QueueListener(q, handler, respect_handler_level=True)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(q)]
+    root.setLevel(level)
+    listener.start()
+    return listener
+
+
+def _load_or_exit(path: str):
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: invalid config, {len(exc.errors)} error(s):", file=sys.stderr)
+        for err in exc.errors:
+            print(f"  {err}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+def open_i2c(bus_number: int):
+    """The real I2C bus (Blinka's busio over /dev/i2c-N): only on the Pi, with the "pi" extra."""
+    try:
+        from adafruit_extended_bus import ExtendedI2C
+    except ImportError as exc:
+        raise SystemExit(f"[i2c] bus = {bus_number}: cannot open the I2C bus: {exc}; "
+                         "install the \"pi\" extra on the Raspberry Pi") from exc
+    return ExtendedI2C(bus_number)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the controller on real hardware until SIGTERM or SIGINT."""
+    cfg = _load_or_exit(args.config)
+    listener = setup_logging()
+    from controller.assembly import Controller
+    from hardware.io import make_pin_factory
+    stop = threading.Event()
+    controller = None
+
+    def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
+        # The relay drops before anything else: the loop's stop() opens it first.
+        if controller is not None and controller.loop is not None:
+            controller.loop.stop()
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        controller = Controller(cfg, i2c=open_i2c(cfg.i2c.bus), pin_factory=make_pin_factory(cfg.gpio.pin_factory))
+        controller.start()
+        log.info("controller running; state %s", controller.loop.core.state.value)
+        while not stop.wait(1.0):
+            pass
+        return 0
+    finally:
+        if controller is not None:
+            controller.close()
+        listener.stop()
+
+
+def cmd_simulate_treadmill(args: argparse.Namespace) -> int:
+    """Serve the treadmill emulator on a pseudo-terminal."""
+    from hardware.sim.treadmill_cli import main as emulator_main
+    argv = ["--dialect", args.dialect, "--baudrate", str(args.baudrate)]
+    argv += ["--link", args.link] if args.link else []
+    argv += ["--byte-time"] if args.byte_time else []
+    return emulator_main(argv)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file: exit 0 if valid, 2 with every error if not."""
-    try:
-        cfg = load_config(args.path)
-    except ConfigError as exc:
-        print(f"{args.path}: invalid config, {len(exc.errors)} error(s):", file=sys.stderr)
-        for err in exc.errors:
-            print(f"  {err}", file=sys.stderr)
-        return 2
+    cfg = _load_or_exit(args.path)
     for warning in cfg.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.path}: OK ({len(cfg.sensors)} sensor(s), protocol {cfg.treadmill.protocol}, "
@@ -38,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("path")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("run", help="run the controller on the hardware the config names")
+    p.add_argument("--config", required=True, help="path to config.toml")
+    p.set_defaults(func=cmd_run)
+
+    from hardware.sim.treadmill_cli import build_parser as emulator_parser
+    p = sub.add_parser("simulate-treadmill", parents=[emulator_parser(add_help=False)],
+                       help="serve the treadmill emulator on a pty; first line: port: /dev/pts/N")
+    p.set_defaults(func=cmd_simulate_treadmill)
 
     p = sub.add_parser("demo", help="run on simulated hardware with a scripted patient")
     p.add_argument("--speed-kmh", type=float, default=2.0, help="belt speed the therapist sets")

@@ -13,10 +13,10 @@ from types import FrameType
 from hardware.sim.treadmill import EMULATOR_DIALECTS, TreadmillEmulator
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Arguments of the simulate-treadmill command."""
+def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """Arguments of the simulate-treadmill command (``add_help=False`` to use it as a parent)."""
     parser = argparse.ArgumentParser(
-        prog="treadmill-safety simulate-treadmill",
+        prog="treadmill-safety simulate-treadmill", add_help=add_help,
         description="Serve an emulated TrackMaster/Woodway treadmill or speed sensor on a pseudo-terminal.",
     )
     parser.add_argument("--dialect", choices=EMULATOR_DIALECTS, default="trackmaster",

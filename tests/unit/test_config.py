@@ -1,0 +1,157 @@
+"""Config loading: the example passes, every kind of error is reported with field, value and range."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.config import ConfigError, load_config, parse_config
+from tests.unit.rig import EXAMPLE
+
+
+def example_data() -> dict:
+    return tomllib.loads(EXAMPLE.read_text())
+
+
+def errors_of(data: dict) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data)
+    return [str(e) for e in exc.value.errors]
+
+
+def test_example_config_passes_with_the_regimen_defaults():
+    cfg = load_config(EXAMPLE)
+    assert cfg.limits.reverse_cap_kmh == 2.0
+    assert cfg.limits.base_stop_mm == 250
+    assert cfg.limits.warn_margin_mm == 200
+    assert cfg.warnings == ()
+    assert [s.i2c_address for s in cfg.sensors] == [0x30, 0x31]
+
+
+def test_check_config_exits_0_on_the_example(capsys):
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("section, key, value, words", [
+    ("treadmill", "protocol", "tredmaster", '[treadmill] protocol = \'tredmaster\': must be one of "trackmaster"'),
+    ("treadmill", "decel_mps2", 0.0, "[treadmill] decel_mps2 = 0.0: must be a number from 0.2 to 5 m/s^2"),
+    ("treadmill", "baudrate", 4800.5, "must be a whole number from 1200 to 115200"),
+    ("treadmill", "link_timeout_s", "0.3", "[treadmill] link_timeout_s = '0.3': must be a number"),
+    ("treadmill", "reverse_belt", "yes", "must be true or false"),
+    ("limits", "reverse_cap_kmh", True, "[limits] reverse_cap_kmh = True: must be a number from 0.5 to 6 km/h"),
+    ("limits", "base_stop_mm", float("nan"), "[limits] base_stop_mm = nan: must be a number from 100 to 600 mm"),
+    ("gpio", "estop_pin", 40, "[gpio] estop_pin = 40: must be a BCM pin number from 0 to 27"),
+    ("gpio", "pin_factory", "auto", '[gpio] pin_factory = \'auto\': must be one of "lgpio"'),
+    ("display", "units", "m/s", '[display] units = \'m/s\': must be one of "km/h", "mph"'),
+    ("web", "port", 0, "[web] port = 0: must be a whole number from 1 to 65535"),
+    ("safety", "tick_hz", 5, "[safety] tick_hz = 5: must be a number from 20 to 500 Hz"),
+])
+def test_a_bad_value_names_section_key_value_and_range(section, key, value, words):
+    data = example_data()
+    data[section][key] = value
+    assert any(words in e for e in errors_of(data)), errors_of(data)
+
+
+def test_unknown_options_and_sections_are_refused():
+    data = example_data()
+    data["treadmill"]["colour"] = "red"
+    data["extras"] = {}
+    errs = errors_of(data)
+    assert any("option 'colour' is not valid in section [treadmill]" in e for e in errs)
+    assert any("section [extras] is not valid" in e for e in errs)
+
+
+def test_missing_required_sections_and_options_are_named():
+    data = example_data()
+    del data["gpio"]
+    del data["treadmill"]["port"]
+    errs = errors_of(data)
+    assert "[gpio]: this section is required" in errs
+    assert any(e.startswith("[treadmill] port = '(missing)': is required") for e in errs)
+
+
+def test_sensor_rules_unique_ids_addresses_and_xshut_with_two_sensors():
+    data = example_data()
+    data["sensors"][1]["id"] = "left"
+    data["sensors"][1]["i2c_address"] = 0x30
+    del data["sensors"][1]["xshut_pin"]
+    data["sensors"][0]["timing_budget_ms"] = 10
+    errs = errors_of(data)
+    assert "[sensors] id = 'left': must be unique across [[sensors]]" in errs
+    assert "[sensors] i2c_address = '0x30': must be unique across [[sensors]]" in errs
+    assert any(e.startswith("[sensors #2] xshut_pin = '(missing)': is required with two or more") for e in errs)
+    assert any(e.startswith("[sensors #1] timing_budget_ms = 10: must be a whole number from 20 to 200")
+               for e in errs)
+
+
+def test_pins_used_twice_are_refused_naming_both():
+    data = example_data()
+    data["gpio"]["heartbeat_pin"] = data["gpio"]["relay_pin"]
+    data["sensors"][0]["xshut_pin"] = "GPIO25"  # the E-stop's pin, by name
+    errs = errors_of(data)
+    assert "[gpio] heartbeat_pin = 23: is already used by [gpio] relay_pin" in errs
+    assert "[sensors #1] xshut_pin = 'GPIO25': is already used by [gpio] estop_pin" in errs
+
+
+def test_defaults_must_lie_inside_the_ceilings():
+    data = example_data()
+    data["limits"]["reverse_cap_kmh"] = 2.2
+    data["ceilings"]["max_reverse_cap_kmh"] = 2.0
+    data["limits"]["base_stop_mm"] = 150
+    errs = errors_of(data)
+    assert "[limits] reverse_cap_kmh = 2.2: must be <= 2 ([ceilings] max_reverse_cap_kmh)" in errs
+    assert "[limits] base_stop_mm = 150.0: must be >= 200 ([ceilings] min_base_stop_mm)" in errs
+
+
+def test_a_warn_zone_beyond_the_sensors_reach_is_refused():
+    data = example_data()
+    data["limits"]["warn_margin_mm"] = 400
+    errs = errors_of(data)
+    assert any("[limits] reverse_cap_kmh = 2.0: at this cap the warn zone ends" in e
+               and "beyond the VL53L0X's reliable 800 mm" in e for e in errs)
+
+
+def test_a_ceiling_beyond_reach_is_only_a_warning(capsys, tmp_path):
+    text = EXAMPLE.read_text().replace("max_reverse_cap_kmh = 2.2", "max_reverse_cap_kmh = 3.0")
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert main(["check-config", str(path)]) == 0
+    assert "warning: [ceilings] max_reverse_cap_kmh = 3.0" in capsys.readouterr().err
+
+
+def test_reverse_belt_needs_the_woodway_dialect():
+    data = example_data()
+    data["treadmill"]["reverse_belt"] = True
+    assert any("[treadmill] reverse_belt = True: only the woodway dialect" in e for e in errors_of(data))
+
+
+def test_check_config_prints_every_error_and_exits_2(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(EXAMPLE.read_text().replace('protocol = "trackmaster"', 'protocol = "x"')
+                    .replace("decel_mps2 = 1.0", "decel_mps2 = 9").replace("tick_hz = 100", "tick_hz = 1"))
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "check-config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "3 error(s)" in proc.stderr
+    for field in ("[treadmill] protocol", "[treadmill] decel_mps2", "[safety] tick_hz"):
+        assert field in proc.stderr
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[treadmill\nport=1", "is not valid TOML"),
+    (None, "cannot be read"),
+])
+def test_unreadable_or_broken_files_are_clear_errors(tmp_path, capsys, text, words):
+    path = tmp_path / "c.toml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(SystemExit) as exc:
+        main(["check-config", str(path)])
+    assert exc.value.code == 2
+    assert words in capsys.readouterr().err

@@ -1,0 +1,172 @@
+"""The control loop's threading contract, with a recording output port."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from controller.loop import ControlLoop
+from controller.safety import SafetyCore
+from controller.safety_types import Command, CommandKind
+from controller.simulation import wait_until
+from tests.unit.rig import example_config
+
+
+class RecordingOutputs:
+    """An output port that records every call with its thread."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, object, str]] = []
+        self.relay = False
+        self.heartbeats = 0
+
+    def _rec(self, name, value=None):
+        self.calls.append((name, value, threading.current_thread().name))
+
+    def set_relay(self, energized):
+        self.relay = energized
+        self._rec("relay", energized)
+
+    def toggle_heartbeat(self):
+        self.heartbeats += 1
+        self._rec("heartbeat")
+
+    def set_buzzer(self, on):
+        self._rec("buzzer", on)
+
+    def set_lamps(self, green, amber, red):
+        self._rec("lamps", (green, amber, red))
+
+    def safe_off(self):
+        self._rec("safe_off")
+
+
+def feeder(loop: ControlLoop, cfg, gap_mm: list[float], stop: threading.Event):
+    """A producer thread: healthy sensors at 30 Hz and a standing belt at 20 Hz."""
+    n = 0
+    while not stop.wait(0.01):
+        now = time.monotonic()
+        if n % 3 == 0:
+            for s in cfg.sensors:
+                loop.submit_distance(s.id, gap_mm[0] + s.mount_offset_mm, 11, now)
+        if n % 5 == 0:
+            loop.submit_belt_speed(0.0, now)
+        n += 1
+
+
+def started_loop():
+    cfg = example_config()
+    outputs = RecordingOutputs()
+    events = []
+    loop = ControlLoop(SafetyCore(cfg, time.monotonic()), outputs=outputs, event_sink=events.append)
+    gap = [900.0]
+    stop = threading.Event()
+    thread = threading.Thread(target=feeder, args=(loop, cfg, gap, stop), daemon=True)
+    loop.start()
+    loop.submit_estop(False, time.monotonic())
+    thread.start()
+    return loop, outputs, events, gap, stop
+
+
+def test_reset_over_the_loop_energizes_and_an_in_zone_sample_opens_the_relay():
+    loop, outputs, events, gap, stop = started_loop()
+    try:
+        assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+        assert wait_until(lambda: outputs.relay, 1.0)
+        gap[0] = 240.0  # inside the base stop distance of 250 mm
+        assert wait_until(lambda: not outputs.relay, 1.0)
+        assert any(e.kind == "trip" and "inside the stop distance" in e.message for e in events)
+    finally:
+        stop.set()
+        loop.stop()
+
+
+def test_relay_and_heartbeat_are_driven_only_from_the_decision_thread():
+    loop, outputs, events, gap, stop = started_loop()
+    try:
+        assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+        assert wait_until(lambda: outputs.heartbeats > 20, 2.0)
+    finally:
+        stop.set()
+        loop.stop()
+    threads = {t for name, _, t in outputs.calls if name in ("heartbeat", "lamps", "buzzer")}
+    assert threads == {"decision"}
+    relay_threads = {t for name, v, t in outputs.calls if name == "relay" and v}
+    assert relay_threads == {"decision"}, "only the decision thread ever energizes"
+
+
+def test_silence_is_noticed_by_the_tick():
+    loop, outputs, events, gap, stop = started_loop()
+    try:
+        assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+        stop.set()  # every producer goes quiet
+        assert wait_until(lambda: not outputs.relay, 1.0)
+        assert wait_until(lambda: any(e.kind == "trip" for e in events), 1.0)
+        assert {e.code for e in events if e.kind == "trip"} & {"belt_stale", "sensor_stale:left",
+                                                             "sensor_stale:right"}
+    finally:
+        loop.stop()
+
+
+def test_an_exception_in_a_decision_trips_logs_a_traceback_and_the_loop_goes_on(caplog):
+    loop, outputs, events, gap, stop = started_loop()
+    try:
+        assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+        real = loop.core.on_belt_speed
+
+        def broken(speed, t):
+            raise ZeroDivisionError("injected")
+
+        with caplog.at_level(logging.ERROR, logger="controller.loop"):
+            loop.core.on_belt_speed = broken
+            assert wait_until(lambda: not outputs.relay, 1.0)
+            assert wait_until(lambda: "exception" in loop.status.get("reasons", {}), 1.0)
+            loop.core.on_belt_speed = real
+        assert "ZeroDivisionError" in loop.status["reasons"]["exception"]
+        assert "Traceback" in caplog.text and "injected" in caplog.text
+        beats = outputs.heartbeats
+        assert wait_until(lambda: outputs.heartbeats > beats + 10, 1.0), "the loop keeps running"
+        assert not loop.broken
+    finally:
+        stop.set()
+        loop.stop()
+
+
+def test_a_broken_trip_path_holds_the_relay_open_for_good():
+    loop, outputs, events, gap, stop = started_loop()
+    try:
+        assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+
+        def broken(*args):
+            raise RuntimeError("broken")
+
+        loop.core.on_tick = broken
+        loop.core.on_exception = broken
+        assert wait_until(lambda: loop.broken, 1.0)
+        assert not outputs.relay
+        beats = outputs.heartbeats
+        assert not wait_until(lambda: outputs.heartbeats > beats, 0.1), "no heartbeat from a broken loop"
+    finally:
+        stop.set()
+        loop.stop()
+
+
+def test_stop_drops_the_relay_before_anything_else():
+    loop, outputs, events, gap, stop = started_loop()
+    assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+    assert wait_until(lambda: outputs.relay, 1.0)
+    stop.set()
+    n = len(outputs.calls)
+    loop.stop()
+    assert outputs.calls[n][:2] == ("relay", False)
+    assert outputs.calls[-1][0] == "safe_off"
+    assert not loop.is_alive()
+    loop.stop()  # a second stop is harmless
+
+
+def test_a_command_the_loop_cannot_answer_times_out_with_a_conflict():
+    cfg = example_config()
+    loop = ControlLoop(SafetyCore(cfg, time.monotonic()), outputs=RecordingOutputs())
+    reply = loop.command(Command(CommandKind.RESET, "ann", True), timeout_s=0.05)  # never started
+    assert not reply.ok and reply.code == "conflict" and "did not answer" in reply.message
