@@ -84,8 +84,10 @@ class Controller:
         for err in errors:
             log.warning("saved settings ignored, using the config's: %s", err)
         core = SafetyCore(self.cfg, time.monotonic(), limits=limits, mode=Mode(mode))
-        self.loop = loop = ControlLoop(core, outputs=self.panel, event_sink=self._on_event,
-                                       on_healthy_tick=self._on_healthy_tick)
+        panel = self.panel
+        self.loop = loop = ControlLoop(core, outputs=panel, event_sink=self._on_event,
+                                       on_healthy_tick=self._on_healthy_tick,
+                                       estop_level=lambda: panel.estop_open)
         self.panel.on_estop_change = loop.submit_estop
         self.panel.on_reset_pressed = lambda t: loop.submit_command(
             Command(CommandKind.RESET, "reset button", authorized=True))
@@ -161,8 +163,7 @@ class Controller:
         self._closed = True
         if self.loop is not None:
             self.loop.stop()
-        for name, action in (("belt stop", lambda: self.belt and self.belt.request_stop()),
-                             ("belt", lambda: self.belt and self.belt.close()),
+        for name, action in (("belt", lambda: self.belt and self.belt.stop_then_close()),
                              ("sensors", lambda: self.tof and self.tof.close()),
                              ("panel", lambda: self.panel and self.panel.close()),
                              ("events", self.events.close)):

@@ -54,7 +54,8 @@ class ControlLoop:
     def __init__(self, core: SafetyCore, *, outputs: OutputPort, belt: BeltPort | None = None,
                  event_sink: Callable[[Event], None] | None = None, tick_hz: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 on_healthy_tick: Callable[[State], None] | None = None):
+                 on_healthy_tick: Callable[[State], None] | None = None,
+                 estop_level: Callable[[], bool] | None = None):
         self.core = core
         self.outputs = outputs
         self.belt = belt
@@ -62,6 +63,8 @@ class ControlLoop:
         self.tick_s = 1.0 / (tick_hz or core.cfg.safety.tick_hz)
         self.clock = clock
         self.on_healthy_tick = on_healthy_tick
+        #: Read on every tick besides the edge callbacks, so a missed edge cannot hide a press.
+        self.estop_level = estop_level
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,6 +154,8 @@ class ControlLoop:
                 self._guarded(item[0], item[1])
             now = self.clock()
             if now >= next_tick:
+                if self.estop_level is not None:
+                    self._guarded(self._read_estop, (now,))
                 healthy = self._guarded(self.core.on_tick, (now,))
                 self._publish_status()
                 if healthy and not self.broken:
@@ -161,10 +166,12 @@ class ControlLoop:
                 if next_tick <= now:  # fell behind: do not burst to catch up
                     next_tick = now + self.tick_s
 
-    def _guarded(self, fn: Callable[..., Outputs], args: tuple) -> bool:
+    def _guarded(self, fn: Callable[..., Outputs | None], args: tuple) -> bool:
         """Run one core step; any exception trips the relay and is logged with its traceback."""
         try:
-            self._apply(fn(*args))
+            out = fn(*args)
+            if out is not None:
+                self._apply(out)
             return True
         except Exception as exc:  # noqa: BLE001 - an exception anywhere must trip, not kill the loop
             self._force_relay_off()
@@ -177,6 +184,12 @@ class ControlLoop:
                 log.critical("the trip path itself failed: relay held open until restart\n%s",
                              traceback.format_exc())
             return False
+
+    def _read_estop(self, now: float) -> Outputs | None:
+        estop_open = bool(self.estop_level())
+        if estop_open == self.core.estop_open:
+            return None
+        return self.core.on_estop(estop_open, now)
 
     def _run_command(self, pending: _PendingCommand) -> Outputs:
         try:

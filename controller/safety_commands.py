@@ -85,6 +85,9 @@ class CommandHandler:
         if self.state is not State.STOPPED:
             return _conflict(f"nothing to reset: the controller is {self.state.value}")
         blocking = [c for c in self.causes() if c.persistent]
+        if self.belt.is_fresh(self.now) and self.belt.moving(self.now):
+            blocking.append(Cause("belt_moving", f"the belt still moves at "
+                                  f"{self.belt.speed_mps * KMH_PER_MPS:.2f} km/h: wait for it to stand"))
         if any(c.code == "link_fault" for c in blocking):
             self._reconnect = True
         if blocking:

@@ -43,7 +43,7 @@ def sim_config(state_dir: str | Path, *, protocol: str = "trackmaster", base: Co
     )
 
 
-def wait_until(predicate: Callable[[], object], timeout_s: float, poll_s: float = 0.002) -> bool:
+def wait_until(predicate: Callable[[], object], timeout_s: float = 2.0, poll_s: float = 0.002) -> bool:
     """Poll until ``predicate()`` is true or the deadline passes; True if it came true."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -64,12 +64,16 @@ class SimBench:
             self._tmp = tempfile.TemporaryDirectory(prefix="treadmill-sim-")
             state_dir = self._tmp.name
         self.cfg = cfg or sim_config(state_dir)
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        #: A stable name for the pty, as /dev/serial/by-id is for the clinic's adapter: after
+        #: unplug()/replug() the pty is a new /dev/pts/N, and a reconnect must find it again.
+        self.port_link = Path(state_dir) / "treadmill-tty"
         self.factory = MockFactory(pin_class=MockPWMPin)
         self.patient = PatientModel(start_gap_mm)
         t = self.cfg.treadmill
         dialect = t.protocol
-        self.emulator = TreadmillEmulator(dialect, baudrate=t.baudrate, byte_time=byte_time,
-                                          accel_mps2=accel_mps2, decel_mps2=t.decel_mps2)
+        self.emulator = TreadmillEmulator(dialect, link_path=self.port_link, baudrate=t.baudrate,
+                                          byte_time=byte_time, accel_mps2=accel_mps2, decel_mps2=t.decel_mps2)
         self.bus = SimI2C()
         self.chips = {}
         for s in self.cfg.sensors:
@@ -82,8 +86,8 @@ class SimBench:
         self.heartbeat_pin = self.factory.pin(g.heartbeat_pin)
         self.watchdog = WatchdogRelayModel(self.heartbeat_pin, hold_time_s=WATCHDOG_HOLD_S, latched=True)
         self.runner = PatientRunner(self.patient, lambda: self.emulator.belt_speed_mps, step_s=0.002)
-        self.controller = Controller(self.cfg, i2c=self.bus, pin_factory=self.factory, port="(pty)",
-                                     smbus=self.bus.smbus(), state_dir=state_dir)
+        self.controller = Controller(self.cfg, i2c=self.bus, pin_factory=self.factory,
+                                     port=str(self.port_link), smbus=self.bus.smbus(), state_dir=state_dir)
         self._circuit_stop = threading.Event()
         self._circuit_thread = threading.Thread(target=self._watch_circuit, name="sim-safety-circuit",
                                                 daemon=True)
@@ -95,7 +99,6 @@ class SimBench:
     def start(self) -> "SimBench":
         """Start the emulator, the patient and the controller."""
         self.emulator.start()
-        self.controller.port = self.emulator.port
         self.runner.start()
         self.controller.start()
         # The panel's pull-up is set when it opens the pin; then the NC contact closes it.

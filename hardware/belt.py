@@ -83,6 +83,8 @@ class TrackMasterBelt(SerialLink):
         self._pending_speed_mps: float | None = None
         self._belt_started = False
         self._next_poll_t = 0.0
+        #: Set when a queued AA has been sent (answered or not): stop_then_close() waits on it.
+        self._stop_sent = threading.Event()
 
     @property
     def belt_started(self) -> bool:
@@ -106,8 +108,15 @@ class TrackMasterBelt(SerialLink):
                 return False
             self._pending_stop = True
             self._pending_speed_mps = None
+            self._stop_sent.clear()
         self._wake.set()
         return True
+
+    def stop_then_close(self, timeout_s: float = 0.5) -> bool:
+        """Send AA and wait (at most ``timeout_s``) for it to go out, then close; True if it went out."""
+        sent = self.request_stop() and self._stop_sent.wait(timeout_s)
+        self.close()
+        return sent
 
     def _reset_session(self) -> None:
         with self._request_lock:
@@ -153,6 +162,8 @@ class TrackMasterBelt(SerialLink):
         if stop or proto.mps_to_tenths_mph_floor(speed_mps) == 0:
             if self._command(bytes([proto.AUTO_STOP])):
                 self._belt_started = False
+            if stop:
+                self._stop_sent.set()
             return True
         if not self._belt_started:
             # A0 only: the treadmill stops by itself if this process stops talking.
@@ -300,6 +311,11 @@ class SpeedSensorBelt(SerialLink):
 
     def request_stop(self) -> bool:
         """A sensor cannot command the belt: does nothing, returns False."""
+        return False
+
+    def stop_then_close(self, timeout_s: float = 0.5) -> bool:
+        """Nothing to send: just close. Returns False (no stop went out)."""
+        self.close()
         return False
 
     def _start_session(self) -> None:

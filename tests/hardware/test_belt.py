@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import expect, holds_for
 import serial
 
 from hardware import BeltReading, LinkError, LinkFault
@@ -33,23 +35,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 KMH = 1 / 3.6
 #: One D1 step: the protocol's resolution is 0.1 mph.
 TENTH_MPH_MPS = 0.1 * proto.MPS_PER_MPH
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float = 2.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.005)
-
-
-def holds_for(predicate: Callable[[], object], duration_s: float, what: str = "condition") -> None:
-    """Assert ``predicate`` stays true for ``duration_s``: the only way to observe an absence."""
-    deadline = time.monotonic() + duration_s
-    while time.monotonic() < deadline:
-        assert predicate(), f"{what} stopped holding"
-        time.sleep(0.005)
 
 
 class Sink:
@@ -116,9 +101,9 @@ def test_polls_at_20_hz_deliver_the_emulators_belt_speed(make_emulator, make_bel
     emulator = make_emulator()
     emulator.console_speed(1.0)
     belt, sink = make_belt(emulator.port)
-    wait_until(lambda: abs(sink.speed_mps() - 1.0) <= TENTH_MPH_MPS, what="reading of 1.0 m/s")
+    expect(lambda: abs(sink.speed_mps() - 1.0) <= TENTH_MPH_MPS, what="reading of 1.0 m/s")
     first = len(sink.readings)
-    wait_until(lambda: len(sink.readings) >= first + 10, what="10 more readings")
+    expect(lambda: len(sink.readings) >= first + 10, what="10 more readings")
     window = sink.readings[first - 1 : first + 10]
     mean_interval_s = (window[-1].t_mono - window[0].t_mono) / 10
     assert mean_interval_s <= 1 / 18, f"polling at {1 / mean_interval_s:.1f} Hz, want >= 20 Hz"
@@ -144,11 +129,11 @@ def test_request_speed_starts_with_a0_then_sends_floored_a3(make_emulator, make_
     emulator = make_emulator(dialect)
     belt, sink = make_belt(emulator.port, dialect=dialect, reverse_belt=reverse_belt)
     assert belt.request_speed(speed_mps) is True
-    wait_until(lambda: belt.stats.acks == 2, what="A0 and A3 acknowledged")
+    expect(lambda: belt.stats.acks == 2, what="A0 and A3 acknowledged")
     assert sent_commands(emulator) == ["A0", a3]
     assert all(b"-" not in event.frame for event in emulator.commands())
     assert belt.belt_started
-    wait_until(lambda: emulator.set_speed_mps > 0 and sink.speed_mps() > 0, what="belt moving")
+    expect(lambda: emulator.set_speed_mps > 0 and sink.speed_mps() > 0, what="belt moving")
     assert emulator.belt_velocity_mps < 0 if reverse_belt else emulator.belt_velocity_mps > 0
     assert sink.speed_mps() <= speed_mps, "floor encoding keeps the belt at or under the request"
 
@@ -157,9 +142,9 @@ def test_request_stop_sends_aa_and_the_belt_stops(make_emulator, make_belt):
     emulator = make_emulator()
     belt, sink = make_belt(emulator.port)
     belt.request_speed(1.0)
-    wait_until(lambda: sink.speed_mps() > 0.9, what="belt at speed")
+    expect(lambda: sink.speed_mps() > 0.9, what="belt at speed")
     assert belt.request_stop() is True
-    wait_until(lambda: sink.speed_mps() == 0.0, what="reading of a stopped belt")
+    expect(lambda: sink.speed_mps() == 0.0, what="reading of a stopped belt")
     assert sent_commands(emulator) == ["A0", "A3 0022", "AA"]
     assert emulator.belt_status == proto.STATUS_STOPPED
     assert not belt.belt_started
@@ -169,7 +154,7 @@ def test_speed_zero_is_sent_as_auto_stop(make_emulator, make_belt):
     emulator = make_emulator()
     belt, _sink = make_belt(emulator.port)
     belt.request_speed(0.0)
-    wait_until(lambda: belt.stats.acks == 1, what="AA acknowledged")
+    expect(lambda: belt.stats.acks == 1, what="AA acknowledged")
     assert sent_commands(emulator) == ["AA"]
 
 
@@ -181,7 +166,7 @@ def test_a_stop_beats_a_pending_speed_and_the_latest_speed_wins(make_emulator, m
     belt.request_speed(0.8)
     belt.request_speed(1.0)  # latest wins over 0.8; the stop still goes out first
     belt.start()
-    wait_until(lambda: belt.stats.acks == 3, what="AA, A0 and A3 acknowledged")
+    expect(lambda: belt.stats.acks == 3, what="AA, A0 and A3 acknowledged")
     assert sent_commands(emulator) == ["AA", "A0", "A3 0022"]
 
 
@@ -189,23 +174,23 @@ def test_disconnect_stop_fires_bd_and_stops_the_belt_when_the_driver_goes_silent
     emulator = make_emulator(decel_mps2=5.0)
     belt, sink = make_belt(emulator.port)
     belt.request_speed(1.0)
-    wait_until(lambda: emulator.belt_speed_mps > 0.9, what="belt at speed")
+    expect(lambda: emulator.belt_speed_mps > 0.9, what="belt at speed")
     belt.close()  # the process hangs or dies: nothing more is sent
-    wait_until(lambda: emulator.disconnect_stop_t_mono is not None, timeout_s=2.0, what="disconnect stop")
+    expect(lambda: emulator.disconnect_stop_t_mono is not None, timeout_s=2.0, what="disconnect stop")
     last_command_t = emulator.commands()[-1].t_mono
     assert 0.5 <= emulator.disconnect_stop_t_mono - last_command_t < 0.6
     assert emulator.replies()[-1].frame == bytes([proto.MASTER_TIMEOUT])
-    wait_until(lambda: emulator.belt_speed_mps == 0.0, what="belt stopped")
+    expect(lambda: emulator.belt_speed_mps == 0.0, what="belt stopped")
     assert not sink.faults, "close() is not a fault"
 
 
 def test_silent_treadmill_is_a_link_fault_within_the_ack_timeout(make_emulator, make_belt):
     emulator = make_emulator()
     belt, sink = make_belt(emulator.port)
-    wait_until(lambda: sink.readings, what="first reading")
+    expect(lambda: sink.readings, what="first reading")
     silenced_t = time.monotonic()
     emulator.silence()
-    wait_until(lambda: sink.faults, what="link fault")
+    expect(lambda: sink.faults, what="link fault")
     fault = sink.faults[0]
     assert fault.t_mono - silenced_t <= belt.poll_period_s + belt.ack_timeout_s + 0.1
     assert emulator.port in fault.message and "did not answer C1 within 100 ms" in fault.message
@@ -231,23 +216,23 @@ def test_garbage_between_frames_is_counted_and_speed_is_still_read(make_emulator
     emulator = make_emulator()
     emulator.console_speed(1.5)
     belt, sink = make_belt(emulator.port)
-    wait_until(lambda: sink.readings, what="first reading")
+    expect(lambda: sink.readings, what="first reading")
     emulator.garbage(True)
     count = len(sink.readings)
-    wait_until(lambda: len(sink.readings) >= count + 10 and belt.stats.garbage_bytes > 20,
+    expect(lambda: len(sink.readings) >= count + 10 and belt.stats.garbage_bytes > 20,
                what="readings through the noise")
     assert abs(sink.speed_mps() - 1.5) <= TENTH_MPH_MPS
     belt.request_speed(1.0)
-    wait_until(lambda: belt.stats.acks == 2, what="commands acknowledged through the noise")
+    expect(lambda: belt.stats.acks == 2, what="commands acknowledged through the noise")
     assert not sink.faults
 
 
 def test_garbage_inside_frames_that_never_resyncs_is_a_link_fault(make_emulator, make_belt):
     emulator = make_emulator()
     belt, sink = make_belt(emulator.port)
-    wait_until(lambda: sink.readings, what="first reading")
+    expect(lambda: sink.readings, what="first reading")
     emulator.garbage(True, within_frames=True)
-    wait_until(lambda: sink.faults, what="link fault")
+    expect(lambda: sink.faults, what="link fault")
     assert belt.stats.garbage_bytes > 0
     assert "did not answer C1" in sink.faults[0].message
 
@@ -259,9 +244,9 @@ def test_garbage_inside_frames_that_never_resyncs_is_a_link_fault(make_emulator,
 def test_error_answers_are_link_faults_naming_the_code(make_emulator, make_belt, code, text):
     emulator = make_emulator()
     belt, sink = make_belt(emulator.port)
-    wait_until(lambda: sink.readings, what="first reading")
+    expect(lambda: sink.readings, what="first reading")
     emulator.force_reply(code)
-    wait_until(lambda: sink.faults, what="link fault")
+    expect(lambda: sink.faults, what="link fault")
     assert sink.faults[0].message == f"treadmill on {emulator.port} answered {text} to C1"
     assert len(sink.faults) == 1
 
@@ -270,7 +255,7 @@ def test_out_of_range_speed_is_answered_be_and_faults_naming_the_frame(make_emul
     emulator = make_emulator(max_speed_mps=1.0)
     belt, sink = make_belt(emulator.port)
     belt.request_speed(1.5)  # 3.355 mph -> 0033, above this treadmill's 1.0 m/s
-    wait_until(lambda: sink.faults, what="link fault")
+    expect(lambda: sink.faults, what="link fault")
     assert sink.faults[0].message == f"treadmill on {emulator.port} answered BE (data out of range) to A3 0033"
     assert emulator.set_speed_mps == 0.0
 
@@ -279,7 +264,7 @@ def test_unasked_bd_from_a_starved_disconnect_stop_is_a_link_fault(make_emulator
     emulator = make_emulator(disconnect_timeout_s=0.03)  # shorter than the 200 ms poll gap below
     belt, sink = make_belt(emulator.port, poll_hz=5.0)
     belt.request_speed(1.0)
-    wait_until(lambda: sink.faults, what="link fault")
+    expect(lambda: sink.faults, what="link fault")
     assert "sent BD (master timeout): its disconnect stop halted the belt" in sink.faults[0].message
     assert not belt.belt_started
 
@@ -289,9 +274,9 @@ def test_unplug_latches_a_fault_and_only_reopen_after_replug_recovers(make_emula
     emulator = make_emulator(link_path=link)
     emulator.console_speed(1.0)
     belt, sink = make_belt(str(link))
-    wait_until(lambda: sink.readings, what="first reading")
+    expect(lambda: sink.readings, what="first reading")
     emulator.unplug()
-    wait_until(lambda: sink.faults, what="link fault")
+    expect(lambda: sink.faults, what="link fault")
     assert str(link) in sink.faults[0].message
     with pytest.raises(LinkError, match=str(link)):
         belt.reopen()  # still unplugged
@@ -305,7 +290,7 @@ def test_unplug_latches_a_fault_and_only_reopen_after_replug_recovers(make_emula
     assert sink.readings[-1].t_mono < replug_t
 
     belt.reopen()
-    wait_until(lambda: len(sink.readings) > count + 2, what="readings after reopen")
+    expect(lambda: len(sink.readings) > count + 2, what="readings after reopen")
     assert abs(sink.speed_mps() - 1.0) <= TENTH_MPH_MPS
     assert not belt.faulted and len(sink.faults) == 1
 
@@ -339,9 +324,9 @@ def test_runaway_and_console_override_show_in_the_readings(make_emulator, make_b
     belt, sink = make_belt(emulator.port)
     emulator.runaway(True)
     belt.request_speed(1.0)
-    wait_until(lambda: belt.stats.acks == 2, what="A0 and A3 acknowledged")
+    expect(lambda: belt.stats.acks == 2, what="A0 and A3 acknowledged")
     emulator.console_speed(2.0)  # the treadmill does its own thing; the readings tell the truth
-    wait_until(lambda: abs(sink.speed_mps() - 2.0) <= TENTH_MPH_MPS, what="reading of the console speed")
+    expect(lambda: abs(sink.speed_mps() - 2.0) <= TENTH_MPH_MPS, what="reading of the console speed")
 
 
 def test_byte_time_emulation_paces_bytes_at_the_baud_rate(make_emulator):
@@ -360,7 +345,7 @@ def test_speed_listener_follows_the_belt_as_it_ramps():
     emulator = TreadmillEmulator("trackmaster", accel_mps2=5.0, on_speed=lambda v, t: heard.append((v, t)))
     with emulator:
         emulator.console_speed(1.0)
-        wait_until(lambda: heard and heard[-1][0] == 1.0, what="listener hearing 1.0 m/s")
+        expect(lambda: heard and heard[-1][0] == 1.0, what="listener hearing 1.0 m/s")
     speeds = [speed for speed, _t in heard]
     assert speeds == sorted(speeds) and len(speeds) > 5, "a ramp, not a jump"
 
@@ -401,13 +386,13 @@ def test_speed_sensor_lines_become_readings_and_it_cannot_command(make_emulator,
     emulator = make_emulator("speed-sensor")
     emulator.console_speed(1.2)
     sensor, sink = make_sensor(emulator.port)
-    wait_until(lambda: sink.speed_mps() == pytest.approx(1.2), what="reading of 1.2 m/s")
+    expect(lambda: sink.speed_mps() == pytest.approx(1.2), what="reading of 1.2 m/s")
     assert sensor.can_command is False
     assert sensor.request_speed(0.5) is False and sensor.request_stop() is False
     emulator.garbage(True)
-    wait_until(lambda: sensor.stats.garbage_lines >= 3, what="garbage lines counted")
+    expect(lambda: sensor.stats.garbage_lines >= 3, what="garbage lines counted")
     count = len(sink.readings)
-    wait_until(lambda: len(sink.readings) >= count + 3, what="readings between garbage lines")
+    expect(lambda: len(sink.readings) >= count + 3, what="readings between garbage lines")
     assert not sink.faults
 
 
@@ -426,7 +411,7 @@ def test_speed_sensor_takes_signed_lines_and_counts_each_kind_of_garbage(raw_pty
     master_fd, port = raw_pty
     sensor, sink = make_sensor(port)
     os.write(master_fd, b"-750\r\nhello\n12.5\n99999\n" + b"7" * 40 + b"\n+250\n")
-    wait_until(lambda: len(sink.readings) == 2, what="two valid readings")
+    expect(lambda: len(sink.readings) == 2, what="two valid readings")
     assert [r.belt_speed_mps for r in sink.readings] == [0.75, 0.25]
     assert sensor.stats.garbage_lines == 4  # text, decimal, out of range, overlong
     assert sensor.stats.garbage_bytes == len(b"hello\n12.5\n99999\n") + 41
@@ -435,9 +420,9 @@ def test_speed_sensor_takes_signed_lines_and_counts_each_kind_of_garbage(raw_pty
 def test_speed_sensor_that_sends_only_garbage_goes_stale_and_faults(make_emulator, make_sensor):
     emulator = make_emulator("speed-sensor")
     sensor, sink = make_sensor(emulator.port)
-    wait_until(lambda: sink.readings, what="first reading")
+    expect(lambda: sink.readings, what="first reading")
     emulator.garbage(True, within_frames=True)
-    wait_until(lambda: sink.faults, what="stale fault")
+    expect(lambda: sink.faults, what="stale fault")
     assert f"speed sensor on {emulator.port} sent no valid speed line" in sink.faults[0].message
     assert sensor.stats.garbage_lines > 0
 
@@ -445,17 +430,17 @@ def test_speed_sensor_that_sends_only_garbage_goes_stale_and_faults(make_emulato
 def test_speed_sensor_silence_faults_after_the_stale_timeout_and_reopen_recovers(make_emulator, make_sensor):
     emulator = make_emulator("speed-sensor")
     sensor, sink = make_sensor(emulator.port)
-    wait_until(lambda: sink.readings, what="first reading")
+    expect(lambda: sink.readings, what="first reading")
     silenced_t = time.monotonic()
     emulator.silence()
-    wait_until(lambda: sink.faults, what="stale fault")
+    expect(lambda: sink.faults, what="stale fault")
     fault_t = sink.faults[0].t_mono
     assert fault_t - sink.readings[-1].t_mono >= 0.3, "stale is counted from the last valid line"
     assert fault_t - silenced_t < 0.3 + 0.2
     emulator.silence(False)
     count = len(sink.readings)
     sensor.reopen()
-    wait_until(lambda: len(sink.readings) > count, what="readings after reopen")
+    expect(lambda: len(sink.readings) > count, what="readings after reopen")
 
 
 # ---- Public clients drive the emulator --------------------------------------------------
@@ -470,11 +455,11 @@ def test_pywoodway_reads_sets_reverses_and_stops_the_emulator(make_emulator):
         treadmill.comport.timeout = 1.0  # pywoodway opens without a timeout: never hang the suite
         assert treadmill.start_belt(False) is True  # A9
         assert treadmill.set_speed(-1.5) is True  # reversed belt, direction digit 3
-        wait_until(lambda: emulator.belt_velocity_mps == pytest.approx(-1.5 * proto.MPS_PER_MPH),
+        expect(lambda: emulator.belt_velocity_mps == pytest.approx(-1.5 * proto.MPS_PER_MPH),
                    what="belt at 1.5 mph reversed")
         assert treadmill.get_speed() == -1.5
         assert treadmill.stop_belt() is True
-        wait_until(lambda: treadmill.get_speed() == 0.0, what="pywoodway reading a stopped belt")
+        expect(lambda: treadmill.get_speed() == 0.0, what="pywoodway reading a stopped belt")
     finally:
         treadmill.close()
     assert sent_commands(emulator) == ["AA", "A9", "A3 3015", "AA"]
@@ -488,9 +473,9 @@ def test_trackmaster_client_reads_sets_and_stops_the_emulator(make_emulator):
     try:
         treadmill.speed = 1.2  # A3 0012, then C0 and A1 because the belt is stopped
         assert treadmill.belt_running
-        wait_until(lambda: treadmill.get_actual_speed() == 1.2, what="client reading 1.2 mph")
+        expect(lambda: treadmill.get_actual_speed() == 1.2, what="client reading 1.2 mph")
         treadmill.auto_stop()
-        wait_until(lambda: treadmill.get_actual_speed() == 0.0, what="client reading a stopped belt")
+        expect(lambda: treadmill.get_actual_speed() == 0.0, what="client reading a stopped belt")
         assert not treadmill.belt_running
     finally:
         treadmill.device.close()

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 
 import pytest
+
+from tests.waiting import wait_until
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
@@ -16,17 +18,6 @@ from hardware.sim.patient import PatientModel, PatientRunner
 from hardware.sim.watchdog import WatchdogRelayModel
 
 RELAY, HEARTBEAT, ESTOP, RESET, BUZZER, GREEN, AMBER, RED = 17, 27, 22, 23, 24, 5, 6, 13
-
-
-def wait_until(pred: Callable[[], bool], timeout_s: float = 5.0, poll_s: float = 0.001) -> bool:
-    """Poll *pred* until it holds or the deadline passes; returns its last value."""
-    deadline_t = time.monotonic() + timeout_s
-    while True:
-        if pred():
-            return True
-        if time.monotonic() >= deadline_t:
-            return bool(pred())
-        time.sleep(poll_s)
 
 
 def make_spec(**overrides: object) -> GpioSpec:

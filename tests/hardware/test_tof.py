@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 
 import adafruit_vl53l0x
 import pytest
+
+from tests.waiting import wait_until
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
@@ -21,16 +23,6 @@ from hardware.sim.vl53l0x import NO_TARGET_MM, SimI2C, bind_xshut
 from hardware.tof import TofArray, TofSpec
 
 IO_TIMEOUT_S = 0.05
-
-
-def wait_until(pred: Callable[[], bool], timeout_s: float = 2.0) -> bool:
-    """Poll ``pred`` until it holds or ``timeout_s`` passes; return its last value."""
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() >= deadline:
-            return pred()
-        time.sleep(0.002)
-    return True
 
 
 class Recorder:

@@ -170,3 +170,22 @@ def test_a_command_the_loop_cannot_answer_times_out_with_a_conflict():
     loop = ControlLoop(SafetyCore(cfg, time.monotonic()), outputs=RecordingOutputs())
     reply = loop.command(Command(CommandKind.RESET, "ann", True), timeout_s=0.05)  # never started
     assert not reply.ok and reply.code == "conflict" and "did not answer" in reply.message
+
+
+def test_the_estop_level_is_read_every_tick_even_without_an_edge():
+    cfg = example_config()
+    outputs = RecordingOutputs()
+    level = [False]
+    loop = ControlLoop(SafetyCore(cfg, time.monotonic()), outputs=outputs, estop_level=lambda: level[0])
+    gap = [900.0]
+    stop = threading.Event()
+    threading.Thread(target=feeder, args=(loop, cfg, gap, stop), daemon=True).start()
+    loop.start()
+    try:
+        assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+        level[0] = True  # pressed, and the edge callback never came
+        assert wait_until(lambda: not outputs.relay, 0.5)
+        assert "estop" in loop.status["reasons"]
+    finally:
+        stop.set()
+        loop.stop()

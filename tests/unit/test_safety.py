@@ -408,3 +408,15 @@ def test_trip_reasons_stay_latched_until_reset():
 def test_cap_in_km_per_hour_matches_the_mode():
     rig = Rig()
     assert rig.core.cap_mps * KMH_PER_MPS == pytest.approx(2.0)
+
+
+def test_reset_is_refused_while_the_belt_still_brakes_after_a_trip():
+    rig = Rig()
+    rig.running(2.0)
+    rig.estop(True)
+    rig.estop(False)
+    rig.belt(kmh(1.3))  # still braking
+    out = rig.command(K.RESET)
+    assert not out.reply.ok and "still moves at 1.30 km/h" in out.reply.message
+    rig.belt(0.0)
+    assert rig.command(K.RESET).reply.ok
