@@ -73,6 +73,7 @@ class Controller:
         self.loop: ControlLoop | None = None
         self.events = EventLog(self.state_dir)
         self.settings = SettingsStore(self.state_dir)
+        self.ipc = None
         self._closed = False
 
     def start(self) -> "Controller":
@@ -146,6 +147,16 @@ class Controller:
             limits, mode = self.loop.core.limits, self.loop.core.mode.value
             self.events.put_task(lambda: self.settings.save(limits, mode))
 
+    def serve_ipc(self, socket_path: str | Path | None = None, *, group: str | None = None,
+                  demo_actions=None):
+        """Serve the API socket (default: [web] ipc_socket, group [web] ipc_group)."""
+        from controller.ipc import IpcServer
+        assert self.loop is not None, "start() first"
+        self.ipc = IpcServer(self.loop, self.events, self.cfg, socket_path or self.cfg.web.ipc_socket,
+                             group=self.cfg.web.ipc_group if group is None else group,
+                             demo_actions=demo_actions).start()
+        return self.ipc
+
     def command(self, command: Command, timeout_s: float = 1.0):
         """Send a command and wait for the reply."""
         assert self.loop is not None
@@ -163,6 +174,8 @@ class Controller:
         self._closed = True
         if self.loop is not None:
             self.loop.stop()
+        if self.ipc is not None:
+            self.ipc.close()
         for name, action in (("belt", lambda: self.belt and self.belt.stop_then_close()),
                              ("sensors", lambda: self.tof and self.tof.close()),
                              ("panel", lambda: self.panel and self.panel.close()),

@@ -147,6 +147,10 @@ class WebConfig:
     port: int = field(default=8080, metadata={"spec": Num(1, 65535, integer=True)})
     ipc_socket: str = field(default="/run/treadmill-safety/control.sock",
                             metadata={"spec": Text("a Unix socket path")})
+    #: Group owning the socket (mode 0660) so the dashboard's user may connect; "" keeps the default.
+    ipc_group: str = field(default="", metadata={"spec": Text("a group name or \"\"", max_len=32, min_len=0)})
+    #: The dashboard's own state: its session secret and the therapist's password hash.
+    state_dir: str = field(default="/var/lib/treadmill-dashboard", metadata={"spec": Text("a directory path")})
 
 
 @dataclass(frozen=True)

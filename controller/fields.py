@@ -103,13 +103,14 @@ class Text:
 
     hint: str
     max_len: int = 4096
+    min_len: int = 1
 
     def check(self, value: Any) -> str | None:
         """None if valid, else the reason."""
-        if (isinstance(value, str) and 0 < len(value) <= self.max_len
+        if (isinstance(value, str) and self.min_len <= len(value) <= self.max_len
                 and not any(ord(c) < 32 for c in value)):
             return None
-        return f"must be {self.hint} (1 to {self.max_len} characters)"
+        return f"must be {self.hint} ({self.min_len} to {self.max_len} characters)"
 
     def convert(self, value: Any) -> str:
         """The stored form."""

@@ -9,6 +9,7 @@ thread only: if the loop hangs, the external watchdog relay drops.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -243,10 +244,11 @@ class ControlLoop:
 
     def _publish_status(self) -> None:
         core = self.core
+        now = core.now
         sid, gap = core.nearest()
         stop = core.stop_distance_mm()
         status = {
-            "t_mono": core.now, "state": core.state.value, "reasons": dict(core.reasons),
+            "t_mono": now, "state": core.state.value, "reasons": dict(core.reasons),
             "relay_energized": self.relay_energized, "mode": core.mode.value,
             "belt_speed_mps": core.belt.speed_mps, "commanded_mps": core.commanded_mps,
             "target_mps": core.target_mps, "cap_kmh": core.limits.cap_kmh(core.mode.value),
@@ -254,6 +256,12 @@ class ControlLoop:
             "warn_distance_mm": stop + core.limits.warn_margin_mm,
             "warning": self.last_outputs.warning if self.last_outputs else False,
             "estop_open": core.estop_open, "trip_count": core.trip_count,
+            "link_ok": core.belt.is_fresh(now),
+            "running_for_s": None if core.running_since is None else now - core.running_since,
+            "sensors": {s_id: {"distance_mm": tr.distance_mm if tr.t_sample is not None else None,
+                               "gap_mm": tr.gap_mm, "reading": tr.reading.value, "fresh": tr.is_fresh(now)}
+                        for s_id, tr in core.sensors.items()},
+            "limits": dataclasses.asdict(core.limits),
         }
         self.status = status
         for listener in self._status_listeners:

@@ -57,6 +57,8 @@ class SafetyCore(CommandHandler):
         self.prev_cap_mps = 0.0
         self.cap_lowered_t = -1e9
         self.trip_count = 0
+        #: When the present RUNNING period began (the session timer), None when standing.
+        self.running_since: float | None = None
         self._last_ramp_t = t_mono
         self._events: list[Event] = []
         self._belt_cmd = NO_BELT_COMMAND
@@ -255,6 +257,7 @@ class SafetyCore(CommandHandler):
         # The figures behind the decision, before the trip changes them.
         figures = {**self.figures(), "from_state": self.state.value}
         self.state = State.STOPPED
+        self.running_since = None
         self.trip_count += 1
         self.target_mps = min(self.target_mps, self.cap_mps)
         self.commanded_mps = 0.0
@@ -274,6 +277,10 @@ class SafetyCore(CommandHandler):
     def _set_state(self, state: State, message: str, actor: str = "") -> None:
         self._events.append(Event(self.now, "state", state.value, message, actor,
                                   {"from_state": self.state.value}))
+        if state is State.RUNNING and self.state is not State.RUNNING:
+            self.running_since = self.now
+        elif state is State.READY:
+            self.running_since = None
         self.state = state
 
     def _track_overspeed(self) -> None:

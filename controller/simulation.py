@@ -58,7 +58,8 @@ class SimBench:
     """Treadmill emulator, sensor models, patient, mock GPIO and watchdog relay, plus the controller."""
 
     def __init__(self, cfg: Config | None = None, *, state_dir: str | Path | None = None,
-                 start_gap_mm: float = 1000.0, byte_time: bool = False, accel_mps2: float = 0.5):
+                 start_gap_mm: float = 1000.0, byte_time: bool = False, accel_mps2: float = 0.5,
+                 ipc_socket: str | Path | None = None):
         self._tmp = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="treadmill-sim-")
@@ -93,6 +94,8 @@ class SimBench:
                                                 daemon=True)
         #: (time.monotonic(), energized) for every relay change: trip latency is measured from it.
         self.relay_history: list[tuple[float, bool]] = []
+        self.ipc_socket = ipc_socket
+        self.start_gap_mm = start_gap_mm
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -105,7 +108,43 @@ class SimBench:
         self.estop_pin.drive_low()
         self.watchdog.reset()
         self._circuit_thread.start()
+        if self.ipc_socket is not None:
+            self.controller.serve_ipc(self.ipc_socket, group="", demo_actions=self.demo_actions())
         return self
+
+    # ---- demo controls: act on the simulated world, never on the controller -----------
+
+    def demo_actions(self) -> dict[str, Callable[[], str]]:
+        """What the dashboard's demo buttons do to the simulation."""
+        return {"drift_back": self._demo_drift_back, "console_speed_up": self._demo_console_speed_up,
+                "unplug_sensor": self._demo_unplug_sensor, "unplug_treadmill": self._demo_unplug_treadmill,
+                "recover": self._demo_recover}
+
+    def _demo_drift_back(self) -> str:
+        self.patient.set_drift(10.0)
+        return "the patient stops stepping back and is carried towards the edge"
+
+    def _demo_console_speed_up(self) -> str:
+        speed_mps = self.emulator.belt_speed_mps + 0.5 / KMH_PER_MPS
+        self.emulator.console_speed(speed_mps)
+        return f"someone at the console sets {speed_mps * KMH_PER_MPS:.1f} km/h"
+
+    def _demo_unplug_sensor(self) -> str:
+        self.chips[self.cfg.sensors[0].id].inject_fault("i2c_error")
+        return f"sensor {self.cfg.sensors[0].id} unplugged (I2C errors)"
+
+    def _demo_unplug_treadmill(self) -> str:
+        self.emulator.unplug()
+        return "treadmill serial cable unplugged"
+
+    def _demo_recover(self) -> str:
+        for chip in self.chips.values():
+            chip.clear_faults()
+        if not self.emulator.plugged:
+            self.emulator.replug()
+        self.patient.set_drift(0.0)
+        self.patient.set_gap(self.start_gap_mm)
+        return "sensors and cable back, patient back at the start: a therapist may reset"
 
     def close(self) -> None:
         """Stop everything; safe twice."""

@@ -1,0 +1,360 @@
+"""The controller's API on a Unix socket: JSON lines, as Klipper's API socket.
+
+Every request gets a reply, ``{"id", "ok": true, "result"}`` or ``{"id", "ok": false,
+"error": {"code", "message", "errors"?}}``; subscribers also get ``{"push": "status",
+"status"}`` at up to 20 Hz and on every state change. A malformed or oversized line
+gets an error reply and the connection stays open. Nothing here can delay the
+decision thread: it only hands the newest status to each client's writer, which
+keeps the latest one and drops what a slow client did not take.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import socket
+import stat
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+from controller.config import Config, Limits
+from controller.fields import Choice, Num, check_value
+from controller.loop import ControlLoop
+from controller.safety_types import Command, CommandKind
+from controller.storage import EventLog
+
+log = logging.getLogger(__name__)
+
+MAX_LINE_BYTES = 16 * 1024
+#: Replies a client may leave unread before it is dropped (statuses are never queued up).
+MAX_PENDING_REPLIES = 64
+PUSH_INTERVAL_S = 0.05
+SEND_TIMEOUT_S = 2.0
+EVENT_KINDS = ("trip", "warn", "state", "command", "refused", "limits", "fault")
+
+
+class RequestError(Exception):
+    """A request the server refuses; becomes an error reply."""
+
+    def __init__(self, code: str, message: str, errors: list[dict] | None = None):
+        super().__init__(message)
+        self.code, self.message, self.errors = code, message, errors or []
+
+
+def _limits_ranges() -> dict[str, dict[str, Any]]:
+    return {f.name: {"min": f.metadata["spec"].lo, "max": f.metadata["spec"].hi, "unit": f.metadata["spec"].unit}
+            for f in dataclasses.fields(Limits)}
+
+
+class _Client:
+    """One connection: a reader thread (requests) and a writer thread (replies, pushes)."""
+
+    def __init__(self, server: "IpcServer", sock: socket.socket, number: int):
+        self.server, self.sock, self.number = server, sock, number
+        self.subscribed = False
+        self._cond = threading.Condition()
+        self._replies: deque[bytes] = deque()
+        self._status: bytes | None = None
+        self._closed = False
+        sock.settimeout(SEND_TIMEOUT_S)
+
+    def start(self) -> None:
+        threading.Thread(target=self._read_loop, name=f"ipc-client-{self.number}", daemon=True).start()
+        threading.Thread(target=self._write_loop, name=f"ipc-writer-{self.number}", daemon=True).start()
+
+    def reply(self, message: dict[str, Any]) -> None:
+        """Queue a reply; a client that leaves too many unread is dropped."""
+        data = json.dumps(message, default=str).encode() + b"\n"
+        with self._cond:
+            if len(self._replies) >= MAX_PENDING_REPLIES:
+                self._closed = True
+            self._replies.append(data)
+            self._cond.notify()
+
+    def push_status(self, data: bytes) -> None:
+        """Offer the newest status; an older one not yet sent is dropped. Never blocks."""
+        with self._cond:
+            self._status = data
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._closed or self._replies or self._status)
+                    if self._closed:
+                        break
+                    chunks = list(self._replies)
+                    self._replies.clear()
+                    if self._status is not None:
+                        chunks.append(self._status)
+                        self._status = None
+                self.sock.sendall(b"".join(chunks))
+        except OSError:
+            pass  # a dead or stalled client: drop it
+        finally:
+            self.close()
+            self.sock.close()
+            self.server._forget(self)
+
+    def _refuse_too_long(self) -> None:
+        self.reply(self.server.error_reply(None, RequestError(
+            "too_long", f"request longer than {MAX_LINE_BYTES} bytes: discarded")))
+
+    def _read_loop(self) -> None:
+        buffer = bytearray()
+        discarding = False
+        try:
+            while not self._closed:
+                try:
+                    chunk = self.sock.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    break
+                buffer += chunk
+                while True:
+                    line, sep, rest = bytes(buffer).partition(b"\n")
+                    if not sep:
+                        if len(buffer) > MAX_LINE_BYTES and not discarding:
+                            self._refuse_too_long()
+                            discarding = True
+                        if discarding:
+                            buffer.clear()
+                        break
+                    buffer[:] = rest
+                    if discarding:  # the tail of an over-long line
+                        discarding = False
+                        continue
+                    if len(line) > MAX_LINE_BYTES:
+                        self._refuse_too_long()
+                    elif line.strip():
+                        self.reply(self.server.handle(self, line))
+        except OSError:
+            pass
+        finally:
+            self.close()
+
+
+class IpcServer:
+    """Serves the loop's status, events and commands on a Unix socket (mode 0660)."""
+
+    def __init__(self, loop: ControlLoop, events: EventLog, cfg: Config, socket_path: str | Path, *,
+                 group: str = "", demo_actions: dict[str, Callable[[], str]] | None = None,
+                 max_clients: int = 32):
+        self.loop, self.events, self.cfg = loop, events, cfg
+        self.path = Path(socket_path)
+        self.group = group
+        self.demo_actions = demo_actions or {}
+        self.max_clients = max_clients
+        self._clients: set[_Client] = set()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._stop = threading.Event()
+        self._count = 0
+        self._seq = 0
+        self._last_push_t = 0.0
+        self._last_key: tuple = ()
+        self._latest: dict[str, Any] = {}
+        self._static = {"ceilings": dataclasses.asdict(cfg.ceilings), "units": cfg.display.units,
+                        "demo": bool(self.demo_actions)}
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> "IpcServer":
+        """Bind the socket (replacing a stale one), set its mode and group, start accepting."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            if not stat.S_ISSOCK(self.path.lstat().st_mode):
+                raise OSError(f"[web] ipc_socket = {str(self.path)!r}: exists and is not a socket")
+            self.path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(self.path))
+        os.chmod(self.path, 0o660)
+        if self.group:
+            try:
+                shutil.chown(self.path, group=self.group)
+            except (LookupError, PermissionError) as exc:
+                sock.close()
+                raise OSError(f"[web] ipc_group = {self.group!r}: cannot give the socket to this group: {exc}") \
+                    from exc
+        sock.listen(16)
+        sock.settimeout(0.5)
+        self._sock = sock
+        self.loop.add_status_listener(self._on_status)
+        threading.Thread(target=self._accept_loop, name="ipc-accept", daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        """Stop accepting, drop every client, remove the socket. Idempotent."""
+        self._stop.set()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+        with self._lock:
+            clients = list(self._clients)
+        for client in clients:
+            client.close()
+
+    @property
+    def client_count(self) -> int:
+        """Connections open now."""
+        with self._lock:
+            return len(self._clients)
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()  # type: ignore[union-attr]
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            self._count += 1
+            client = _Client(self, conn, self._count)
+            with self._lock:
+                full = len(self._clients) >= self.max_clients
+                if not full:
+                    self._clients.add(client)
+            if full:
+                try:
+                    conn.sendall(json.dumps(self.error_reply(None, RequestError(
+                        "busy", f"too many clients (limit {self.max_clients})"))).encode() + b"\n")
+                finally:
+                    conn.close()
+                continue
+            client.start()
+
+    def _forget(self, client: _Client) -> None:
+        with self._lock:
+            self._clients.discard(client)
+
+    # ---- status pushes (decision thread: must not block) -----------------------------
+
+    def _on_status(self, status: dict[str, Any]) -> None:
+        now = time.monotonic()
+        key = (status["state"], status["warning"], status["relay_energized"], tuple(status["reasons"]))
+        if key == self._last_key and now - self._last_push_t < PUSH_INTERVAL_S:
+            return
+        self._last_key, self._last_push_t = key, now
+        self._seq += 1
+        full = {**status, **self._static, "seq": self._seq, "t_wall": time.time()}
+        self._latest = full
+        with self._lock:
+            subscribers = [c for c in self._clients if c.subscribed]
+        if subscribers:
+            data = json.dumps({"push": "status", "status": full}, default=str).encode() + b"\n"
+            for client in subscribers:
+                client.push_status(data)
+
+    # ---- requests (client reader threads) --------------------------------------------
+
+    @staticmethod
+    def error_reply(request_id: Any, err: RequestError) -> dict[str, Any]:
+        """The error form of a reply."""
+        error: dict[str, Any] = {"code": err.code, "message": err.message}
+        if err.errors:
+            error["errors"] = err.errors
+        return {"id": request_id, "ok": False, "error": error}
+
+    def handle(self, client: _Client, line: bytes) -> dict[str, Any]:
+        """Answer one request line."""
+        request_id = None
+        try:
+            try:
+                request = json.loads(line)
+            except ValueError as exc:
+                raise RequestError("bad_request", f"not JSON: {exc}") from exc
+            if not isinstance(request, dict):
+                raise RequestError("bad_request", "a request is a JSON object with id, method and params")
+            request_id = request.get("id")
+            method, params = request.get("method"), request.get("params", {})
+            if not isinstance(params, dict):
+                raise RequestError("bad_request", "params must be a JSON object")
+            handler = {"status": self._m_status, "subscribe": self._m_subscribe, "events": self._m_events,
+                       "limits": self._m_limits, "command": self._m_command, "demo": self._m_demo}.get(method)
+            if handler is None or (method == "demo" and not self.demo_actions):
+                methods = "status, subscribe, events, limits, command" + (", demo" if self.demo_actions else "")
+                raise RequestError("unknown_method", f"unknown method {method!r}; methods: {methods}")
+            return {"id": request_id, "ok": True, "result": handler(client, params)}
+        except RequestError as err:
+            return self.error_reply(request_id, err)
+        except Exception as exc:  # noqa: BLE001 - a bad request must never kill the connection
+            log.exception("IPC request failed")
+            return self.error_reply(request_id, RequestError("internal", f"{type(exc).__name__}: {exc}"))
+
+    def status(self) -> dict[str, Any]:
+        """The newest full status (what subscribers get)."""
+        return self._latest or {**self.loop.status, **self._static, "seq": 0, "t_wall": time.time()}
+
+    def _m_status(self, client: _Client, params: dict) -> dict[str, Any]:
+        return self.status()
+
+    def _m_subscribe(self, client: _Client, params: dict) -> dict[str, Any]:
+        client.subscribed = True
+        client.push_status(json.dumps({"push": "status", "status": self.status()}, default=str).encode() + b"\n")
+        return {"subscribed": True, "interval_s": PUSH_INTERVAL_S}
+
+    def _m_events(self, client: _Client, params: dict) -> list[dict[str, Any]]:
+        errors: list = []
+        limit = check_value("events", "limit", params.get("limit", 50), Num(1, 500, integer=True), errors)
+        kind = params.get("kind")
+        if kind is not None:
+            check_value("events", "kind", kind, Choice(EVENT_KINDS), errors)
+        if errors:
+            raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
+        self.events.flush(1.0)
+        return self.events.recent(int(limit), kind)
+
+    def _m_limits(self, client: _Client, params: dict) -> dict[str, Any]:
+        core = self.loop.core
+        return {"limits": dataclasses.asdict(core.limits), "ceilings": dataclasses.asdict(self.cfg.ceilings),
+                "mode": core.mode.value, "units": self.cfg.display.units, "ranges": _limits_ranges()}
+
+    def _m_command(self, client: _Client, params: dict) -> dict[str, Any]:
+        names = [k.value for k in CommandKind]
+        unknown = sorted(set(params) - {"command", "actor", "authorized", "value"})
+        if unknown:
+            raise RequestError("invalid", f"[command] {unknown[0]}: not a command field; "
+                               "fields: command, actor, authorized, value")
+        kind = params.get("command")
+        if kind not in names:
+            raise RequestError("invalid", f"[command] command = {kind!r}: must be one of {', '.join(names)}")
+        actor = params.get("actor")
+        if not isinstance(actor, str) or not 0 < len(actor.strip()) <= 80:
+            raise RequestError("invalid", f"[command] actor = {actor!r}: must be the acting person's name, "
+                               "1 to 80 characters")
+        authorized = params.get("authorized", False)
+        if not isinstance(authorized, bool):
+            raise RequestError("invalid", f"[command] authorized = {authorized!r}: must be true or false")
+        reply = self.loop.command(Command(CommandKind(kind), actor, authorized, params.get("value")))
+        if not reply.ok:
+            d = reply.as_dict()
+            raise RequestError(reply.code, reply.message, d.get("errors"))
+        return reply.as_dict()
+
+    def _m_demo(self, client: _Client, params: dict) -> dict[str, Any]:
+        action = params.get("action")
+        if action not in self.demo_actions:
+            raise RequestError("invalid", f"[demo] action = {action!r}: must be one of "
+                               + ", ".join(sorted(self.demo_actions)))
+        return {"message": self.demo_actions[action]()}

@@ -1,0 +1,174 @@
+"""The controller's Unix-socket API, against the real controller on simulated hardware."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import time
+
+import pytest
+
+from controller.ipc import MAX_LINE_BYTES
+from controller.simulation import SimBench, wait_until
+from tests.hil.helpers import relay_opened_at, wait_tripped
+from web.ipc_client import ControllerError, ControllerOffline, IpcClient
+
+
+@pytest.fixture
+def served(tmp_path):
+    path = str(tmp_path / "control.sock")
+    bench = SimBench(state_dir=tmp_path / "state", ipc_socket=path, start_gap_mm=1000).start()
+    try:
+        yield bench, path
+    finally:
+        bench.close()
+
+
+class RawClient:
+    """A JSON-lines client that can send anything."""
+
+    def __init__(self, path: str):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(3.0)
+        self.sock.connect(path)
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read(self) -> dict:
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            assert chunk, "connection closed"
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def reply_to(self, request_id) -> dict:
+        while True:
+            msg = self.read()
+            if msg.get("id") == request_id and "push" not in msg:
+                return msg
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_socket_is_mode_0660(served):
+    bench, path = served
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("line, code", [
+    (b"this is not json\n", "bad_request"),
+    (b"[1, 2, 3]\n", "bad_request"),
+    (b'{"id": 5, "method": "status", "params": [1]}\n', "bad_request"),
+    (b'{"id": 5, "method": "launch"}\n', "unknown_method"),
+    (b'{"id": 5, "method": "events", "params": {"limit": 0}}\n', "invalid"),
+    (b'{"id": 5, "method": "events", "params": {"kind": "gossip"}}\n', "invalid"),
+    (b'{"id": 5, "method": "command", "params": {"command": "fly", "actor": "a"}}\n', "invalid"),
+    (b'{"id": 5, "method": "command", "params": {"command": "reset", "actor": ""}}\n', "invalid"),
+    (b'{"id": 5, "method": "command", "params": {"command": "reset", "actor": "a", "authorized": "yes"}}\n',
+     "invalid"),
+    (b'{"id": 5, "method": "command", "params": {"command": "reset", "actor": "a", "sudo": true}}\n', "invalid"),
+])
+def test_a_malformed_request_gets_an_error_and_the_connection_stays_open(served, line, code):
+    bench, path = served
+    client = RawClient(path)
+    try:
+        client.send(line)
+        reply = client.read()
+        assert reply["ok"] is False and reply["error"]["code"] == code
+        assert reply["error"]["message"]
+        client.send(b'{"id": 9, "method": "status"}\n')
+        assert client.reply_to(9)["ok"] is True
+    finally:
+        client.close()
+
+
+def test_an_oversized_line_is_refused_and_the_next_request_is_served(served):
+    bench, path = served
+    client = RawClient(path)
+    try:
+        client.send(b'{"id": 1, "method": "status", "pad": "' + b"x" * (MAX_LINE_BYTES * 3) + b'"}\n')
+        reply = client.read()
+        assert reply["error"]["code"] == "too_long" and str(MAX_LINE_BYTES) in reply["error"]["message"]
+        client.send(b'{"id": 2, "method": "status"}\n')
+        assert client.reply_to(2)["ok"] is True
+    finally:
+        client.close()
+
+
+def test_refusals_carry_the_code_the_field_and_the_range(served):
+    bench, path = served
+    ipc = IpcClient(path)
+    with pytest.raises(ControllerError) as exc:
+        ipc.command("reset", "visitor", False)
+    assert exc.value.code == "unauthorized"
+    assert wait_until(lambda: _try(lambda: ipc.command("reset", "ann", True)), 3.0)
+    with pytest.raises(ControllerError) as exc:
+        ipc.command("set_speed", "ann", True, 2.6)
+    assert exc.value.code == "invalid" and "2 km/h" in exc.value.message
+    assert exc.value.errors[0]["field"] == "[command] speed_kmh"
+    with pytest.raises(ControllerError) as exc:
+        ipc.command("reset", "ann", True)
+    assert exc.value.code == "conflict"
+
+
+def _try(fn) -> bool:
+    try:
+        fn()
+        return True
+    except ControllerError:
+        return False
+
+
+def test_subscription_pushes_at_ten_hertz_or_more_and_on_each_state_change(served):
+    bench, path = served
+    client = RawClient(path)
+    try:
+        client.send(b'{"id": 1, "method": "subscribe"}\n')
+        t0 = time.monotonic()
+        pushes = []
+        while time.monotonic() - t0 < 1.0:
+            msg = client.read()
+            if msg.get("push") == "status":
+                pushes.append(msg["status"])
+        assert len(pushes) >= 10
+        IpcClient(path).command("estop", "visitor", False)
+        states = []
+        while "STOPPED" not in states[-1:] or len(states) < 2:
+            msg = client.read()
+            if msg.get("push") == "status":
+                states.append(msg["status"]["state"])
+        assert pushes[-1]["seq"] < msg["status"]["seq"]
+    finally:
+        client.close()
+
+
+def test_a_client_that_never_reads_does_not_delay_a_trip(served):
+    bench, path = served
+    stalled = [RawClient(path) for _ in range(3)]
+    for c in stalled:
+        c.send(b'{"id": 1, "method": "subscribe"}\n' * 50)  # and never read a byte
+    ipc = IpcClient(path)
+    assert wait_until(lambda: _try(lambda: ipc.command("reset", "ann", True)), 3.0)
+    assert ipc.command("start", "ann", True, 1.5)["ok"]
+    assert wait_until(lambda: bench.emulator.belt_speed_mps > 0.35, 5.0)
+    ipc.call("demo", {"action": "drift_back"})
+    assert wait_tripped(bench, 5.0)
+    from tests.hil.helpers import trips
+    f = trips(bench)[-1]["figures"]
+    assert relay_opened_at(bench, f["input_t_mono"]) - f["input_t_mono"] <= 0.005
+    assert not bench.patient.fallen
+    assert wait_until(lambda: bench.controller.ipc.client_count <= 1, 10.0), "stalled clients are dropped"
+    for c in stalled:
+        c.close()
+
+
+def test_offline_controller_is_reported_as_offline(tmp_path):
+    with pytest.raises(ControllerOffline):
+        IpcClient(str(tmp_path / "nobody.sock"), timeout_s=0.5).status()
