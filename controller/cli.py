@@ -68,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         controller = Controller(cfg, i2c=open_i2c(cfg.i2c.bus), pin_factory=make_pin_factory(cfg.gpio.pin_factory))
         controller.start()
+        controller.serve_ipc()
         log.info("controller running; state %s", controller.loop.core.state.value)
         while not stop.wait(1.0):
             pass
@@ -76,6 +77,48 @@ def cmd_run(args: argparse.Namespace) -> int:
         if controller is not None:
             controller.close()
         listener.stop()
+
+
+def _web_config(args: argparse.Namespace):
+    """The config with the command line's [web] overrides applied."""
+    import dataclasses
+    cfg = _load_or_exit(args.config)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("ipc_socket", args.ipc_socket),
+                                   ("state_dir", args.state_dir)) if v is not None}
+    return dataclasses.replace(cfg, web=dataclasses.replace(cfg.web, **overrides))
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the dashboard under waitress; it reaches the controller only through its socket."""
+    cfg = _web_config(args)
+    listener = setup_logging()
+    try:
+        from web.serve import serve
+        serve(cfg)
+        return 0
+    finally:
+        listener.stop()
+
+
+def cmd_set_password(args: argparse.Namespace) -> int:
+    """Set the therapist password (stored as a scrypt hash, mode 0600); there is no default."""
+    import getpass
+    from web.auth import set_password
+    cfg = _web_config(args)
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("new therapist password: ")
+        if getpass.getpass("again: ") != password:
+            print("password: the two entries differ; nothing changed", file=sys.stderr)
+            return 2
+    try:
+        set_password(cfg.web.state_dir, password)
+    except (ValueError, OSError) as exc:
+        print(f"password: {exc}; nothing changed", file=sys.stderr)
+        return 2
+    print(f"password set in {cfg.web.state_dir}")
+    return 0
 
 
 def cmd_simulate_treadmill(args: argparse.Namespace) -> int:
@@ -98,9 +141,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the whole controller on simulated hardware with a scripted patient."""
-    from controller.demo import run_demo
-    return run_demo(args)
+    """The controller on simulated hardware with the dashboard (or, --scripted, a terminal run)."""
+    if args.scripted:
+        from controller.demo import run_demo
+        return run_demo(args)
+    from controller.demo_dashboard import run_dashboard_demo
+    return run_dashboard_demo(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,8 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve the treadmill emulator on a pty; first line: port: /dev/pts/N")
     p.set_defaults(func=cmd_simulate_treadmill)
 
-    p = sub.add_parser("demo", help="run on simulated hardware with a scripted patient")
-    p.add_argument("--speed-kmh", type=float, default=2.0, help="belt speed the therapist sets")
+    for name, func, text in (("web", cmd_web, "serve the dashboard (waitress)"),
+                             ("set-password", cmd_set_password, "set the therapist's dashboard password")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True, help="path to config.toml")
+        p.add_argument("--host", help="override [web] host")
+        p.add_argument("--port", type=int, help="override [web] port")
+        p.add_argument("--ipc-socket", help="override [web] ipc_socket")
+        p.add_argument("--state-dir", help="override [web] state_dir")
+        if name == "set-password":
+            p.add_argument("--stdin", action="store_true", help="read the password from standard input")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("demo", help="the controller on simulated hardware, with the dashboard")
+    p.add_argument("--port", type=int, default=8080, help="dashboard port on 127.0.0.1 (default 8080)")
+    p.add_argument("--scripted", action="store_true",
+                   help="no dashboard: a scripted patient drifts back until the trip, then exit")
+    p.add_argument("--speed-kmh", type=float, default=2.0, help="with --scripted: the belt speed")
     p.set_defaults(func=cmd_demo)
     return parser
 

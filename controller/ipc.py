@@ -193,7 +193,7 @@ class IpcServer:
                 sock.close()
                 raise OSError(f"[web] ipc_group = {self.group!r}: cannot give the socket to this group: {exc}") \
                     from exc
-        sock.listen(16)
+        sock.listen(64)
         sock.settimeout(0.5)
         self._sock = sock
         self.loop.add_status_listener(self._on_status)

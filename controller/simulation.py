@@ -9,6 +9,7 @@ emulator's safety-key circuit, in series with the external watchdog relay.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 import threading
 import time
@@ -59,7 +60,7 @@ class SimBench:
 
     def __init__(self, cfg: Config | None = None, *, state_dir: str | Path | None = None,
                  start_gap_mm: float = 1000.0, byte_time: bool = False, accel_mps2: float = 0.5,
-                 ipc_socket: str | Path | None = None):
+                 ipc_socket: str | Path | None = None, sway_mm: float = 0.0):
         self._tmp = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="treadmill-sim-")
@@ -78,7 +79,7 @@ class SimBench:
         self.bus = SimI2C()
         self.chips = {}
         for s in self.cfg.sensors:
-            chip = self.bus.add_chip(distance_fn=self.patient.sensor_distance_fn(s.mount_offset_mm))
+            chip = self.bus.add_chip(distance_fn=self._distance_fn(s.mount_offset_mm, sway_mm))
             bind_xshut(self.factory, s.xshut_pin, chip)
             self.chips[s.id] = chip
         g = self.cfg.gpio
@@ -96,6 +97,14 @@ class SimBench:
         self.relay_history: list[tuple[float, bool]] = []
         self.ipc_socket = ipc_socket
         self.start_gap_mm = start_gap_mm
+
+    def _distance_fn(self, mount_offset_mm: float, sway_mm: float) -> Callable[[], float]:
+        """What a sensor sees: the patient's gap plus the mount offset, plus their sway."""
+        base = self.patient.sensor_distance_fn(mount_offset_mm)
+        if not sway_mm:
+            return base
+        # A patient stepping back sways with each step (~0.25 Hz here): both sensors see it.
+        return lambda: base() + sway_mm * math.sin(2 * math.pi * 0.25 * time.monotonic())
 
     # ---- lifecycle -------------------------------------------------------------------
 

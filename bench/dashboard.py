@@ -1,0 +1,135 @@
+"""Dashboard figures: trip latency with and without 50 dashboard clients, status push latency
+into a real browser, and the memory of each process.
+
+The controller (with the simulated hardware) runs in this process; the dashboard
+runs as its own process under waitress, as in production; the 50 clients run
+in a third process (bench/load.py). The push latency is from the controller's
+state change (the trip event's wall time) to the page's state banner changing,
+timed inside the browser with a MutationObserver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.common import percentiles, save
+from bench.trip_latency import measure
+from controller.safety_types import CommandKind
+from controller.simulation import EXAMPLE_CONFIG, SimBench, wait_until
+
+PASSWORD = "bench-password-1"
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _start_web(port: int, socket_path: str, web_state: Path) -> subprocess.Popen:
+    from web.auth import set_password
+    set_password(web_state, PASSWORD)
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "web", "--config", str(EXAMPLE_CONFIG),
+                             "--host", "127.0.0.1", "--port", str(port), "--ipc-socket", socket_path,
+                             "--state-dir", str(web_state)], stderr=subprocess.DEVNULL)
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    if not wait_until(up, 20.0, poll_s=0.1):
+        proc.kill()
+        raise RuntimeError("the dashboard did not start")
+    return proc
+
+
+def push_latency(bench: SimBench, url: str, cycles: int) -> dict:
+    """E-stop over IPC, then time until the page's banner says STOPPED (ms)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+    latencies = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(url)
+        page.wait_for_function("() => document.querySelector('#state-banner').textContent.trim() !== ''")
+        page.evaluate("""() => { window.__shown = [];
+            new MutationObserver(() => window.__shown.push([document.querySelector('#state-banner')
+                .textContent.trim(), performance.timeOrigin + performance.now()]))
+            .observe(document.querySelector('#state-banner'), {childList: true, characterData: true,
+                                                                subtree: true}); }""")
+        for _ in range(cycles):
+            if not wait_until(lambda: bench.command(CommandKind.RESET, actor="bench").ok, 5.0, poll_s=0.02):
+                raise RuntimeError(f"reset refused: {bench.controller.status.get('reasons')}")
+            page.wait_for_function("() => document.querySelector('#state-banner').textContent.trim() === 'READY'")
+            page.evaluate("() => { window.__shown = []; }")
+            bench.command(CommandKind.ESTOP, actor="bench", authorized=False)
+            page.wait_for_function("() => window.__shown.some(s => s[0] === 'STOPPED')", timeout=5000)
+            shown_ms = next(t for s, t in page.evaluate("() => window.__shown") if s == "STOPPED")
+            bench.controller.events.flush()
+            trip = bench.controller.events.recent(1, kind="trip")[0]
+            latencies.append(shown_ms - trip["wall_time"] * 1000)
+        browser.close()
+    return percentiles(latencies)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trips", type=int, default=300)
+    parser.add_argument("--pushes", type=int, default=50)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.CRITICAL)
+    result: dict = {"clients": {"pollers": 25, "streams": 25}}
+    with tempfile.TemporaryDirectory() as tmp:
+        socket_path = str(Path(tmp) / "control.sock")
+        port = _free_port()
+        with SimBench(state_dir=Path(tmp) / "state", ipc_socket=socket_path, start_gap_mm=600) as bench:
+            web = _start_web(port, socket_path, Path(tmp) / "web")
+            try:
+                result["trip_latency_idle"] = measure(bench, args.trips)
+                load = subprocess.Popen([sys.executable, "-m", "bench.load", "--port", str(port),
+                                         "--seconds", "600"], stdout=subprocess.PIPE, text=True)
+                time.sleep(2.0)  # let the 50 clients connect
+                result["trip_latency_loaded"] = measure(bench, args.trips)
+                result["rss_mb"] = {"controller_with_simulation": round(rss_mb(os.getpid()), 1),
+                                    "dashboard": round(rss_mb(web.pid), 1)}
+                load.terminate()
+                load.wait(15)
+                bench.patient.set_gap(1000)
+                result["status_push_ms"] = push_latency(bench, f"http://127.0.0.1:{port}/", args.pushes)
+            finally:
+                web.terminate()
+                web.wait(10)
+    path = save("dashboard", result)
+    idle, loaded = result["trip_latency_idle"]["sample_to_relay"], result["trip_latency_loaded"]["sample_to_relay"]
+    push = result["status_push_ms"]
+    print(f"trip latency sample->relay: idle median {idle['median']:.2f} / p99 {idle['p99']:.2f} / max "
+          f"{idle['max']:.2f} ms; with 50 dashboard clients median {loaded['median']:.2f} / p99 "
+          f"{loaded['p99']:.2f} / max {loaded['max']:.2f} ms; status push to the browser median "
+          f"{push['median']:.1f} / p99 {push['p99']:.1f} ms; RSS {result['rss_mb']} -> {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""End-to-end fixtures: ``treadmill-safety demo`` as a real subprocess, headless Debian Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+#: Debian's Chromium (installed by .ci/run with apt-get); Playwright never downloads a browser.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo(browser):
+    """The demo's URL and one-time password, read from its first two lines.
+
+    It depends on the browser so Chromium's start-up load is over before the controller runs.
+    """
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "demo", "--port", str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout.readline() for _ in range(2)), daemon=True)
+    reader.start()
+    reader.join(60)
+    try:
+        assert len(lines) == 2, f"demo printed {lines!r}"
+        assert lines[0] == f"dashboard: http://127.0.0.1:{port}/\n"
+        assert lines[1].startswith("password: ") and len(lines[1].split()[1]) >= 8
+        yield lines[0].split()[1], lines[1].split()[1]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

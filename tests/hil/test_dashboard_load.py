@@ -1,0 +1,64 @@
+"""While 50 dashboard clients poll and stream, the trips still meet their deadlines."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import waitress
+
+from bench.load import Load
+from controller.simulation import SimBench, sim_config, wait_until
+from tests.hil.helpers import relay_opened_at, trips, wait_tripped
+from web import create_app
+from web.ipc_client import IpcClient
+
+
+@pytest.fixture
+def served_dashboard(tmp_path):
+    socket_path = str(tmp_path / "control.sock")
+    cfg = sim_config(tmp_path / "state")
+    bench = SimBench(cfg, state_dir=tmp_path / "state", ipc_socket=socket_path, start_gap_mm=1000).start()
+    app = create_app(cfg, ipc_socket=socket_path, state_dir=str(tmp_path / "web"))
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=64)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    try:
+        yield bench, socket_path, server.effective_port
+    finally:
+        server.close()
+        thread.join(10)
+        hub = app.extensions.get("status_hub") if hasattr(app, "extensions") else None
+        if hub is not None:
+            hub.close()
+        bench.close()
+
+
+def test_trips_meet_their_deadlines_while_fifty_dashboard_clients_poll_and_stream(served_dashboard):
+    bench, socket_path, port = served_dashboard
+    ipc = IpcClient(socket_path)
+    with Load("127.0.0.1", port) as load:
+        assert wait_until(lambda: load.ok > 200 and load.stream_bytes > 1000, 10.0), "the load is running"
+        assert wait_until(lambda: _reset(ipc), 5.0)
+        assert ipc.command("start", "ann", True, 2.0)["ok"]
+        assert wait_until(lambda: bench.emulator.belt_speed_mps > 0.5, 6.0)
+        served_before = load.ok
+        bench.patient.set_drift(10.0)
+        assert wait_tripped(bench, 5.0)
+        f = trips(bench)[-1]["figures"]
+        opened = relay_opened_at(bench, f["input_t_mono"])
+        assert opened - f["input_t_mono"] <= 0.005
+        crossed_t = f["input_t_mono"] - (f["stop_distance_mm"] - f["gap_mm"]) / 1000.0 / f["belt_speed_mps"]
+        assert opened - crossed_t <= bench.cfg.sensor_period_s + 0.005
+        assert wait_until(lambda: bench.emulator.belt_speed_mps == 0.0, 3.0)
+        assert not bench.patient.fallen
+        assert wait_until(lambda: load.ok > served_before + 50, 5.0), "the dashboard kept answering"
+    assert load.errors == 0
+
+
+def _reset(ipc: IpcClient) -> bool:
+    from web.ipc_client import ControllerError
+    try:
+        return ipc.command("reset", "ann", True)["ok"]
+    except ControllerError:
+        return False

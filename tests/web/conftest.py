@@ -1,0 +1,91 @@
+"""Dashboard fixtures, flaskr style: fake controller → app → client; helpers.login logs in."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+from tests.web.fake_controller import FakeController
+from tests.web.helpers import PASSWORD
+from web import create_app
+from web.auth import set_password
+from web.link import EXTENSION_KEY
+
+
+@pytest.fixture
+def fake():
+    """A started fake controller (STOPPED, no demo); closed afterwards."""
+    controller = FakeController().start()
+    try:
+        yield controller
+    finally:
+        controller.close()
+
+
+@pytest.fixture(scope="session")
+def password_file(tmp_path_factory):
+    """The password file set_password writes, made once: scrypt is slow on purpose."""
+    path = tmp_path_factory.mktemp("password")
+    set_password(path, PASSWORD)
+    return (path / "password").read_text()
+
+
+@pytest.fixture
+def state_dir(tmp_path, password_file):
+    """The dashboard's state dir, with the therapist password set (a copy of set_password's file, 0600)."""
+    path = tmp_path / "dashboard"
+    path.mkdir(mode=0o700)
+    fd = os.open(path / "password", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password_file)
+    return path
+
+
+def _close(app) -> None:
+    app.extensions[EXTENSION_KEY].close()
+
+
+@pytest.fixture
+def make_app(state_dir):
+    """Build apps against a socket path (closed afterwards)."""
+    apps = []
+
+    def make(socket_path: str, config: dict | None = None, state: str | None = None):
+        settings = {"TESTING": True, "SSE_KEEPALIVE_S": 0.5}
+        settings.update(config or {})
+        app = create_app(ipc_socket=socket_path, state_dir=str(state or state_dir), test_config=settings)
+        apps.append(app)
+        return app
+
+    try:
+        yield make
+    finally:
+        for app in apps:
+            _close(app)
+
+
+@pytest.fixture
+def app(fake, make_app):
+    """The dashboard, talking to the fake controller (closed before the fake)."""
+    return make_app(fake.socket_path)
+
+
+@pytest.fixture
+def client(app):
+    """A test client of the dashboard."""
+    return app.test_client()
+
+
+@pytest.fixture
+def offline_socket():
+    """A socket path nobody listens on: the controller is not running."""
+    with tempfile.TemporaryDirectory(prefix="no-ctl-") as tmp:
+        yield os.path.join(tmp, "control.sock")
+
+
+@pytest.fixture
+def offline_client(make_app, offline_socket):
+    """A test client of a dashboard whose controller is offline."""
+    return make_app(offline_socket).test_client()

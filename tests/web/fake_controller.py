@@ -1,0 +1,336 @@
+"""A stand-in for the controller's Unix-socket API (JSON lines), for the dashboard's tests.
+
+A real socket server in a thread, so the dashboard's real IpcClient and
+StatusHub are under test. It answers the IPC contract with canned data, keeps a
+small state machine, records every command, and refuses as the controller does:
+unauthorized without authority, invalid values naming the field and the range,
+conflict when the state forbids.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import socket
+import tempfile
+import threading
+import time
+from typing import Any
+
+MODES = ("reverse", "forward")
+DEMO_ACTIONS = ("drift_back", "console_speed_up", "unplug_sensor", "unplug_treadmill", "recover")
+#: As the real controller: the config's ranges for each limit (ceilings are checked after).
+RANGES = {
+    "reverse_cap_kmh": {"min": 0.5, "max": 6.0, "unit": "km/h"},
+    "forward_cap_kmh": {"min": 0.5, "max": 6.0, "unit": "km/h"},
+    "base_stop_mm": {"min": 100, "max": 600, "unit": "mm"},
+    "warn_margin_mm": {"min": 50, "max": 500, "unit": "mm"},
+}
+MIN_SPEED_KMH = 0.5
+PUSH_INTERVAL_S = 0.05
+
+
+class Refusal(Exception):
+    """An error reply: code, message, field errors."""
+
+    def __init__(self, code: str, message: str, errors: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.code, self.message, self.errors = code, message, errors or []
+
+
+class FakeController:
+    """Serves status, subscribe, events, limits, command and (optionally) demo on a Unix socket."""
+
+    def __init__(self, *, demo: bool = False, state: str = "STOPPED"):
+        self._dir = tempfile.mkdtemp(prefix="fake-ctl-")  # short path: sun_path holds 108 bytes
+        self.socket_path = os.path.join(self._dir, "control.sock")
+        self.lock = threading.Condition()
+        self.commands: list[dict[str, Any]] = []
+        self.demo_calls: list[str] = []
+        self.requests: list[str] = []
+        self.events: list[dict[str, Any]] = []
+        self.status = self._initial_status(demo, state)
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> "FakeController":
+        """Bind and serve."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(self.socket_path)
+        sock.listen(64)
+        sock.settimeout(0.1)
+        self._sock = sock
+        self._spawn(self._accept_loop, "fake-ctl-accept")
+        return self
+
+    def close(self) -> None:
+        """Stop serving, drop every connection, remove the socket (idempotent)."""
+        self._stop.set()
+        with self.lock:
+            self.lock.notify_all()
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # wakes accept() at once
+            except OSError:
+                pass
+        for thread in self._threads:
+            thread.join(2.0)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        for path in (self.socket_path,):
+            if os.path.exists(path):
+                os.unlink(path)
+        if os.path.isdir(self._dir):
+            os.rmdir(self._dir)
+
+    def _spawn(self, target: Any, name: str, arg: Any = None) -> None:
+        thread = threading.Thread(target=target, name=name, args=() if arg is None else (arg,), daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    # ---- state ----------------------------------------------------------------------
+
+    @staticmethod
+    def _initial_status(demo: bool, state: str) -> dict[str, Any]:
+        return {
+            "seq": 1, "t_wall": time.time(), "state": state,
+            "reasons": {"startup": "the controller starts STOPPED"} if state == "STOPPED" else {},
+            "relay_energized": state != "STOPPED", "warning": False, "estop_open": False, "mode": "reverse",
+            "belt_speed_mps": 0.0, "commanded_mps": 0.0, "target_mps": 0.0, "cap_kmh": 2.0,
+            "gap_mm": 900.0, "nearest_sensor": "left", "stop_distance_mm": 250.0, "warn_distance_mm": 450.0,
+            "sensors": {"left": {"distance_mm": 900.0, "gap_mm": 900.0, "reading": "ok", "fresh": True},
+                        "right": {"distance_mm": 910.0, "gap_mm": 910.0, "reading": "ok", "fresh": True}},
+            "link_ok": True, "running_for_s": None, "trip_count": 0,
+            "limits": {"reverse_cap_kmh": 2.0, "forward_cap_kmh": 2.2, "base_stop_mm": 250.0,
+                       "warn_margin_mm": 200.0},
+            "ceilings": {"max_reverse_cap_kmh": 2.2, "max_forward_cap_kmh": 2.2, "min_base_stop_mm": 200.0,
+                         "min_warn_margin_mm": 100.0},
+            "units": "km/h", "demo": demo,
+        }
+
+    def update(self, **changes: Any) -> None:
+        """Change the status and push it to subscribers (a test's way of moving the patient)."""
+        with self.lock:
+            self.status.update(changes)
+            self._bump()
+
+    def _bump(self) -> None:
+        # Caller holds self.lock.
+        self.status["seq"] += 1
+        self.status["t_wall"] = time.time()
+        self.status["cap_kmh"] = self.status["limits"][f"{self.status['mode']}_cap_kmh"]
+        self.lock.notify_all()
+
+    def _event(self, kind: str, code: str, message: str, actor: str) -> None:
+        self.events.insert(0, {"id": len(self.events) + 1, "wall_time": time.time(), "t_mono": time.monotonic(),
+                               "kind": kind, "code": code, "message": message, "actor": actor, "figures": {}})
+
+    def _set_state(self, state: str, reasons: dict[str, str] | None = None) -> None:
+        self.status["state"] = state
+        self.status["reasons"] = reasons or {}
+        self.status["relay_energized"] = state != "STOPPED"
+        self.status["running_for_s"] = 0.0 if state == "RUNNING" else None
+        if state != "RUNNING":
+            self.status["target_mps"] = self.status["commanded_mps"] = self.status["belt_speed_mps"] = 0.0
+
+    # ---- serving --------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()  # type: ignore[union-attr]
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self._conns.add(conn)
+            self._spawn(self._serve_conn, "fake-ctl-conn", conn)
+
+    def _serve_conn(self, conn: socket.socket) -> None:
+        buffer = b""
+        try:
+            while not self._stop.is_set():
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, _, buffer = buffer.partition(b"\n")
+                    request = json.loads(line)
+                    if request.get("method") == "subscribe":
+                        conn.sendall(self._encode({"id": request.get("id"), "ok": True,
+                                                   "result": {"subscribed": True}}))
+                        self._push_loop(conn)
+                        return
+                    conn.sendall(self._encode(self._answer(request)))
+        except OSError:
+            return
+        finally:
+            with self.lock:
+                self._conns.discard(conn)
+            conn.close()
+
+    def _push_loop(self, conn: socket.socket) -> None:
+        """Push the status on every change and at least every PUSH_INTERVAL_S, as the controller does."""
+        seq = -1
+        while not self._stop.is_set():
+            with self.lock:
+                self.lock.wait_for(lambda: self.status["seq"] != seq or self._stop.is_set(), PUSH_INTERVAL_S)
+                status = copy.deepcopy(self.status)
+            seq = status["seq"]
+            conn.sendall(self._encode({"push": "status", "status": status}))
+
+    @staticmethod
+    def _encode(message: dict[str, Any]) -> bytes:
+        return json.dumps(message).encode() + b"\n"
+
+    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        method, params = request.get("method"), request.get("params") or {}
+        with self.lock:
+            self.requests.append(method)
+        try:
+            handler = {"status": self._m_status, "events": self._m_events, "limits": self._m_limits,
+                       "command": self._m_command, "demo": self._m_demo}.get(method)
+            if handler is None or (method == "demo" and not self.status["demo"]):
+                raise Refusal("unknown_method", f"unknown method {method!r}")
+            return {"id": request.get("id"), "ok": True, "result": handler(params)}
+        except Refusal as err:
+            error: dict[str, Any] = {"code": err.code, "message": err.message}
+            if err.errors:
+                error["errors"] = err.errors
+            return {"id": request.get("id"), "ok": False, "error": error}
+
+    def _m_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return copy.deepcopy(self.status)
+
+    def _m_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        limit = params.get("limit", 50)
+        if not isinstance(limit, int) or not 1 <= limit <= 500:
+            raise Refusal("invalid", "[events] limit: must be 1 to 500")
+        kind = params.get("kind")
+        if kind is not None and kind not in ("trip", "warn", "state", "command", "refused", "limits", "fault"):
+            field = {"field": "[events] kind", "value": kind, "message": "unknown kind"}
+            raise Refusal("invalid", f"[events] kind = {kind!r}: unknown kind", [field])
+        with self.lock:
+            return [e for e in self.events if kind is None or e["kind"] == kind][:limit]
+
+    def _m_limits(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            return {"limits": dict(self.status["limits"]), "ceilings": dict(self.status["ceilings"]),
+                    "mode": self.status["mode"], "units": self.status["units"], "ranges": copy.deepcopy(RANGES)}
+
+    def _m_demo(self, params: dict[str, Any]) -> dict[str, Any]:
+        action = params.get("action")
+        if action not in DEMO_ACTIONS:
+            raise Refusal("invalid", f"[demo] action = {action!r}: must be one of {', '.join(DEMO_ACTIONS)}")
+        with self.lock:
+            self.demo_calls.append(action)
+        return {"message": f"demo: {action}"}
+
+    # ---- commands -------------------------------------------------------------------
+
+    def _m_command(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.commands.append(copy.deepcopy(params))
+            kind, actor = params.get("command"), params.get("actor")
+            authorized, value = params.get("authorized"), params.get("value")
+            if not isinstance(actor, str) or not 0 < len(actor.strip()) <= 80:
+                raise Refusal("invalid", f"[command] actor = {actor!r}: must be 1 to 80 characters")
+            if kind not in ("estop", "stop") and not authorized:
+                raise Refusal("unauthorized", f"{kind} needs a logged-in therapist")
+            handler = {"estop": self._c_estop, "stop": self._c_stop, "reset": self._c_reset,
+                       "start": self._c_start, "set_speed": self._c_speed, "set_mode": self._c_mode,
+                       "set_limits": self._c_limits}.get(kind)
+            if handler is None:
+                raise Refusal("invalid", f"[command] command = {kind!r}: unknown")
+            message = handler(value, actor)
+            self._event("command", kind, f"{kind} by {actor}", actor)
+            self._bump()
+            return {"ok": True, "code": "ok", "message": message}
+
+    def _c_estop(self, value: Any, actor: str) -> str:
+        self._set_state("STOPPED", {"estop_command": f"E-stop pressed on the dashboard by {actor}"})
+        return "stopped: E-stop"
+
+    def _c_stop(self, value: Any, actor: str) -> str:
+        if self.status["state"] != "RUNNING":
+            return f"belt already {self.status['state'].lower()}"
+        self._set_state("READY")
+        return "stopping"
+
+    def _c_reset(self, value: Any, actor: str) -> str:
+        if self.status["state"] != "STOPPED":
+            raise Refusal("conflict", f"nothing to reset: the controller is {self.status['state']}")
+        self._set_state("READY")
+        return "ready"
+
+    def _speed(self, value: Any) -> float:
+        cap = self.status["cap_kmh"]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or not MIN_SPEED_KMH <= value <= cap:
+            message = f"must be a number from {MIN_SPEED_KMH:g} to {cap:g} km/h"
+            raise Refusal("invalid", f"[command] speed_kmh = {value!r}: {message}",
+                          [{"field": "[command] speed_kmh", "value": value if ok else repr(value),
+                            "message": message}])
+        return float(value)
+
+    def _c_start(self, value: Any, actor: str) -> str:
+        speed_kmh = MIN_SPEED_KMH if value is None else self._speed(value)
+        if self.status["state"] != "READY":
+            raise Refusal("conflict", f"start needs READY; the controller is {self.status['state']}")
+        self._set_state("RUNNING")
+        self.status["target_mps"] = speed_kmh / 3.6
+        return "running"
+
+    def _c_speed(self, value: Any, actor: str) -> str:
+        self.status["target_mps"] = self._speed(value) / 3.6
+        return f"speed set to {value:.1f} km/h"
+
+    def _c_mode(self, value: Any, actor: str) -> str:
+        if value not in MODES:
+            raise Refusal("invalid", f"[command] mode = {value!r}: must be \"reverse\" or \"forward\"",
+                          [{"field": "[command] mode", "value": repr(value), "message": "reverse or forward"}])
+        if self.status["state"] not in ("STOPPED", "READY"):
+            raise Refusal("conflict", "the mode changes only while the belt stands (STOPPED or READY, speed 0)")
+        self.status["mode"] = value
+        return f"mode {value}"
+
+    def _c_limits(self, value: Any, actor: str) -> str:
+        if not isinstance(value, dict) or not value:
+            raise Refusal("invalid", "[limits]: no limit given")
+        errors = []
+        ceilings = self.status["ceilings"]
+        bounds = {"reverse_cap_kmh": (None, ceilings["max_reverse_cap_kmh"]),
+                  "forward_cap_kmh": (None, ceilings["max_forward_cap_kmh"]),
+                  "base_stop_mm": (ceilings["min_base_stop_mm"], None),
+                  "warn_margin_mm": (ceilings["min_warn_margin_mm"], None)}
+        for field, v in value.items():
+            if field not in RANGES:
+                errors.append({"field": f"[limits] {field}", "value": repr(v), "message": "unknown option"})
+                continue
+            lo = max(RANGES[field]["min"], bounds[field][0] or RANGES[field]["min"])
+            hi = min(RANGES[field]["max"], bounds[field][1] or RANGES[field]["max"])
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
+                errors.append({"field": f"[limits] {field}", "value": v,
+                               "message": f"must be from {lo:g} to {hi:g} {RANGES[field]['unit']} (ceilings)"})
+        if errors:
+            raise Refusal("invalid", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+        if self.status["state"] == "RUNNING":
+            raise Refusal("conflict", "looser limits apply only while the belt stands; tighter ones apply at once")
+        self.status["limits"].update(value)
+        return "limits applied"

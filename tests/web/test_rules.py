@@ -1,0 +1,42 @@
+"""Import rules of web/ (DESIGN.md) and JSON answers for routing errors."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+WEB = Path(__file__).resolve().parents[2] / "web"
+ALLOWED_FROM_CONTROLLER = {("controller.config", "Config"), ("controller.config", "load_config")}
+
+
+def _imports(path: Path) -> list[tuple[str, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found += [(node.module, alias.name) for alias in node.names]
+    return found
+
+
+def test_web_never_imports_hardware_and_takes_only_the_config_from_controller():
+    offending = []
+    for path in sorted(WEB.rglob("*.py")):
+        for module, name in _imports(path):
+            top = module.split(".")[0]
+            if top == "hardware" or (top == "controller" and (module, name) not in ALLOWED_FROM_CONTROLLER):
+                offending.append(f"{path.name}: {module} {name}".strip())
+    assert offending == []
+
+
+def test_a_wrong_method_is_a_json_405_with_allow(client):
+    response = client.get("/api/estop")
+    assert response.status_code == 405
+    assert response.get_json()["ok"] is False
+    assert "POST" in response.headers["Allow"]
+
+
+def test_an_unknown_path_is_a_json_404(client):
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.get_json()["code"] == "not_found"

@@ -1,0 +1,253 @@
+"""The JSON API: status, live stream, events, commands, limits, session, demo.
+
+Who may do what (DESIGN.md, "stop is always allowed; go needs authority"):
+anyone may read and stop; reset, start, speed, mode and limits need a
+logged-in therapist. The controller decides safety and checks every value
+again; this layer decides who is logged in and refuses malformed input.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterator
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask_wtf.csrf import generate_csrf
+
+from web.auth import actor, current_therapist, login_required
+from web.errors import json_error
+from web.extensions import csrf
+from web.ipc_client import ControllerError, StatusHub
+from web.link import ControllerLink, get_link
+from web.validation import choice_error, invalid, json_object, number_error, query_int, query_word
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+MODES = ("reverse", "forward")
+LIMIT_FIELDS = ("reverse_cap_kmh", "forward_cap_kmh", "base_stop_mm", "warn_margin_mm")
+DEMO_ACTIONS = ("drift_back", "console_speed_up", "unplug_sensor", "unplug_treadmill", "recover")
+#: At most ~20 status events a second per stream: enough for a smooth display,
+#: and a burst of pushes from the controller is coalesced to the newest.
+STREAM_MIN_INTERVAL_S = 0.05
+#: A comment line this often keeps proxies from closing an idle stream and lets
+#: the server notice a client that went away.
+STREAM_KEEPALIVE_S = 15.0
+#: How long a new stream waits for the hub's first status before saying "offline".
+STREAM_FIRST_STATUS_S = 1.0
+#: How long the browser waits before reconnecting a dropped stream.
+STREAM_RETRY_MS = 2000
+
+
+def _command(command: str, value: Any = None) -> Response:
+    """Send one command with this request's actor and authority; the controller's reply as JSON."""
+    link = get_link()
+    try:
+        reply = link.client.command(command, actor(), current_therapist() is not None, value)
+    finally:
+        link.note_command()
+    return jsonify(reply)
+
+
+# --- reading: anyone -------------------------------------------------------------------------
+
+@bp.get("/status")
+def status() -> Response:
+    """The controller's present status (409 when it is offline).
+
+    Taken from the shared subscription while it is live (at most one push,
+    ~50 ms, old); asked of the controller directly otherwise.
+    """
+    link = get_link()
+    return jsonify(link.pushed_status() or link.client.status())
+
+
+@bp.get("/events")
+def events() -> Response:
+    """Recent events, newest first (?limit=1..500, ?kind=)."""
+    limit = query_int("limit", default=50, lo=1, hi=500)
+    kind = query_word("kind")
+    return jsonify({"ok": True, "events": get_link().client.events(limit, kind)})
+
+
+@bp.get("/limits")
+def limits() -> Response:
+    """Present limits, the installer's ceilings, the allowed ranges, the mode and units."""
+    return jsonify(get_link().client.limits())
+
+
+@bp.get("/session")
+def session_info() -> Response:
+    """Who is logged in, and the CSRF token the page sends back in X-CSRFToken."""
+    name = current_therapist()
+    return jsonify({"logged_in": name is not None, "name": name, "csrf_token": generate_csrf()})
+
+
+# --- stopping: anyone, always ----------------------------------------------------------------
+# Deliberately exempt from CSRF and from login: stop is always allowed
+# (DESIGN.md principle 2), and a page whose token went stale (session expired,
+# dashboard restarted with a new secret, another tab logged out) must never be
+# the reason an E-stop is refused. The worst a forged cross-site request can do
+# here is stop the belt, which any bystander may do at the physical button.
+# The body is ignored for the same reason: no input can make a stop fail here.
+
+@bp.post("/estop")
+@csrf.exempt
+def estop() -> Response:
+    """Emergency stop: the controller opens the safety circuit at once."""
+    return _command("estop")
+
+
+@bp.post("/stop")
+@csrf.exempt
+def stop() -> Response:
+    """Controlled stop: the controller brakes the belt to a standstill."""
+    return _command("stop")
+
+
+# --- going: a logged-in therapist ------------------------------------------------------------
+
+def _speed_error(value: Any) -> dict[str, Any] | None:
+    """Check a requested speed against the cap of the present mode (asked of the controller)."""
+    present = get_link().client.status()
+    cap_kmh = float(present.get("cap_kmh") or 0.0)
+    return number_error("speed_kmh", value, 0.0, cap_kmh, "km/h", f"the cap in {present.get('mode')} mode")
+
+
+@bp.post("/reset")
+@login_required
+def reset() -> Response:
+    """Clear a latched stop (the controller refuses while its cause persists)."""
+    json_object(allowed=())
+    return _command("reset")
+
+
+@bp.post("/start")
+@login_required
+def start() -> Response:
+    """Start the belt, at ``speed_kmh`` if given."""
+    body = json_object(allowed=("speed_kmh",))
+    speed_kmh = body.get("speed_kmh")
+    if speed_kmh is not None:
+        error = _speed_error(speed_kmh)
+        if error:
+            raise invalid([error])
+    return _command("start", speed_kmh)
+
+
+@bp.post("/speed")
+@login_required
+def speed() -> Response:
+    """Set the target belt speed (km/h); the controller ramps to it."""
+    body = json_object(allowed=("speed_kmh",), required=("speed_kmh",))
+    error = _speed_error(body["speed_kmh"])
+    if error:
+        raise invalid([error])
+    return _command("set_speed", body["speed_kmh"])
+
+
+@bp.post("/mode")
+@login_required
+def mode() -> Response:
+    """Switch between reverse and forward walking (the controller wants a standing belt)."""
+    body = json_object(allowed=("mode",), required=("mode",))
+    error = choice_error("mode", body["mode"], MODES)
+    if error:
+        raise invalid([error])
+    return _command("set_mode", body["mode"])
+
+
+@bp.put("/limits")
+@login_required
+def set_limits() -> Response:
+    """Change some of the four limits, each within the range the controller allows."""
+    body = json_object(allowed=LIMIT_FIELDS)
+    if not body:
+        raise invalid([{"field": "body", "value": None,
+                        "message": f"send at least one of {', '.join(LIMIT_FIELDS)}"}])
+    ranges = get_link().client.limits().get("ranges") or {}
+    errors = []
+    for field, value in body.items():
+        allowed = ranges.get(field)
+        if allowed is None:
+            # The controller did not say: only the type is checked here.
+            error = number_error(field, value, float("-inf"), float("inf"), "")
+        else:
+            error = number_error(field, value, float(allowed["min"]), float(allowed["max"]), allowed.get("unit", ""))
+        if error:
+            errors.append(error)
+    if errors:
+        raise invalid(errors)
+    return _command("set_limits", body)
+
+
+# --- demo: anyone, only on a demo controller -------------------------------------------------
+
+@bp.post("/demo/<action>")
+def demo(action: str) -> Response:
+    """A demo action (patient drifts back, unplug a sensor ...), only when status.demo is true."""
+    link = get_link()
+    if action not in DEMO_ACTIONS or not link.client.status().get("demo"):
+        return json_error(404, "not_found", "no such demo control on this controller")
+    try:
+        reply = link.client.call("demo", {"action": action})
+    except ControllerError as exc:
+        if exc.code == "unknown_method":
+            return json_error(404, "not_found", "no such demo control on this controller")
+        raise
+    return jsonify({"ok": True, **(reply if isinstance(reply, dict) else {"message": str(reply)})})
+
+
+# --- live stream: anyone ---------------------------------------------------------------------
+
+def _sse_events(link: ControllerLink, hub: StatusHub, keepalive_s: float) -> Iterator[str]:
+    """Server-Sent Events: the newest status at most every 50 ms, 'offline' events, keep-alives."""
+    yield f"retry: {STREAM_RETRY_MS}\n\n"
+    # seq -1 never matches the hub's counter, so this returns at once with
+    # the present status; a hub that has never published gets a short grace.
+    seq, present = hub.wait_newer(-1, 0.0)
+    if present is None and seq == 0:
+        seq, present = hub.wait_newer(0, STREAM_FIRST_STATUS_S)
+    while True:
+        if present is None:
+            yield 'event: offline\ndata: {"message": "controller offline"}\n\n'
+        else:
+            yield f"data: {json.dumps(present, separators=(',', ':'))}\n\n"
+        next_send = time.monotonic() + STREAM_MIN_INTERVAL_S
+        while True:
+            asked = time.monotonic()
+            new_seq, present = hub.wait_newer(seq, keepalive_s)
+            if new_seq != seq:
+                break
+            if link.closed or time.monotonic() - asked < keepalive_s / 2:
+                # wait_newer only returns early without news once the hub is closed.
+                return
+            yield ": keep-alive\n\n"
+        delay_s = next_send - time.monotonic()
+        if delay_s > 0:
+            # Rate limit, then take the newest status (not the one that woke us).
+            time.sleep(delay_s)
+            new_seq, present = hub.wait_newer(-1, 0.0)
+        seq = new_seq
+
+
+@bp.get("/stream")
+def stream() -> Response:
+    """Live status as Server-Sent Events (503 when too many streams are open)."""
+    link = get_link()
+    link.start()
+    if not link.acquire_stream():
+        return json_error(503, "busy", f"too many live views open (at most {link.max_streams}); close one")
+    keepalive_s = float(current_app.config.get("SSE_KEEPALIVE_S", STREAM_KEEPALIVE_S))
+    response = Response(_sse_events(link, link.hub, keepalive_s), mimetype="text/event-stream")
+    # The server closes the iterator on disconnect, error or normal end: the
+    # slot is given back even if the generator never ran.
+    response.call_on_close(link.stream_releaser())
+    response.headers["Cache-Control"] = "no-cache, no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Register the API blueprint."""
+    app.register_blueprint(bp)

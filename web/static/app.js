@@ -1,0 +1,413 @@
+// The therapist's dashboard. Live status comes over Server-Sent Events
+// (/api/stream); commands are JSON POSTs with the CSRF token in X-CSRFToken.
+// Everything from the controller is shown with textContent, never as HTML:
+// names and messages can contain anything.
+'use strict';
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const KMH_PER_MPS = 3.6;
+  const KMH_PER_MPH = 1.609344;
+  const SPEED_STEP_KMH = 0.1;
+  // The controller pushes ~20 statuses a second; silence this long means the view is stale.
+  const STALE_AFTER_MS = 2500;
+  const EVENTS_REFRESH_MS = 5000;
+  const LIMIT_FIELDS = ['reverse_cap_kmh', 'forward_cap_kmh', 'base_stop_mm', 'warn_margin_mm'];
+
+  let csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+  let units = document.querySelector('meta[name="display-units"]').content || 'km/h';
+  let status = null;
+  let loggedIn = !$('therapist').hidden;
+  let lastStatusAt = 0;
+  let offlineReason = null;
+  let currentLimits = null;
+
+  // ---- requests -------------------------------------------------------------------------
+
+  async function api(method, path, body, retryCsrf = true) {
+    const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' };
+    if (method !== 'GET') opts.headers['X-CSRFToken'] = csrfToken;
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, opts);
+    } catch (err) {
+      return { ok: false, status: 0, body: { code: 'network', message: 'dashboard not reachable', errors: [] } };
+    }
+    let data;
+    try {
+      data = await resp.json();
+    } catch (err) {
+      data = { message: resp.statusText || ('HTTP ' + resp.status), errors: [] };
+    }
+    if (resp.status === 403 && data.code === 'csrf' && retryCsrf) {
+      // The token went stale (new session, dashboard restarted): fetch a fresh one, try once more.
+      await refreshSession();
+      return api(method, path, body, false);
+    }
+    return { ok: resp.ok, status: resp.status, body: data };
+  }
+
+  function say(id, text, isError) {
+    const el = $(id);
+    el.textContent = text || '';
+    el.classList.toggle('error', Boolean(isError));
+  }
+
+  function explain(r) {
+    if (r.ok) return r.body.message || 'ok';
+    if (r.status === 409 && r.body.code === 'offline') return 'controller offline: ' + r.body.message;
+    return r.body.message || ('refused (HTTP ' + r.status + ')');
+  }
+
+  // ---- stopping: always available -------------------------------------------------------
+
+  async function stopCommand(path, label) {
+    const r = await api('POST', path);
+    if (r.ok) {
+      say('stop-message', label + ': ' + explain(r), false);
+      fetchStatus();
+    } else {
+      say('stop-message', label + ' NOT DELIVERED: ' + explain(r) + '. Use the physical E-stop.', true);
+    }
+    refreshEvents();
+  }
+
+  $('estop').addEventListener('click', () => stopCommand('/api/estop', 'E-STOP'));
+  $('stop').addEventListener('click', () => stopCommand('/api/stop', 'Stop'));
+
+  // ---- status display --------------------------------------------------------------------
+
+  function speedText(kmh) {
+    if (kmh === null || kmh === undefined || !isFinite(kmh)) return '--';
+    return (units === 'mph' ? kmh / KMH_PER_MPH : kmh).toFixed(1);
+  }
+
+  function setOffline(reason) {
+    offlineReason = reason;
+    const el = $('offline');
+    el.hidden = !reason;
+    if (reason) {
+      el.textContent = reason + ': the dashboard cannot see or command the treadmill. Use the physical E-stop.';
+      const banner = $('state-banner');
+      banner.textContent = 'OFFLINE';
+      banner.className = 'banner state-offline';
+      $('gap-mm').textContent = '--';
+    }
+  }
+
+  function renderReasons(reasons) {
+    const list = $('state-reasons');
+    list.replaceChildren();
+    for (const [code, message] of Object.entries(reasons || {})) {
+      const li = document.createElement('li');
+      li.textContent = message || code;
+      list.appendChild(li);
+    }
+  }
+
+  function renderDeck(s) {
+    const stopMm = s.stop_distance_mm || 0;
+    const warnMm = Math.max(s.warn_distance_mm || 0, stopMm);
+    const gap = s.gap_mm;
+    // Show at least 1 m, and always the whole warn zone and the patient with some room.
+    const spanMm = Math.max(1000, warnMm * 1.4, (gap || 0) * 1.1);
+    const x = (mm) => Math.max(0, Math.min(1000, (mm / spanMm) * 1000));
+    $('zone-stop').setAttribute('width', x(stopMm).toFixed(1));
+    $('zone-warn').setAttribute('width', x(warnMm).toFixed(1));
+    const patient = $('patient');
+    patient.setAttribute('visibility', gap === null || gap === undefined ? 'hidden' : 'visible');
+    if (gap !== null && gap !== undefined) patient.setAttribute('transform', 'translate(' + x(gap).toFixed(1) + ' 0)');
+    patient.classList.toggle('in-stop', gap !== null && gap <= stopMm);
+    patient.classList.toggle('in-warn', gap !== null && gap > stopMm && gap <= warnMm);
+    const scale = $('scale');
+    scale.replaceChildren();
+    const stepMm = spanMm > 2000 ? 500 : 200;
+    for (let mm = stepMm; mm < spanMm; mm += stepMm) {
+      const t = document.createElementNS(scale.namespaceURI, 'text');
+      t.setAttribute('x', x(mm).toFixed(1));
+      t.setAttribute('y', '150');
+      t.setAttribute('class', 'tick');
+      t.textContent = mm + ' mm';
+      scale.appendChild(t);
+    }
+    $('gap-mm').textContent = gap === null || gap === undefined ? '--' : String(Math.round(gap));
+    $('stop-mm').textContent = Math.round(stopMm);
+    $('warn-mm').textContent = Math.round(warnMm);
+  }
+
+  function formatTimer(seconds) {
+    if (seconds === null || seconds === undefined) return '--:--';
+    const total = Math.floor(seconds);
+    const m = Math.floor(total / 60);
+    const sec = String(total % 60).padStart(2, '0');
+    return m + ':' + sec;
+  }
+
+  function render(s) {
+    const previous = status;
+    // A slow /api/status answer must not overwrite a newer pushed status
+    // (seq restarts with the controller, hence the time check as well).
+    if (previous && s.seq < previous.seq && s.t_wall <= previous.t_wall) return;
+    status = s;
+    lastStatusAt = Date.now();
+    setOffline(null);
+    if (s.units) units = s.units;
+    const word = s.warning && s.state !== 'STOPPED' ? 'WARNING' : s.state;
+    const banner = $('state-banner');
+    banner.textContent = word;
+    banner.className = 'banner state-' + String(word).toLowerCase();
+    renderReasons(s.state === 'STOPPED' ? s.reasons : {});
+    renderDeck(s);
+
+    const beltKmh = (s.belt_speed_mps || 0) * KMH_PER_MPS;
+    $('belt-speed').textContent = speedText(beltKmh);
+    $('speed-unit').textContent = units;
+    $('cap').textContent = speedText(s.cap_kmh) + ' ' + units;
+    $('target-speed').textContent = speedText((s.target_mps || 0) * KMH_PER_MPS) + ' ' + units;
+    const fill = s.cap_kmh > 0 ? Math.min(100, (beltKmh / s.cap_kmh) * 100) : 0;
+    $('speed-meter').style.width = fill.toFixed(1) + '%';
+    $('speed-meter').classList.toggle('over', beltKmh > s.cap_kmh);
+    $('mode-label').textContent = s.mode;
+    $('session-timer').textContent = formatTimer(s.running_for_s);
+    $('trip-count').textContent = s.trip_count;
+    $('link-state').textContent = s.link_ok ? 'ok' : 'LOST';
+    $('relay-state').textContent = s.relay_energized ? 'closed (belt may run)' : 'open (belt stopped)';
+
+    const standing = s.state === 'STOPPED' || s.state === 'READY';
+    $('reset').disabled = s.state !== 'STOPPED';
+    $('start').disabled = s.state !== 'READY';
+    $('speed-up').disabled = s.state !== 'RUNNING';
+    $('speed-down').disabled = s.state !== 'RUNNING';
+    const modeSelect = $('mode');
+    modeSelect.disabled = !standing;
+    if (document.activeElement !== modeSelect) modeSelect.value = s.mode;
+    $('demo').hidden = !s.demo;
+
+    if (!previous || previous.state !== s.state || previous.trip_count !== s.trip_count) refreshEvents();
+    if (previous && JSON.stringify(previous.limits) !== JSON.stringify(s.limits)) loadLimits(false);
+  }
+
+  async function fetchStatus() {
+    const r = await api('GET', '/api/status');
+    if (r.ok) render(r.body);
+    else if (r.status === 409) setOffline('controller offline');
+  }
+
+  // ---- live stream -------------------------------------------------------------------------
+
+  function connectStream() {
+    const source = new EventSource('/api/stream');
+    source.onmessage = (ev) => {
+      try {
+        render(JSON.parse(ev.data));
+      } catch (err) {
+        setOffline('unreadable status from the dashboard');
+      }
+    };
+    source.addEventListener('offline', () => setOffline('controller offline'));
+    // EventSource reconnects by itself (the server sets retry: 2 s).
+    source.onerror = () => setOffline('connection to the dashboard lost, reconnecting');
+  }
+
+  setInterval(() => {
+    if (!offlineReason && lastStatusAt && Date.now() - lastStatusAt > STALE_AFTER_MS) {
+      setOffline('no live status for ' + Math.round((Date.now() - lastStatusAt) / 1000) + ' s');
+    }
+  }, 500);
+
+  // ---- events ------------------------------------------------------------------------------
+
+  async function refreshEvents() {
+    const r = await api('GET', '/api/events?limit=30');
+    if (!r.ok) return;
+    const list = $('events');
+    list.replaceChildren();
+    for (const e of r.body.events || []) {
+      const li = document.createElement('li');
+      li.className = 'event kind-' + String(e.kind).replace(/[^a-z_]/g, '');
+      const when = document.createElement('time');
+      when.textContent = new Date(e.wall_time * 1000).toLocaleTimeString();
+      const kind = document.createElement('span');
+      kind.className = 'kind';
+      kind.textContent = e.kind;
+      const msg = document.createElement('span');
+      msg.textContent = e.message + (e.actor ? ' (' + e.actor + ')' : '');
+      li.append(when, ' ', kind, ' ', msg);
+      list.appendChild(li);
+    }
+  }
+
+  setInterval(refreshEvents, EVENTS_REFRESH_MS);
+
+  // ---- login -------------------------------------------------------------------------------
+
+  function setSession(isIn, name) {
+    loggedIn = isIn;
+    $('therapist').hidden = !isIn;
+    $('limits-panel').hidden = !isIn;
+    $('login-form').hidden = isIn;
+    $('whoami').textContent = name || '';
+    if (isIn) loadLimits(true);
+  }
+
+  async function refreshSession() {
+    const r = await api('GET', '/api/session', undefined, false);
+    if (r.ok) {
+      csrfToken = r.body.csrf_token;
+      setSession(r.body.logged_in, r.body.name);
+    }
+  }
+
+  $('login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const r = await api('POST', '/login', { name: $('login-name').value, password: $('login-password').value });
+    $('login-password').value = '';
+    if (r.ok) {
+      csrfToken = r.body.csrf_token;
+      say('login-error', '');
+      setSession(true, r.body.name);
+    } else {
+      say('login-error', explain(r), true);
+    }
+  });
+
+  $('logout').addEventListener('click', async () => {
+    const r = await api('POST', '/logout');
+    if (r.body && r.body.csrf_token) csrfToken = r.body.csrf_token;
+    setSession(false, null);
+  });
+
+  // ---- therapist commands ------------------------------------------------------------------
+
+  async function command(path, body) {
+    const r = await api('POST', path, body);
+    say('command-message', explain(r), !r.ok);
+    if (r.ok) fetchStatus();
+    refreshEvents();
+    return r;
+  }
+
+  $('reset').addEventListener('click', () => command('/api/reset'));
+  $('start').addEventListener('click', () => {
+    const raw = $('start-speed').value.trim();
+    command('/api/start', raw === '' ? {} : { speed_kmh: Number(raw) });
+  });
+
+  function stepSpeed(sign) {
+    if (!status) return;
+    const base = (status.target_mps || status.commanded_mps || 0) * KMH_PER_MPS;
+    const next = Math.round((base + sign * SPEED_STEP_KMH) * 10) / 10;
+    command('/api/speed', { speed_kmh: next });
+  }
+
+  $('speed-up').addEventListener('click', () => stepSpeed(+1));
+  $('speed-down').addEventListener('click', () => stepSpeed(-1));
+  $('mode').addEventListener('change', async () => {
+    const r = await command('/api/mode', { mode: $('mode').value });
+    if (!r.ok && status) $('mode').value = status.mode;
+  });
+
+  // ---- limits ------------------------------------------------------------------------------
+
+  const limitsForm = $('limits-form');
+
+  async function loadLimits(force) {
+    if (!loggedIn) return;
+    const r = await api('GET', '/api/limits');
+    if (!r.ok) return;
+    const dirty = LIMIT_FIELDS.some((f) => limitsForm.elements[f].dataset.dirty === '1');
+    currentLimits = r.body.limits;
+    const ranges = r.body.ranges || {};
+    const ceilings = r.body.ceilings || {};
+    const ceilingFor = {
+      reverse_cap_kmh: ['at most', ceilings.max_reverse_cap_kmh],
+      forward_cap_kmh: ['at most', ceilings.max_forward_cap_kmh],
+      base_stop_mm: ['at least', ceilings.min_base_stop_mm],
+      warn_margin_mm: ['at least', ceilings.min_warn_margin_mm],
+    };
+    for (const f of LIMIT_FIELDS) {
+      const input = limitsForm.elements[f];
+      if (force || !dirty) {
+        input.value = currentLimits[f];
+        input.dataset.dirty = '0';
+      }
+      const range = ranges[f];
+      if (range) {
+        input.min = range.min;
+        input.max = range.max;
+      }
+      const hint = limitsForm.querySelector('[data-range-for="' + f + '"]');
+      const parts = [];
+      if (range) parts.push('allowed ' + range.min + ' to ' + range.max + ' ' + (range.unit || ''));
+      if (ceilingFor[f][1] !== undefined) parts.push('installer ceiling: ' + ceilingFor[f][0] + ' ' + ceilingFor[f][1]);
+      hint.textContent = parts.join('; ');
+    }
+  }
+
+  for (const f of LIMIT_FIELDS) {
+    limitsForm.elements[f].addEventListener('input', (ev) => { ev.target.dataset.dirty = '1'; });
+  }
+
+  function showLimitErrors(errors, message) {
+    const list = $('limits-errors');
+    list.replaceChildren();
+    for (const f of LIMIT_FIELDS) limitsForm.elements[f].removeAttribute('aria-invalid');
+    const items = errors && errors.length ? errors : (message ? [{ message }] : []);
+    for (const e of items) {
+      const li = document.createElement('li');
+      li.textContent = e.message;
+      list.appendChild(li);
+      // The web layer names the field plainly, the controller as "[limits] field".
+      const name = String(e.field || '').split(' ').pop();
+      if (LIMIT_FIELDS.includes(name)) limitsForm.elements[name].setAttribute('aria-invalid', 'true');
+    }
+  }
+
+  limitsForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const f of LIMIT_FIELDS) {
+      const raw = limitsForm.elements[f].value.trim();
+      // Unparseable text goes to the server as it is, so its 400 names the field.
+      const value = raw !== '' && isFinite(Number(raw)) ? Number(raw) : raw;
+      if (!currentLimits || value !== currentLimits[f]) body[f] = value;
+    }
+    if (Object.keys(body).length === 0) {
+      showLimitErrors([], null);
+      say('limits-message', 'nothing changed');
+      return;
+    }
+    const r = await api('PUT', '/api/limits', body);
+    if (r.ok) {
+      showLimitErrors([], null);
+      say('limits-message', explain(r));
+      await loadLimits(true);
+    } else {
+      say('limits-message', '');
+      showLimitErrors(r.body.errors, explain(r));
+    }
+    refreshEvents();
+  });
+
+  // ---- demo --------------------------------------------------------------------------------
+
+  for (const button of document.querySelectorAll('#demo button[data-action]')) {
+    button.addEventListener('click', async () => {
+      const r = await api('POST', '/api/demo/' + button.dataset.action);
+      say('demo-message', explain(r), !r.ok);
+      refreshEvents();
+    });
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+
+  setSession(loggedIn, $('whoami').textContent);
+  refreshSession();
+  fetchStatus();
+  refreshEvents();
+  connectStream();
+})();

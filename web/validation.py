@@ -1,0 +1,109 @@
+"""Request-body checks in the web layer, before anything reaches the controller.
+
+Reject, don't clamp: each problem becomes a 400 whose errors name the field and
+the allowed range, and the controller receives no command. The controller
+checks every value again; these checks only keep nonsense off its socket and
+give the page field-level messages.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from flask import request
+
+from web.errors import ApiError
+
+#: Longest request body any API endpoint accepts (limits form: four numbers).
+MAX_BODY_BYTES = 4096
+
+
+def _shown(value: Any) -> Any:
+    """A value fit to echo in an error body (finite, short, JSON-safe)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return value
+    if isinstance(value, str) and len(value) <= 40:
+        return value
+    return repr(value)[:40]
+
+
+def field_error(field: str, value: Any, message: str) -> dict[str, Any]:
+    """One entry of an error body's ``errors`` list."""
+    return {"field": field, "value": _shown(value), "message": message}
+
+
+def invalid(errors: list[dict[str, Any]]) -> ApiError:
+    """A 400 naming every field at fault."""
+    return ApiError(400, "invalid", "; ".join(e["message"] for e in errors), errors)
+
+
+def json_object(allowed: Iterable[str], required: Iterable[str] = ()) -> dict[str, Any]:
+    """The request body as a JSON object with only ``allowed`` keys; an empty body is {} if nothing is required."""
+    allowed = tuple(allowed)
+    required = tuple(required)
+    names = ", ".join(allowed) or "no fields"
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # The CSRF check has already parsed (and consumed) a form body, so it
+        # would look empty below: refuse it outright rather than read it as {}.
+        raise ApiError(400, "invalid", f"the body must be a JSON object (fields: {names}), not a form",
+                       [field_error("body", None, "the body must be a JSON object")])
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+    if not raw.strip() and not required:
+        return {}
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid", f"the body must be a JSON object (fields: {names})",
+                       [field_error("body", None, "the body must be a JSON object")])
+    errors = [field_error(key, body[key], f"unknown field '{key}'; allowed: {', '.join(allowed) or 'none'}")
+              for key in body if key not in allowed]
+    errors += [field_error(key, None, f"{key}: required") for key in required if key not in body]
+    if errors:
+        raise invalid(errors)
+    return body
+
+
+def number_error(field: str, value: Any, lo: float, hi: float, unit: str, note: str = "") -> dict[str, Any] | None:
+    """None if ``value`` is a finite number within [lo, hi]; else the field error naming the range."""
+    allowed = f"{field}: must be a number from {lo:g} to {hi:g} {unit}".rstrip() + (f" ({note})" if note else "")
+    # bool is an int in Python; JSON true is not a speed.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return field_error(field, value, f"{allowed}; got {type(value).__name__}")
+    if not math.isfinite(value):
+        return field_error(field, value, f"{allowed}; got a non-finite number")
+    if not lo <= value <= hi:
+        return field_error(field, value, f"{allowed}; got {value:g}")
+    return None
+
+
+def choice_error(field: str, value: Any, choices: Iterable[str]) -> dict[str, Any] | None:
+    """None if ``value`` is one of ``choices``; else the field error listing them."""
+    choices = tuple(choices)
+    if isinstance(value, str) and value in choices:
+        return None
+    return field_error(field, value, f"{field}: must be one of {', '.join(choices)}")
+
+
+def query_int(name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter within [lo, hi]; 400 naming it otherwise."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    text = raw.strip()
+    if text.isdigit() and lo <= int(text) <= hi:
+        return int(text)
+    raise invalid([field_error(name, raw, f"{name}: must be a whole number from {lo} to {hi}")])
+
+
+def query_word(name: str, max_len: int = 32) -> str | None:
+    """An optional short identifier-like query parameter (letters, digits, _ and -)."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) <= max_len and raw.replace("_", "").replace("-", "").isalnum() and raw.isascii():
+        return raw
+    raise invalid([field_error(name, raw, f"{name}: up to {max_len} letters, digits, _ or -")])
