@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import cpu_cost, decision_cost, serial_poll, trip_latency
+from bench import cpu_cost, dashboard, decision_cost, serial_poll, trip_latency
 
 
 def main() -> None:
@@ -10,6 +10,7 @@ def main() -> None:
     trip_latency.main([])
     cpu_cost.main([])
     serial_poll.main([])
+    dashboard.main([])
 
 
 if __name__ == "__main__":
