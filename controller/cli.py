@@ -49,13 +49,16 @@ def open_i2c(bus_number: int):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the controller on real hardware until SIGTERM or SIGINT."""
+    """Run the controller until SIGTERM or SIGINT (on the real hardware, or --simulate)."""
     cfg = _load_or_exit(args.config)
     listener = setup_logging()
-    from controller.assembly import Controller
-    from hardware.io import make_pin_factory
+    from controller.notify import Notifier
+    from controller.service import announce_ready, healthy_tick_hook
     stop = threading.Event()
     controller = None
+    bench = None
+    notifier = Notifier()
+    hook = healthy_tick_hook(notifier, lambda: controller.loop.core if controller and controller.loop else None)
 
     def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
         # The relay drops before anything else: the loop's stop() opens it first.
@@ -66,16 +69,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        controller = Controller(cfg, i2c=open_i2c(cfg.i2c.bus), pin_factory=make_pin_factory(cfg.gpio.pin_factory))
-        controller.start()
-        controller.serve_ipc()
-        log.info("controller running; state %s", controller.loop.core.state.value)
+        if args.simulate:
+            from controller.simulation import SimBench, sim_config
+            bench = SimBench(sim_config(cfg.storage.state_dir, base=cfg, protocol=cfg.treadmill.protocol),
+                             state_dir=cfg.storage.state_dir, ipc_socket=cfg.web.ipc_socket,
+                             start_gap_mm=1000.0, on_healthy_tick=hook)
+            controller = bench.controller
+            bench.start()
+        else:
+            from controller.assembly import Controller
+            from hardware.io import make_pin_factory
+            controller = Controller(cfg, i2c=open_i2c(cfg.i2c.bus), pin_factory=make_pin_factory(cfg.gpio.pin_factory),
+                                    on_healthy_tick=hook)
+            controller.start()
+            controller.serve_ipc()
+        if announce_ready(controller.loop.core, notifier):
+            return 1  # systemd restarts us; the journal has the reason
         while not stop.wait(1.0):
             pass
         return 0
     finally:
-        if controller is not None:
+        notifier.stopping()
+        if bench is not None:
+            bench.close()
+        elif controller is not None:
             controller.close()
+        notifier.close()
         listener.stop()
 
 
@@ -160,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the controller on the hardware the config names")
     p.add_argument("--config", required=True, help="path to config.toml")
+    p.add_argument("--simulate", action="store_true",
+                   help="run on simulated hardware (sensor models, mock GPIO, a pty treadmill)")
     p.set_defaults(func=cmd_run)
 
     from hardware.sim.treadmill_cli import build_parser as emulator_parser

@@ -23,6 +23,9 @@ from controller.safety_types import BeltAction, Command, Event, Outputs, Reply, 
 
 log = logging.getLogger(__name__)
 
+#: Upper bounds (s) of the decision-latency histogram exported as metrics.
+LATENCY_BUCKETS_S = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01)
+
 
 class OutputPort(Protocol):
     """Where decisions go: relay, heartbeat, warning buzzer, lamps."""
@@ -76,6 +79,12 @@ class ControlLoop:
         self.steps = 0
         self.last_outputs: Outputs | None = None
         self._status_listeners: list[Callable[[dict[str, Any]], None]] = []
+        # Fleet counters, touched only by the decision thread.
+        self.trips_by_reason: dict[str, int] = {}
+        self.sensor_faults = 0
+        self.link_faults = 0
+        self.latency_counts = [0] * len(LATENCY_BUCKETS_S)
+        self.latency_sum_s = 0.0
 
     # ---- producers (any thread, never block) ----------------------------------------
 
@@ -85,7 +94,15 @@ class ControlLoop:
 
     def submit_sensor_fault(self, sensor_id: str, message: str, t_mono: float) -> None:
         """A sensor read failure."""
-        self._q.put((self.core.on_sensor_fault, (sensor_id, message, t_mono)))
+        self._q.put((self._sensor_fault, (sensor_id, message, t_mono)))
+
+    def _sensor_fault(self, sensor_id: str, message: str, t_mono: float) -> Outputs:
+        self.sensor_faults += 1
+        return self.core.on_sensor_fault(sensor_id, message, t_mono)
+
+    def _link_fault(self, message: str, t_mono: float) -> Outputs:
+        self.link_faults += 1
+        return self.core.on_link_fault(message, t_mono)
 
     def submit_belt_speed(self, belt_speed_mps: float, t_mono: float) -> None:
         """A belt speed reading."""
@@ -93,7 +110,7 @@ class ControlLoop:
 
     def submit_link_fault(self, message: str, t_mono: float) -> None:
         """A serial link failure."""
-        self._q.put((self.core.on_link_fault, (message, t_mono)))
+        self._q.put((self._link_fault, (message, t_mono)))
 
     def submit_estop(self, estop_open: bool, t_mono: float) -> None:
         """An E-stop input level."""
@@ -170,9 +187,11 @@ class ControlLoop:
     def _guarded(self, fn: Callable[..., Outputs | None], args: tuple) -> bool:
         """Run one core step; any exception trips the relay and is logged with its traceback."""
         try:
+            t0 = time.perf_counter()
             out = fn(*args)
             if out is not None:
                 self._apply(out)
+                self._count_latency(time.perf_counter() - t0)
             return True
         except Exception as exc:  # noqa: BLE001 - an exception anywhere must trip, not kill the loop
             self._force_relay_off()
@@ -191,6 +210,12 @@ class ControlLoop:
         if estop_open == self.core.estop_open:
             return None
         return self.core.on_estop(estop_open, now)
+
+    def _count_latency(self, seconds: float) -> None:
+        self.latency_sum_s += seconds
+        for i, bound in enumerate(LATENCY_BUCKETS_S):
+            if seconds <= bound:
+                self.latency_counts[i] += 1
 
     def _run_command(self, pending: _PendingCommand) -> Outputs:
         try:
@@ -222,6 +247,8 @@ class ControlLoop:
         self.last_outputs = out
         self.steps += 1
         for event in out.events:
+            if event.kind == "trip":
+                self.trips_by_reason[event.code] = self.trips_by_reason.get(event.code, 0) + 1
             self.event_sink(event)
         if out.events:
             self._publish_status()
@@ -262,6 +289,10 @@ class ControlLoop:
                                "gap_mm": tr.gap_mm, "reading": tr.reading.value, "fresh": tr.is_fresh(now)}
                         for s_id, tr in core.sensors.items()},
             "limits": dataclasses.asdict(core.limits),
+            "counters": {"trips_by_reason": dict(self.trips_by_reason), "sensor_faults": self.sensor_faults,
+                         "link_faults": self.link_faults, "decisions": self.steps},
+            "decision_latency": {"buckets_s": list(LATENCY_BUCKETS_S), "counts": list(self.latency_counts),
+                                 "count": self.steps, "sum_s": self.latency_sum_s},
         }
         self.status = status
         for listener in self._status_listeners:

@@ -60,7 +60,7 @@ class SimBench:
 
     def __init__(self, cfg: Config | None = None, *, state_dir: str | Path | None = None,
                  start_gap_mm: float = 1000.0, byte_time: bool = False, accel_mps2: float = 0.5,
-                 ipc_socket: str | Path | None = None, sway_mm: float = 0.0):
+                 ipc_socket: str | Path | None = None, sway_mm: float = 0.0, on_healthy_tick=None):
         self._tmp = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="treadmill-sim-")
@@ -89,7 +89,8 @@ class SimBench:
         self.watchdog = WatchdogRelayModel(self.heartbeat_pin, hold_time_s=WATCHDOG_HOLD_S, latched=True)
         self.runner = PatientRunner(self.patient, lambda: self.emulator.belt_speed_mps, step_s=0.002)
         self.controller = Controller(self.cfg, i2c=self.bus, pin_factory=self.factory,
-                                     port=str(self.port_link), smbus=self.bus.smbus(), state_dir=state_dir)
+                                     port=str(self.port_link), smbus=self.bus.smbus(), state_dir=state_dir,
+                                     on_healthy_tick=on_healthy_tick)
         self._circuit_stop = threading.Event()
         self._circuit_thread = threading.Thread(target=self._watch_circuit, name="sim-safety-circuit",
                                                 daemon=True)
