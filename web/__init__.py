@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, Response
 
 from controller.config import Config
-from web import api, auth, errors, views
+from web import api, auth, errors, metrics, views
 from web.extensions import csrf
 from web.link import ControllerLink
 from web.state import load_secret_key
@@ -73,6 +73,7 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
                    timeout_s=app.config["IPC_TIMEOUT_S"]).init_app(app)
     auth.init_app(app)
     api.init_app(app)
+    metrics.init_app(app)
     views.init_app(app)
 
     @app.after_request

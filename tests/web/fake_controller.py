@@ -29,6 +29,8 @@ RANGES = {
     "warn_margin_mm": {"min": 50, "max": 500, "unit": "mm"},
 }
 MIN_SPEED_KMH = 0.5
+#: As controller.loop: upper bounds of the decision latency histogram's buckets.
+LATENCY_BUCKETS_S = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01)
 PUSH_INTERVAL_S = 0.05
 
 
@@ -113,12 +115,18 @@ class FakeController:
             "gap_mm": 900.0, "nearest_sensor": "left", "stop_distance_mm": 250.0, "warn_distance_mm": 450.0,
             "sensors": {"left": {"distance_mm": 900.0, "gap_mm": 900.0, "reading": "ok", "fresh": True},
                         "right": {"distance_mm": 910.0, "gap_mm": 910.0, "reading": "ok", "fresh": True}},
-            "link_ok": True, "running_for_s": None, "trip_count": 0,
+            "link_ok": True, "running_for_s": None, "trip_count": 4,
             "limits": {"reverse_cap_kmh": 2.0, "forward_cap_kmh": 2.2, "base_stop_mm": 250.0,
                        "warn_margin_mm": 200.0},
             "ceilings": {"max_reverse_cap_kmh": 2.2, "max_forward_cap_kmh": 2.2, "min_base_stop_mm": 200.0,
                          "min_warn_margin_mm": 100.0},
             "units": "km/h", "demo": demo,
+            # Fleet counters and the decision step's latency histogram (cumulative counts), as the controller.
+            "counters": {"trips_by_reason": {"stop_zone": 3, "estop": 1}, "sensor_faults": 2, "link_faults": 1,
+                         "decisions": 1000},
+            "decision_latency": {"buckets_s": list(LATENCY_BUCKETS_S),
+                                 "counts": [100, 400, 800, 950, 990, 998, 999, 999], "count": 1000,
+                                 "sum_s": 0.3125},
         }
 
     def update(self, **changes: Any) -> None:
