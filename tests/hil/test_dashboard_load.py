@@ -8,6 +8,7 @@ import pytest
 import waitress
 
 from bench.load import Load
+from controller.safety_types import Command, CommandKind
 from controller.simulation import SimBench, sim_config, wait_until
 from tests.hil.helpers import relay_opened_at, trips, wait_tripped
 from web import create_app
@@ -62,3 +63,27 @@ def _reset(ipc: IpcClient) -> bool:
         return ipc.command("reset", "ann", True)["ok"]
     except ControllerError:
         return False
+
+
+def test_metrics_from_the_real_controller_count_decisions_and_trips(served_dashboard):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+    bench, socket_path, port = served_dashboard
+    assert wait_until(lambda: bench.command(CommandKind.RESET).ok, 5.0)  # it starts STOPPED
+    assert bench.controller.command(Command(CommandKind.ESTOP, "visitor")).ok
+
+    def scrape() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        return {s.name + str(sorted(s.labels.items())): s.value
+                for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+    assert wait_until(lambda: scrape().get("treadmill_trips_total[('reason', 'estop_command')]", 0) >= 1, 5.0)
+    samples = scrape()
+    assert samples["treadmill_controller_up[]"] == 1
+    assert samples["treadmill_state[('state', 'STOPPED')]"] == 1
+    assert samples["treadmill_decisions_total[]"] > 100
+    assert samples["treadmill_decision_latency_seconds_count[]"] == pytest.approx(
+        samples["treadmill_decision_latency_seconds_bucket[('le', '+Inf')]"])
+    assert samples["treadmill_decision_latency_seconds_bucket[('le', '0.01')]"] > 0
