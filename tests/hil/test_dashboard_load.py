@@ -83,7 +83,9 @@ def test_metrics_from_the_real_controller_count_decisions_and_trips(served_dashb
     samples = scrape()
     assert samples["treadmill_controller_up[]"] == 1
     assert samples["treadmill_state[('state', 'STOPPED')]"] == 1
-    assert samples["treadmill_decisions_total[]"] > 100
+    assert samples["treadmill_decisions_total[]"] > 0
+    assert wait_until(lambda: scrape()["treadmill_decisions_total[]"] > samples["treadmill_decisions_total[]"] + 50,
+                      3.0), "the decision count grows with the ticks"
     assert samples["treadmill_decision_latency_seconds_count[]"] == pytest.approx(
         samples["treadmill_decision_latency_seconds_bucket[('le', '+Inf')]"])
     assert samples["treadmill_decision_latency_seconds_bucket[('le', '0.01')]"] > 0
