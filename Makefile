@@ -25,3 +25,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+.PHONY: install uninstall
+
+# On the Pi, as root: sudo make install. DESTDIR=/some/root stages the files only.
+install:
+	DESTDIR='$(DESTDIR)' PYTHON='$(PYTHON)' bash systemd/install.sh
+
+uninstall:
+	DESTDIR='$(DESTDIR)' bash systemd/install.sh --uninstall

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Install (or uninstall) treadmill-safety as two systemd services on a Raspberry Pi.
+#
+#   sudo make install                 # = sudo systemd/install.sh
+#   sudo make uninstall               # = sudo systemd/install.sh --uninstall
+#   DESTDIR=/tmp/root systemd/install.sh   # stage the files under /tmp/root only
+#
+# Safe to run again (an upgrade is the same command). It never overwrites
+# /etc/treadmill-safety/config.toml and never touches the state directories'
+# contents. It enables the units but does not start them: run
+#   treadmill-safety check-config /etc/treadmill-safety/config.toml
+#   cd /tmp && sudo -u treadmill treadmill-safety doctor --config /etc/treadmill-safety/config.toml
+# first, then systemctl start (README "Deployment on a Raspberry Pi").
+#
+# With DESTDIR set, files go under $DESTDIR, and what needs the real system
+# (useradd, pip, systemctl, udevadm, chown) is printed, not done; no root needed.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(dirname "$HERE")"
+DESTDIR="${DESTDIR:-}"
+DESTDIR="${DESTDIR%/}"
+PYTHON="${PYTHON:-python3}"
+
+PREFIX=/opt/treadmill-safety
+CONFIG_DIR=/etc/treadmill-safety
+UNIT_DIR=/etc/systemd/system
+UDEV_DIR=/etc/udev/rules.d
+UNITS=(treadmill-controller.service treadmill-dashboard.service)
+RULES=99-treadmill-safety.rules
+CTL_USER=treadmill            # runs the controller; primary group treadmill
+WEB_USER=treadmill-web        # runs the dashboard; the only member of group treadmill
+STATE_DIRS=("/var/lib/treadmill-safety:$CTL_USER" "/var/lib/treadmill-dashboard:$WEB_USER")
+
+usage() {
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+}
+
+say() { printf '%s\n' "$*"; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+
+# A command that changes the real system: printed instead when DESTDIR is set.
+run() {
+    if [[ -n "$DESTDIR" ]]; then
+        say "  (DESTDIR set) would run:$(printf ' %q' "$@")"
+    else
+        "$@"
+    fi
+}
+
+ensure_group() {
+    if getent group "$1" >/dev/null; then
+        return 0
+    fi
+    run groupadd --system "$1"
+}
+
+# ensure_user NAME PRIMARY_GROUP SUPPLEMENTARY_GROUPS(comma-separated) COMMENT
+ensure_user() {
+    local name=$1 group=$2 groups=$3 comment=$4
+    ensure_group "$group"
+    local g
+    for g in ${groups//,/ }; do ensure_group "$g"; done
+    if getent passwd "$name" >/dev/null; then
+        run usermod --append --groups "$groups" "$name"
+    else
+        run useradd --system --gid "$group" --groups "$groups" --no-create-home \
+            --home-dir /nonexistent --shell /usr/sbin/nologin --comment "$comment" "$name"
+    fi
+}
+
+check_i2c() {
+    if [[ -e /dev/i2c-1 ]]; then
+        say "I2C: /dev/i2c-1 present."
+        return 0
+    fi
+    if command -v raspi-config >/dev/null && [[ "$(raspi-config nonint get_i2c 2>/dev/null || true)" == 0 ]]; then
+        say "I2C: enabled in raspi-config (/dev/i2c-1 appears after a reboot)."
+        return 0
+    fi
+    warn "I2C does not look enabled (no /dev/i2c-1). Enable it, then reboot:
+    sudo raspi-config nonint do_i2c 0
+  or add this line to /boot/firmware/config.txt (/boot/config.txt before Bookworm):
+    dtparam=i2c_arm=on"
+}
+
+check_socket_group() {
+    # Only the dashboard's user may be in group treadmill: its members can drive the controller's API.
+    local members
+    members="$(getent group "$CTL_USER" | cut -d: -f4)" || return 0
+    local m
+    for m in ${members//,/ }; do
+        if [[ "$m" != "$WEB_USER" ]]; then
+            warn "user '$m' is in group $CTL_USER and can therefore use the controller's socket;" \
+                 "remove it with: gpasswd -d $m $CTL_USER"
+        fi
+    done
+}
+
+install_venv() {
+    if [[ -n "$DESTDIR" ]]; then
+        say "  (DESTDIR set) would run: $PYTHON -m venv $PREFIX"
+        say "  (DESTDIR set) would run: $PREFIX/bin/pip install --upgrade '$REPO[pi]'"
+        return 0
+    fi
+    if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        say "ERROR: $PYTHON is older than Python 3.11" >&2
+        exit 1
+    fi
+    [[ -x "$PREFIX/bin/python" ]] || "$PYTHON" -m venv "$PREFIX"
+    # Build from a copy, so that root leaves no build/ or *.egg-info in the checkout.
+    TMP_SRC="$(mktemp -d)"
+    trap 'rm -rf "$TMP_SRC"' EXIT
+    tar -C "$REPO" --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*.egg-info' \
+        --exclude=__pycache__ -cf - . | tar -C "$TMP_SRC" -xf -
+    "$PREFIX/bin/pip" install --quiet --disable-pip-version-check --upgrade "$TMP_SRC[pi]"
+    rm -rf "$TMP_SRC"
+    say "Installed treadmill-safety into $PREFIX."
+}
+
+do_install() {
+    say "Installing treadmill-safety${DESTDIR:+ under $DESTDIR}."
+
+    say "Users: $CTL_USER (groups gpio i2c dialout), $WEB_USER (group $CTL_USER)."
+    ensure_user "$CTL_USER" "$CTL_USER" gpio,i2c,dialout "treadmill-safety controller"
+    ensure_user "$WEB_USER" "$WEB_USER" "$CTL_USER" "treadmill-safety dashboard"
+    [[ -n "$DESTDIR" ]] || check_socket_group
+
+    say "Program: $PREFIX."
+    install_venv
+    install -d -m 0755 "$DESTDIR$PREFIX"
+    install -m 0644 "$REPO/README.md" "$DESTDIR$PREFIX/README.md"
+
+    install -d -m 0755 "$DESTDIR$CONFIG_DIR"
+    if [[ -e "$DESTDIR$CONFIG_DIR/config.toml" ]]; then
+        say "Config: kept the existing $CONFIG_DIR/config.toml (never overwritten)."
+    else
+        install -m 0644 "$HERE/config.example.toml" "$DESTDIR$CONFIG_DIR/config.toml"
+        say "Config: installed $CONFIG_DIR/config.toml from the example: edit it for this treadmill."
+    fi
+
+    # systemd creates these too (StateDirectory=); making them now lets
+    # set-password run before the first start with the right owner.
+    local entry dir owner
+    for entry in "${STATE_DIRS[@]}"; do
+        dir=${entry%%:*} owner=${entry##*:}
+        install -d -m 0700 "$DESTDIR$dir"
+        run chown "$owner:$owner" "$dir"
+    done
+
+    say "Units: $UNIT_DIR/${UNITS[0]}, $UNIT_DIR/${UNITS[1]}; udev: $UDEV_DIR/$RULES."
+    install -d -m 0755 "$DESTDIR$UNIT_DIR" "$DESTDIR$UDEV_DIR"
+    local unit
+    for unit in "${UNITS[@]}"; do
+        install -m 0644 "$HERE/$unit" "$DESTDIR$UNIT_DIR/$unit"
+    done
+    install -m 0644 "$HERE/$RULES" "$DESTDIR$UDEV_DIR/$RULES"
+
+    run systemctl daemon-reload
+    run udevadm control --reload
+    run udevadm trigger --action=change --subsystem-match=tty --subsystem-match=gpio --subsystem-match=i2c-dev
+    run systemctl enable "${UNITS[@]}"
+
+    check_i2c
+    say "
+Done. The services are enabled (they start at the next boot) but not started.
+Next:
+  1. edit $CONFIG_DIR/config.toml (serial port, pins, sensors, limits)
+  2. $PREFIX/bin/treadmill-safety check-config $CONFIG_DIR/config.toml
+  3. cd /tmp && sudo -u $CTL_USER $PREFIX/bin/treadmill-safety doctor --config $CONFIG_DIR/config.toml
+     (as the service's user; lgpio needs a writable working directory)
+  4. sudo -u $WEB_USER $PREFIX/bin/treadmill-safety set-password --config $CONFIG_DIR/config.toml
+  5. sudo systemctl start ${UNITS[*]}"
+}
+
+do_uninstall() {
+    say "Uninstalling treadmill-safety${DESTDIR:+ under $DESTDIR}."
+    # Stopping the controller opens the relay: the treadmill stops.
+    run systemctl disable --now "${UNITS[@]}"
+    local unit
+    for unit in "${UNITS[@]}"; do
+        rm -f "$DESTDIR$UNIT_DIR/$unit"
+    done
+    rm -f "$DESTDIR$UDEV_DIR/$RULES"
+    if [[ -n "$DESTDIR" ]]; then
+        rm -rf "${DESTDIR:?}$PREFIX"
+    else
+        rm -rf "$PREFIX"
+    fi
+    run systemctl daemon-reload
+    run udevadm control --reload
+    say "Removed the units, the udev rule and $PREFIX.
+Kept: $CONFIG_DIR/ (the config), /var/lib/treadmill-safety/ (events, settings),
+/var/lib/treadmill-dashboard/ (password hash, session secret) and the users
+$CTL_USER and $WEB_USER. Remove them by hand if wanted:
+  sudo rm -r $CONFIG_DIR /var/lib/treadmill-safety /var/lib/treadmill-dashboard
+  sudo userdel $WEB_USER; sudo userdel $CTL_USER"
+}
+
+main() {
+    local mode=install
+    while (($#)); do
+        case "$1" in
+            --uninstall) mode=uninstall ;;
+            -h|--help) usage; exit 0 ;;
+            *) say "unknown argument: $1 (use --uninstall or --help)" >&2; exit 2 ;;
+        esac
+        shift
+    done
+    if [[ -z "$DESTDIR" && $EUID -ne 0 ]]; then
+        say "run as root (sudo make $mode), or set DESTDIR to stage the files" >&2
+        exit 1
+    fi
+    "do_$mode"
+}
+
+main "$@"

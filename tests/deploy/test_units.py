@@ -1,0 +1,279 @@
+"""Deployment: the systemd units, the udev rule and install.sh (staged with DESTDIR, never on this host)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SYSTEMD = REPO / "systemd"
+INSTALL = SYSTEMD / "install.sh"
+CONTROLLER = "treadmill-controller.service"
+DASHBOARD = "treadmill-dashboard.service"
+RULES = "99-treadmill-safety.rules"
+EXEC = "/opt/treadmill-safety/bin/treadmill-safety"
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
+#: No pager, no colours, no attempt to reach a running systemd.
+ENV = {**os.environ, "SYSTEMD_PAGER": "cat", "PAGER": "cat", "SYSTEMD_COLORS": "0", "SYSTEMD_LOG_COLOR": "0"}
+DASHBOARD_MAX_EXPOSURE = 4.0
+
+
+def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
+    """section -> key -> every value in order (systemd keys repeat, so configparser will not do)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current = None
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"{path.name}: key outside a section: {line!r}"
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}: not a key=value line: {line!r}"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def one(unit: dict, key: str, section: str = "Service") -> str:
+    values = unit[section].get(key)
+    assert values is not None, f"{key}= missing from [{section}]"
+    assert len(values) == 1, f"{key}= given {len(values)} times: {values}"
+    return values[0]
+
+
+@pytest.fixture(scope="module")
+def controller() -> dict:
+    return parse_unit(SYSTEMD / CONTROLLER)
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    return parse_unit(SYSTEMD / DASHBOARD)
+
+
+def analyze(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([SYSTEMD_ANALYZE, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=60)
+
+
+def staged_units(tmp_path: Path, extra: str = "") -> Path:
+    """Copies of both units whose ExecStart names a real executable in tmp_path.
+
+    systemd-analyze verify checks that ExecStart's binary exists; /opt/treadmill-safety
+    does not exist before install.sh runs. Only that path is rewritten; nothing else changes.
+    """
+    exe = tmp_path / "bin" / "treadmill-safety"
+    exe.parent.mkdir(parents=True)
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o755)
+    units = tmp_path / "units"
+    units.mkdir()
+    for name in (CONTROLLER, DASHBOARD):
+        text = (SYSTEMD / name).read_text()
+        assert text.count(EXEC) == 1, f"{name}: expected one ExecStart on {EXEC}"
+        (units / name).write_text(text.replace(EXEC, str(exe)) + extra)
+    return units
+
+
+# ---- systemd-analyze verify ------------------------------------------------------------
+
+
+def test_verify_passes_with_no_output(tmp_path):
+    units = staged_units(tmp_path)
+    result = analyze("verify", "--man=no", str(units / CONTROLLER), str(units / DASHBOARD), cwd=units)
+    output = (result.stdout + result.stderr).strip()
+    # Every line systemd-analyze prints here is a finding: none is acceptable.
+    assert result.returncode == 0 and output == "", output
+
+
+def test_verify_reports_a_bad_unit(tmp_path):
+    """The negative control: verify does look at our files (a typo is reported)."""
+    units = staged_units(tmp_path)
+    broken = units / CONTROLLER
+    broken.write_text(broken.read_text().replace("ProtectHome=yes", "ProtectHome=yes\nProtectHomme=yes"))
+    result = analyze("verify", "--man=no", str(broken), cwd=units)
+    assert "ProtectHomme" in result.stdout + result.stderr
+
+
+def test_verify_reports_a_missing_executable():
+    """Why the staged copies: the units as shipped name /opt/..., which does not exist here."""
+    if Path(EXEC).exists():  # installed on this machine: nothing to show
+        return
+    result = analyze("verify", "--man=no", str(SYSTEMD / CONTROLLER))
+    lines = [ln for ln in (result.stdout + result.stderr).splitlines() if ln.strip()]
+    assert lines and all(f"Command {EXEC} is not executable" in ln for ln in lines), lines
+
+
+# ---- systemd-analyze security ----------------------------------------------------------
+
+
+def exposure(path: Path) -> float:
+    result = analyze("security", "--offline=true", "--no-pager", str(path))
+    text = result.stdout + result.stderr
+    match = re.search(rf"Overall exposure level for {re.escape(path.name)}: (\d+(?:\.\d+)?)", text)
+    assert match, text
+    return float(match.group(1))
+
+
+def test_dashboard_exposure_at_most_4():
+    score = exposure(SYSTEMD / DASHBOARD)
+    print(f"\n{DASHBOARD}: overall exposure {score}")
+    assert score <= DASHBOARD_MAX_EXPOSURE
+
+
+def test_controller_exposure_is_reported():
+    score = exposure(SYSTEMD / CONTROLLER)
+    print(f"\n{CONTROLLER}: overall exposure {score}")
+    assert 0.0 <= score <= 10.0
+
+
+# ---- what the units must say -----------------------------------------------------------
+
+
+def test_controller_is_supervised(controller):
+    assert one(controller, "Type") == "notify"
+    assert one(controller, "NotifyAccess") == "main"
+    assert one(controller, "WatchdogSec") == "1s"
+    assert one(controller, "WatchdogSignal") == "SIGTERM"
+    assert one(controller, "Restart") == "always"
+    assert one(controller, "RestartSec") == "1s"
+    assert one(controller, "KillSignal") == "SIGTERM"
+    assert one(controller, "TimeoutStopSec") == "5s"
+    assert one(controller, "ExecStart") == f"{EXEC} run --config /etc/treadmill-safety/config.toml"
+
+
+def test_controller_has_no_network_and_only_its_devices(controller):
+    assert one(controller, "RestrictAddressFamilies") == "AF_UNIX"
+    assert one(controller, "PrivateNetwork") == "yes"
+    assert one(controller, "DevicePolicy") == "closed"
+    allowed = sorted(controller["Service"]["DeviceAllow"])
+    assert allowed == ["char-gpiochip rw", "char-i2c rw", "char-ttyACM rw", "char-ttyUSB rw"]
+    # PrivateDevices would hide /dev/gpiochip*, /dev/i2c-* and the serial port.
+    assert "PrivateDevices" not in controller["Service"]
+    assert one(controller, "CapabilityBoundingSet") == ""
+    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "MemoryDenyWriteExecute",
+                "ProtectKernelTunables", "ProtectKernelModules", "ProtectControlGroups",
+                "RestrictNamespaces", "LockPersonality"):
+        assert one(controller, key) == "yes", key
+    assert one(controller, "ProtectSystem") == "strict"
+
+
+def test_controller_runs_realtime_as_its_own_user(controller):
+    assert one(controller, "User") == "treadmill"
+    assert one(controller, "Group") == "treadmill"
+    assert one(controller, "SupplementaryGroups").split() == ["gpio", "i2c", "dialout"]
+    assert one(controller, "CPUSchedulingPolicy") == "rr"
+    assert one(controller, "CPUSchedulingPriority") == "10"
+    # Nice= does not apply to SCHED_RR; a value would only mislead.
+    assert "Nice" not in controller["Service"]
+    # ~@privileged would forbid chown(), which gives the socket to group treadmill.
+    filters = " ".join(controller["Service"]["SystemCallFilter"])
+    assert "@privileged" not in filters and "@chown" not in filters
+
+
+def test_dashboard_has_no_devices(dashboard):
+    assert "DeviceAllow" not in dashboard["Service"]
+    assert one(dashboard, "PrivateDevices") == "yes"
+    assert one(dashboard, "DevicePolicy") == "closed"
+    assert one(dashboard, "User") == "treadmill-web"
+    assert one(dashboard, "SupplementaryGroups") == "treadmill"
+    assert one(dashboard, "Nice") == "5"
+    assert one(dashboard, "RestrictAddressFamilies").split() == ["AF_UNIX", "AF_INET", "AF_INET6"]
+    assert one(dashboard, "ExecStart") == f"{EXEC} web --config /etc/treadmill-safety/config.toml"
+    assert one(dashboard, "After", "Unit").split() == ["network.target", CONTROLLER]
+    assert one(dashboard, "Wants", "Unit") == CONTROLLER
+
+
+def test_units_match_the_example_config(controller, dashboard):
+    """The directories systemd makes are the ones the config names, and the socket's group is the scheme's."""
+    cfg = tomllib.loads((SYSTEMD / "config.example.toml").read_text())
+    assert cfg["storage"]["state_dir"] == "/var/lib/" + one(controller, "StateDirectory")
+    assert cfg["web"]["state_dir"] == "/var/lib/" + one(dashboard, "StateDirectory")
+    socket = Path(cfg["web"]["ipc_socket"])
+    assert socket.parent == Path("/run") / one(controller, "RuntimeDirectory")
+    assert one(controller, "RuntimeDirectoryMode") == "0750"
+    assert cfg["web"]["ipc_group"] == one(controller, "Group") == one(dashboard, "SupplementaryGroups")
+
+
+def test_udev_rule_names_the_adapter():
+    text = (SYSTEMD / RULES).read_text()
+    assert re.search(r'^#SUBSYSTEM=="tty", ATTRS\{idVendor\}=="0403", ATTRS\{idProduct\}=="6001", '
+                     r'ATTRS\{serial\}=="[^"]+", SYMLINK\+="treadmill", GROUP="dialout", MODE="0660"$',
+                     text, re.MULTILINE)
+    assert "/dev/serial/by-id/" in text
+
+
+# ---- install.sh with DESTDIR -----------------------------------------------------------
+
+
+def install(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DESTDIR": str(root)}
+    result = subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+EXPECTED = {
+    "etc/systemd/system/" + CONTROLLER: SYSTEMD / CONTROLLER,
+    "etc/systemd/system/" + DASHBOARD: SYSTEMD / DASHBOARD,
+    "etc/udev/rules.d/" + RULES: SYSTEMD / RULES,
+    "etc/treadmill-safety/config.toml": SYSTEMD / "config.example.toml",
+}
+
+
+def test_install_with_destdir_places_files_and_is_idempotent(tmp_path):
+    root = tmp_path / "root"
+    first = install(root)
+    for rel, source in EXPECTED.items():
+        target = root / rel
+        assert target.read_bytes() == source.read_bytes(), rel
+        assert stat.S_IMODE(target.stat().st_mode) == 0o644, rel
+    for state in ("var/lib/treadmill-safety", "var/lib/treadmill-dashboard"):
+        assert stat.S_IMODE((root / state).stat().st_mode) == 0o700, state
+    # Nothing on the real system was touched: what needs it is only printed.
+    for command in ("useradd --system", "/opt/treadmill-safety/bin/pip install", "systemctl daemon-reload",
+                    "udevadm control --reload", f"systemctl enable {CONTROLLER} {DASHBOARD}"):
+        assert re.search(rf"would run: {re.escape(command)}", first.stdout) or \
+            (command == "useradd --system" and "treadmill-web" in first.stdout and "usermod" in first.stdout), command
+    assert "installed /etc/treadmill-safety/config.toml" in first.stdout
+
+    config = root / "etc/treadmill-safety/config.toml"
+    config.write_text(config.read_text() + "\n# edited by the installer\n")
+    edited = config.read_text()
+    second = install(root)
+    assert config.read_text() == edited
+    assert "kept the existing /etc/treadmill-safety/config.toml" in second.stdout
+    for rel, source in EXPECTED.items():
+        if rel != "etc/treadmill-safety/config.toml":
+            assert (root / rel).read_bytes() == source.read_bytes(), rel
+
+
+def test_uninstall_with_destdir_keeps_config_and_state(tmp_path):
+    root = tmp_path / "root"
+    install(root)
+    config = root / "etc/treadmill-safety/config.toml"
+    config.write_text("# the clinic's config\n")
+    result = install(root, "--uninstall")
+    for rel in ("etc/systemd/system/" + CONTROLLER, "etc/systemd/system/" + DASHBOARD,
+                "etc/udev/rules.d/" + RULES, "opt/treadmill-safety"):
+        assert not (root / rel).exists(), rel
+    assert config.read_text() == "# the clinic's config\n"
+    assert (root / "var/lib/treadmill-safety").is_dir() and (root / "var/lib/treadmill-dashboard").is_dir()
+    assert "Kept: /etc/treadmill-safety/" in result.stdout
+    assert "would run: systemctl disable --now" in result.stdout
+    # Uninstalling twice is harmless too.
+    install(root, "--uninstall")
+
+
+def test_install_rejects_unknown_arguments(tmp_path):
+    env = {**os.environ, "DESTDIR": str(tmp_path)}
+    result = subprocess.run(["bash", str(INSTALL), "--bogus"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2 and "unknown argument: --bogus" in result.stderr
