@@ -140,6 +140,12 @@ def cmd_set_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Hardware self-test for the installer: one PASS/FAIL line per check; 0 all pass, 1 a FAIL, 2 bad config."""
+    from controller.doctor import main_doctor
+    return main_doctor(args.config, args.relay_test)
+
+
 def cmd_simulate_treadmill(args: argparse.Namespace) -> int:
     """Serve the treadmill emulator on a pseudo-terminal."""
     from hardware.sim.treadmill_cli import main as emulator_main
@@ -199,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "set-password":
             p.add_argument("--stdin", action="store_true", help="read the password from standard input")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("doctor", help="hardware self-test for the installer: one PASS/FAIL line per check")
+    p.add_argument("--config", required=True, help="path to config.toml")
+    p.add_argument("--relay-test", action="store_true",
+                   help="also energize the safety relay for 0.5 s, then drop it (listen for two clicks)")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("demo", help="the controller on simulated hardware, with the dashboard")
     p.add_argument("--port", type=int, default=8080, help="dashboard port on 127.0.0.1 (default 8080)")
