@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import signal
 import threading
 import urllib.request
 
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=25)
     args = parser.parse_args(argv)
     with Load(args.host, args.port, args.pollers, args.streams) as load:
+        # SIGTERM ends the run early and still prints the summary.
+        signal.signal(signal.SIGTERM, lambda signum, frame: load.stop.set())
         load.stop.wait(args.seconds)
     print(json.dumps({"ok": load.ok, "errors": load.errors, "stream_bytes": load.stream_bytes}), flush=True)
 

@@ -317,6 +317,22 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
     limits, ceilings, treadmill = parts.get("limits"), parts.get("ceilings"), parts.get("treadmill")
     if limits is not None and ceilings is not None:
         errors += ceiling_errors(limits, ceilings)
+    if treadmill is not None:
+        worst_s = 1.0 / treadmill.poll_hz + treadmill.ack_timeout_s
+        if treadmill.can_command and treadmill.link_timeout_s < worst_s:
+            errors.append(FieldError("treadmill", "link_timeout_s", treadmill.link_timeout_s,
+                                     f"must be at least one poll period plus the ack timeout "
+                                     f"({worst_s:.3f} s with poll_hz and ack_timeout_s as set), "
+                                     "or a healthy link would trip"))
+    safety = parts.get("safety")
+    if safety is not None:
+        for section, table in (("limits", limits), ("ceilings", ceilings)):
+            if table is None:
+                continue
+            for f in dataclasses.fields(table):
+                if f.name.endswith("_cap_kmh") and getattr(table, f.name) < safety.min_speed_kmh:
+                    errors.append(FieldError(section, f.name, getattr(table, f.name),
+                                             f"must be at least [safety] min_speed_kmh = {safety.min_speed_kmh:g}"))
     if treadmill is not None and treadmill.reverse_belt and treadmill.protocol != "woodway":
         errors.append(FieldError("treadmill", "reverse_belt", True,
                                  "only the woodway dialect has a direction digit"))

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_PIN_NAME = re.compile(r"^(GPIO|BCM|BOARD|WPI|J8:|P1:)?[0-9]{1,3}$", re.IGNORECASE)
+# BCM names only: BOARD/J8/WPI numbering would hide a pin used twice under two names.
+_PIN_NAME = re.compile(r"^(GPIO|BCM)([0-9]{1,2})$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,19 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+#: Larger magnitudes are refused before any float arithmetic (JSON allows 400-digit integers).
+MAX_MAGNITUDE = 1e9
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float of sane magnitude; never bool, never raises."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE
+    return math.isfinite(value) and abs(value) <= MAX_MAGNITUDE
+
+
 @dataclass(frozen=True)
 class Num:
     """A number in [lo, hi]; ``integer`` refuses fractions; bool is never a number."""
@@ -67,9 +81,9 @@ class Num:
 
     def check(self, value: Any) -> str | None:
         """None if valid, else the reason."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             return self.describe()
-        if not math.isfinite(value) or (self.integer and not float(value).is_integer()):
+        if self.integer and not float(value).is_integer():
             return self.describe()
         if not self.lo <= value <= self.hi:
             return self.describe()
@@ -132,7 +146,7 @@ class Flag:
 
 @dataclass(frozen=True)
 class Pin:
-    """A BCM pin number (0-27) or a gpiozero pin name such as "GPIO17" or "BOARD11"."""
+    """A BCM pin number (0-27), as a number or a name such as "GPIO17"."""
 
     optional: bool = False
 
@@ -140,9 +154,10 @@ class Pin:
         """None if valid, else the reason."""
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 27:
             return None
-        if isinstance(value, str) and _PIN_NAME.match(value):
+        match = _PIN_NAME.match(value) if isinstance(value, str) else None
+        if match and 0 <= int(match.group(2)) <= 27:
             return None
-        return 'must be a BCM pin number from 0 to 27 or a pin name like "GPIO17" or "BOARD11"'
+        return 'must be a BCM pin number from 0 to 27, or its name like "GPIO17"'
 
     def convert(self, value: Any) -> int | str:
         """The stored form."""

@@ -35,6 +35,12 @@ MAX_LINE_BYTES = 16 * 1024
 #: Replies a client may leave unread before it is dropped (statuses are never queued up).
 MAX_PENDING_REPLIES = 64
 PUSH_INTERVAL_S = 0.05
+#: More requests than this in one read is a flood, not a client: it is dropped.
+MAX_REQUESTS_PER_CHUNK = 256
+#: A connection that neither subscribed nor sent anything for this long is closed.
+IDLE_TIMEOUT_S = 10.0
+#: Connections accepted beyond max_clients may only stop: a full API never blocks an E-stop.
+STOP_ONLY_EXTRA = 16
 SEND_TIMEOUT_S = 2.0
 EVENT_KINDS = ("trip", "warn", "state", "command", "refused", "limits", "fault")
 
@@ -55,9 +61,10 @@ def _limits_ranges() -> dict[str, dict[str, Any]]:
 class _Client:
     """One connection: a reader thread (requests) and a writer thread (replies, pushes)."""
 
-    def __init__(self, server: "IpcServer", sock: socket.socket, number: int):
+    def __init__(self, server: "IpcServer", sock: socket.socket, number: int, stop_only: bool = False):
         self.server, self.sock, self.number = server, sock, number
         self.subscribed = False
+        self.stop_only = stop_only
         self._cond = threading.Condition()
         self._replies: deque[bytes] = deque()
         self._status: bytes | None = None
@@ -117,34 +124,41 @@ class _Client:
             "too_long", f"request longer than {MAX_LINE_BYTES} bytes: discarded")))
 
     def _read_loop(self) -> None:
-        buffer = bytearray()
+        pending = b""  # an unfinished line (bounded by MAX_LINE_BYTES)
         discarding = False
+        last_heard = time.monotonic()
         try:
             while not self._closed:
                 try:
                     chunk = self.sock.recv(65536)
                 except socket.timeout:
+                    if not self.subscribed and time.monotonic() - last_heard > IDLE_TIMEOUT_S:
+                        break
                     continue
+                last_heard = time.monotonic()
                 if not chunk:
                     break
-                buffer += chunk
-                while True:
-                    line, sep, rest = bytes(buffer).partition(b"\n")
-                    if not sep:
-                        if len(buffer) > MAX_LINE_BYTES and not discarding:
-                            self._refuse_too_long()
-                            discarding = True
-                        if discarding:
-                            buffer.clear()
-                        break
-                    buffer[:] = rest
-                    if discarding:  # the tail of an over-long line
-                        discarding = False
-                        continue
+                # One scan and one slice per line: a flood of bare newlines costs O(chunk), not O(chunk^2).
+                lines = chunk.split(b"\n")
+                lines[0] = pending + lines[0]
+                pending = lines.pop()
+                if discarding and lines:  # the first complete line is the tail of an over-long one
+                    discarding = False
+                    lines[0] = b""
+                handled = 0
+                for line in filter(None, lines):  # empty lines dropped in C, not one by one
                     if len(line) > MAX_LINE_BYTES:
                         self._refuse_too_long()
                     elif line.strip():
                         self.reply(self.server.handle(self, line))
+                        handled += 1
+                        if handled > MAX_REQUESTS_PER_CHUNK:
+                            raise OSError("too many requests at once: client dropped")
+                if len(pending) > MAX_LINE_BYTES:
+                    if not discarding:
+                        self._refuse_too_long()
+                    discarding = True
+                    pending = b""
         except OSError:
             pass
         finally:
@@ -230,12 +244,14 @@ class IpcServer:
             except OSError:
                 break
             self._count += 1
-            client = _Client(self, conn, self._count)
             with self._lock:
-                full = len(self._clients) >= self.max_clients
-                if not full:
+                n = len(self._clients)
+                stop_only = n >= self.max_clients
+                refuse = n >= self.max_clients + STOP_ONLY_EXTRA
+                client = _Client(self, conn, self._count, stop_only=stop_only)
+                if not refuse:
                     self._clients.add(client)
-            if full:
+            if refuse:
                 try:
                     conn.sendall(json.dumps(self.error_reply(None, RequestError(
                         "busy", f"too many clients (limit {self.max_clients})"))).encode() + b"\n")
@@ -290,6 +306,9 @@ class IpcServer:
             method, params = request.get("method"), request.get("params", {})
             if not isinstance(params, dict):
                 raise RequestError("bad_request", "params must be a JSON object")
+            if client.stop_only and not (method == "command" and params.get("command") in ("estop", "stop")):
+                raise RequestError("busy", f"too many clients (limit {self.max_clients}): this connection "
+                                   "may only send estop or stop")
             handler = {"status": self._m_status, "subscribe": self._m_subscribe, "events": self._m_events,
                        "limits": self._m_limits, "command": self._m_command, "demo": self._m_demo}.get(method)
             if handler is None or (method == "demo" and not self.demo_actions):

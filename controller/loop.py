@@ -15,11 +15,11 @@ import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from controller.safety import SafetyCore
-from controller.safety_types import BeltAction, Command, Event, Outputs, Reply, State
+from controller.safety_types import ANYONE_COMMANDS, BeltAction, Command, Event, Outputs, Reply, State
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ class _PendingCommand:
     command: Command
     done: threading.Event
     reply: Reply | None = None
+    #: The caller gave up waiting: a late "go" must not happen behind its back.
+    abandoned: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class ControlLoop:
@@ -121,7 +124,12 @@ class ControlLoop:
         pending = _PendingCommand(command, threading.Event())
         self._q.put((self._run_command, (pending,)))
         if not pending.done.wait(timeout_s):
-            return Reply(False, "conflict", "the controller did not answer in time")
+            with pending.lock:
+                if pending.reply is None:
+                    pending.abandoned = True
+                    if command.kind in ANYONE_COMMANDS:
+                        return Reply(False, "conflict", "the controller did not answer in time; the stop stays queued")
+                    return Reply(False, "conflict", "the controller did not answer in time; nothing was done")
         assert pending.reply is not None
         return pending.reply
 
@@ -143,8 +151,8 @@ class ControlLoop:
 
     def stop(self) -> None:
         """De-energize the relay before anything else, then end the thread. Idempotent."""
+        self._stop.set()  # first, so the decision thread cannot energize again
         self._force_relay_off()
-        self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
         try:
@@ -159,6 +167,16 @@ class ControlLoop:
     # ---- the decision thread ---------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:  # noqa: BLE001 - whatever kills this thread must leave the relay open
+            log.critical("the decision thread died: relay held open until restart\n%s", traceback.format_exc())
+            raise
+        finally:
+            self.broken = True
+            self._force_relay_off()
+
+    def _loop(self) -> None:
         next_tick = self.clock()
         while not self._stop.is_set():
             wait_s = next_tick - self.clock()
@@ -175,14 +193,18 @@ class ControlLoop:
                 if self.estop_level is not None:
                     self._guarded(self._read_estop, (now,))
                 healthy = self._guarded(self.core.on_tick, (now,))
-                self._publish_status()
-                if healthy and not self.broken:
-                    self.outputs.toggle_heartbeat()
-                    if self.on_healthy_tick is not None:
-                        self.on_healthy_tick(self.core.state)
+                healthy = self._guarded(self._tick_side_effects, (healthy,)) and healthy
                 next_tick += self.tick_s
                 if next_tick <= now:  # fell behind: do not burst to catch up
                     next_tick = now + self.tick_s
+
+    def _tick_side_effects(self, healthy: bool) -> None:
+        # Status listeners, the heartbeat and the systemd ping: a failure here trips too.
+        self._publish_status()
+        if healthy and not self.broken and not self._stop.is_set():
+            self.outputs.toggle_heartbeat()
+            if self.on_healthy_tick is not None:
+                self.on_healthy_tick(self.core.state)
 
     def _guarded(self, fn: Callable[..., Outputs | None], args: tuple) -> bool:
         """Run one core step; any exception trips the relay and is logged with its traceback."""
@@ -217,18 +239,25 @@ class ControlLoop:
             if seconds <= bound:
                 self.latency_counts[i] += 1
 
-    def _run_command(self, pending: _PendingCommand) -> Outputs:
+    def _run_command(self, pending: _PendingCommand) -> Outputs | None:
+        with pending.lock:
+            if pending.abandoned and pending.command.kind not in ANYONE_COMMANDS:
+                log.warning("dropped %s from %s: its caller stopped waiting", pending.command.kind.value,
+                            pending.command.actor)
+                return None
         try:
             out = self.core.on_command(pending.command, self.clock())
             pending.reply = out.reply
             return out
         finally:
-            if pending.reply is None:
-                pending.reply = Reply(False, "conflict", "internal error while handling the command")
+            with pending.lock:
+                if pending.reply is None:
+                    pending.reply = Reply(False, "conflict", "internal error while handling the command")
             pending.done.set()
 
     def _apply(self, out: Outputs) -> None:
-        energize = out.relay_energized and not self.broken
+        # Once stop() began, nothing may energize again, even the step already under way.
+        energize = out.relay_energized and not self.broken and not self._stop.is_set()
         if energize != self.relay_energized:
             self.outputs.set_relay(energize)
             self.relay_energized = energize
@@ -255,19 +284,21 @@ class ControlLoop:
 
     def _reopen_link(self) -> None:
         # Opening a port can block: never on the decision thread.
+        started_t = self.clock()
         try:
             assert self.belt is not None
             self.belt.reopen()
         except Exception as exc:  # noqa: BLE001 - the link stays faulted; the reset stays refused
             log.warning("treadmill link reopen failed: %s", exc)
             return
-        self._q.put((self.core.on_link_reopened, (self.clock(),)))
+        self._q.put((self.core.on_link_reopened, (started_t, self.clock())))
 
     def _force_relay_off(self) -> None:
+        self.relay_energized = False
         try:
             self.outputs.set_relay(False)
-        finally:
-            self.relay_energized = False
+        except Exception:  # noqa: BLE001 - the caller is already on its way to a safe state
+            log.critical("could not drive the relay off\n%s", traceback.format_exc())
 
     def _publish_status(self) -> None:
         core = self.core

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from controller.config import KMH_PER_MPS, Config, Limits, stop_distance_mm
 from controller.safety_commands import CommandHandler
-from controller.safety_inputs import BeltTrack, Cause, SensorTrack
+from controller.safety_inputs import MOVING_MPS, BeltTrack, Cause, SensorTrack
 from controller.safety_types import (
     BELT_ACTIVE_STATES, NO_BELT_COMMAND, RELAY_ON_STATES, BeltAction, BeltCommand, Command,
     Event, Mode, Outputs, Reply, State,
@@ -36,6 +36,7 @@ class SafetyCore(CommandHandler):
         self.sensors = {s.id: SensorTrack(s) for s in cfg.sensors}
         self.belt = BeltTrack(cfg.treadmill.link_timeout_s)
         self.estop_open = True  # unknown counts as pressed until the input is read
+        self.estop_t = float("-inf")
         self.now = t_mono
         #: Timestamp of the input being decided on (a sample's read time, a tick's time).
         self.input_t = t_mono
@@ -94,14 +95,17 @@ class SafetyCore(CommandHandler):
         self.belt.fault(message, t_mono)
         return self._step(t_mono)
 
-    def on_link_reopened(self, t_mono: float) -> Outputs:
-        """The driver reopened the port after a reset asked for it."""
-        self.belt.clear_fault()
+    def on_link_reopened(self, reopen_started_t: float, t_mono: float) -> Outputs:
+        """The driver reopened the port after a reset asked for it; a fault newer than the reopen stays."""
+        if self.belt.t_fault is not None and self.belt.t_fault < reopen_started_t:
+            self.belt.clear_fault()
         return self._step(t_mono)
 
     def on_estop(self, estop_open: bool, t_mono: float) -> Outputs:
-        """The E-stop input changed (open = pressed or wire broken)."""
-        self.estop_open = bool(estop_open)
+        """The E-stop input changed (open = pressed or wire broken); a sample older than the last is ignored."""
+        if t_mono >= self.estop_t:
+            self.estop_open = bool(estop_open)
+            self.estop_t = t_mono
         return self._step(t_mono)
 
     def on_tick(self, t_mono: float) -> Outputs:
@@ -216,7 +220,7 @@ class SafetyCore(CommandHandler):
         elif self.overspeed_since is not None and self.now - self.overspeed_since >= sc.overspeed_grace_s:
             out.append(Cause("overspeed", f"belt at {v * KMH_PER_MPS:.2f} km/h, above the cap "
                              f"{cap * KMH_PER_MPS:.2f} km/h for {sc.overspeed_grace_s:g} s"))
-        if self.state is State.READY and v >= 0.1:
+        if self.state is State.READY and v >= MOVING_MPS:
             out.append(Cause("belt_unbidden", f"belt moving at {v * KMH_PER_MPS:.2f} km/h without a start "
                              "from the controller"))
         if self.state is State.STOPPING and self.stop_deadline is not None and self.now > self.stop_deadline:

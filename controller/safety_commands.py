@@ -8,11 +8,10 @@ A refused command changes nothing and says why, naming the field and range.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import TYPE_CHECKING, Any
 
 from controller.config import KMH_PER_MPS, LIMIT_TIGHTER_SIGN, Limits, ceiling_errors, limits_reach_errors
-from controller.fields import FieldError, Num, check_table
+from controller.fields import FieldError, Num, check_table, is_number
 from controller.safety_inputs import Cause
 from controller.safety_types import (
     ANYONE_COMMANDS, STANDING_STATES, Command, CommandKind, Event, Mode, Reply, State,
@@ -159,7 +158,10 @@ class CommandHandler:
         old_cap = self.cap_mps
         self.limits = new
         if self.cap_mps < old_cap:
-            self.prev_cap_mps, self.cap_lowered_t = old_cap, self.now
+            within_grace = self.now - self.cap_lowered_t < self.cfg.safety.overspeed_grace_s
+            # A second cut inside the grace time keeps the first one's reference: the belt is still slowing.
+            self.prev_cap_mps = max(self.prev_cap_mps, old_cap) if within_grace else old_cap
+            self.cap_lowered_t = self.now
         if self.target_mps > self.cap_mps:
             self.target_mps = self.cap_mps
         if self.commanded_mps > self.cap_mps:
@@ -176,8 +178,7 @@ class CommandHandler:
         """A requested speed in km/h → m/s, within [min speed, cap] of the present mode."""
         cap_kmh = self.limits.cap_kmh(self.mode.value)
         lo = self.cfg.safety.min_speed_kmh
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-                and value > cap_kmh:
+        if is_number(value) and value > cap_kmh:
             errors.append(FieldError("command", "speed_kmh", value,
                                      f"is above the {self.mode.value} cap {cap_kmh:g} km/h; "
                                      f"allowed {lo:g} to {cap_kmh:g} km/h"))
@@ -198,6 +199,9 @@ class CommandHandler:
         if new is None:
             return None
         more = ceiling_errors(new, self.cfg.ceilings) + limits_reach_errors(new, self.cfg.treadmill, self.cfg.sensors)
+        floor = self.cfg.safety.min_speed_kmh
+        more += [FieldError("limits", key, getattr(new, key), f"must be at least [safety] min_speed_kmh = {floor:g}")
+                 for key in ("reverse_cap_kmh", "forward_cap_kmh") if getattr(new, key) < floor]
         if more:
             errors += more
             return None

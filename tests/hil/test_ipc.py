@@ -172,3 +172,55 @@ def test_a_client_that_never_reads_does_not_delay_a_trip(served):
 def test_offline_controller_is_reported_as_offline(tmp_path):
     with pytest.raises(ControllerOffline):
         IpcClient(str(tmp_path / "nobody.sock"), timeout_s=0.5).status()
+
+
+FLOOD = """
+import socket, sys, time
+socks = []
+for _ in range(4):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.connect(sys.argv[1]); s.settimeout(1); socks.append(s)
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    for s in socks:
+        try:
+            s.sendall(b"\\n" * 65536)
+        except OSError:
+            pass
+"""
+
+
+def test_a_flood_of_newlines_does_not_stall_the_decision_loop(served):
+    import subprocess
+    import sys
+    bench, path = served
+    loop = bench.controller.loop
+    flood = subprocess.Popen([sys.executable, "-c", FLOOD, path, "3"])
+    try:
+        assert wait_until(lambda: bench.controller.ipc.client_count >= 4, 2.0)
+        steps0, t0 = loop.steps, time.monotonic()
+        assert wait_until(lambda: time.monotonic() - t0 >= 2.0, 3.0)
+        steps_per_s = (loop.steps - steps0) / (time.monotonic() - t0)
+        assert steps_per_s >= 150, f"the loop kept its pace: {steps_per_s:.0f} steps/s (normal about 180)"
+        assert not [c for c in loop.core.causes() if c.persistent and c.code != "estop"], "no input went stale"
+    finally:
+        flood.kill()
+        flood.wait()
+
+
+def test_a_full_api_still_takes_an_estop(tmp_path):
+    path = str(tmp_path / "control.sock")
+    bench = SimBench(state_dir=tmp_path / "state", ipc_socket=path).start()
+    idle = []
+    try:
+        assert wait_until(lambda: _try(lambda: IpcClient(path).command("reset", "ann", True)), 5.0)
+        idle = [RawClient(path) for _ in range(bench.controller.ipc.max_clients)]
+        assert wait_until(lambda: bench.controller.ipc.client_count >= bench.controller.ipc.max_clients, 2.0)
+        with pytest.raises(ControllerError) as exc:
+            IpcClient(path).status()
+        assert exc.value.code == "busy"
+        assert IpcClient(path).command("estop", "visitor", False)["ok"]
+        assert wait_tripped(bench, 1.0)
+    finally:
+        for c in idle:
+            c.close()
+        bench.close()

@@ -155,3 +155,26 @@ def test_unreadable_or_broken_files_are_clear_errors(tmp_path, capsys, text, wor
         main(["check-config", str(path)])
     assert exc.value.code == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pin", ["GPIO99", "999", "BOARD11", "J8:11", 28])
+def test_pin_names_outside_bcm_0_to_27_are_refused(pin):
+    data = example_data()
+    data["gpio"]["relay_pin"] = pin
+    assert any(e.startswith(f"[gpio] relay_pin = {pin!r}: must be a BCM pin number from 0 to 27")
+               for e in errors_of(data))
+
+
+def test_a_cap_below_the_minimum_speed_is_refused():
+    data = example_data()
+    data["safety"]["min_speed_kmh"] = 1.5
+    data["limits"]["reverse_cap_kmh"] = 1.0
+    assert "[limits] reverse_cap_kmh = 1.0: must be at least [safety] min_speed_kmh = 1.5" in errors_of(data)
+
+
+def test_a_link_timeout_shorter_than_a_poll_and_an_ack_is_refused():
+    data = example_data()
+    data["treadmill"]["ack_timeout_s"] = 0.25
+    data["treadmill"]["link_timeout_s"] = 0.25
+    assert any(e.startswith("[treadmill] link_timeout_s = 0.25: must be at least one poll period plus the ack")
+               for e in errors_of(data))

@@ -170,6 +170,7 @@ def test_a_command_the_loop_cannot_answer_times_out_with_a_conflict():
     loop = ControlLoop(SafetyCore(cfg, time.monotonic()), outputs=RecordingOutputs())
     reply = loop.command(Command(CommandKind.RESET, "ann", True), timeout_s=0.05)  # never started
     assert not reply.ok and reply.code == "conflict" and "did not answer" in reply.message
+    assert "nothing was done" in reply.message
 
 
 def test_the_estop_level_is_read_every_tick_even_without_an_edge():

@@ -176,7 +176,8 @@ def test_link_fault_trips_and_reset_asks_for_a_reconnect():
     rig.speed_mps = 0
     out = rig.command(K.RESET)
     assert not out.reply.ok and out.reconnect_link and "BD" in out.reply.message
-    rig._keep(rig.core.on_link_reopened(rig.t))
+    rig.t += 0.01
+    rig._keep(rig.core.on_link_reopened(rig.t, rig.t))
     rig.healthy()
     assert rig.command(K.RESET).reply.ok
 
@@ -420,3 +421,52 @@ def test_reset_is_refused_while_the_belt_still_brakes_after_a_trip():
     assert not out.reply.ok and "still moves at 1.30 km/h" in out.reply.message
     rig.belt(0.0)
     assert rig.command(K.RESET).reply.ok
+
+
+def test_a_link_fault_newer_than_the_reopen_is_kept():
+    rig = Rig()
+    rig.running(1.0)
+    rig._keep(rig.core.on_link_fault("BD", rig.t))
+    rig.speed_mps = 0
+    reopen_started = rig.t + 0.01
+    rig.t += 0.02
+    rig._keep(rig.core.on_link_fault("no answer after the reopen", rig.t))
+    rig._keep(rig.core.on_link_reopened(reopen_started, rig.t + 0.01))
+    assert rig.core.belt.t_fault is not None and "after the reopen" in rig.core.belt.fault_message
+
+
+def test_an_older_estop_sample_never_overwrites_a_newer_one():
+    rig = Rig()
+    rig.running(1.0)
+    rig._keep(rig.core.on_estop(True, rig.t))
+    rig._keep(rig.core.on_estop(False, rig.t - 0.005))  # a stale "closed" edge from the queue
+    assert rig.core.estop_open
+
+
+def test_two_quick_cap_cuts_do_not_turn_into_an_emergency_stop():
+    rig = Rig()
+    rig.running(2.0)
+    assert rig.command(K.SET_LIMITS, {"reverse_cap_kmh": 1.5}).reply.ok
+    rig.speed_mps = kmh(1.9)  # still slowing
+    rig.advance(0.3)
+    assert rig.command(K.SET_LIMITS, {"reverse_cap_kmh": 1.0}).reply.ok
+    rig.speed_mps = kmh(1.85)
+    out = rig.advance(0.05)
+    assert out.state is State.RUNNING, rig.core.reasons
+
+
+def test_a_belt_creeping_in_ready_trips():
+    rig = Rig()
+    rig.ready()
+    out = rig.belt(0.07)  # 0.25 km/h: below 0.1 m/s, above the standing threshold
+    assert out.state is State.STOPPED and "belt_unbidden" in rig.core.reasons
+
+
+@pytest.mark.parametrize("value", [10 ** 400, -(10 ** 400), 10 ** 12])
+def test_huge_numbers_are_refused_as_out_of_range_not_an_exception(value):
+    rig = Rig()
+    rig.running(1.5)
+    out = rig.command(K.SET_SPEED, value, authorized=False, actor="visitor")
+    assert out.state is State.RUNNING and out.reply.code in ("invalid", "unauthorized")
+    out = rig.command(K.SET_LIMITS, {"base_stop_mm": value})
+    assert out.state is State.RUNNING and out.reply.code == "invalid" and "base_stop_mm" in out.reply.message

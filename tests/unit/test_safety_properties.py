@@ -66,7 +66,7 @@ def _apply(core: SafetyCore, t: float, a: tuple, gap: list):
     if kind == "link_fault":
         return [core.on_link_fault("BD", t)]
     if kind == "reopened":
-        return [core.on_link_reopened(t)]
+        return [core.on_link_reopened(t, t)]
     if kind in ("healthy", "bring_up"):
         gap[0] = a[2]
         speed_mps = a[3] if kind == "healthy" else core.commanded_mps
