@@ -6,16 +6,19 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test bench clean
 
+# Recipes are silent (@) and set-up output goes to stderr, so `make demo`'s first
+# lines on stdout are the demo's own: the dashboard's address and the password.
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) >&2
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "installing the project into $(VENV)" >&2
+	@$(PY) -m pip install --quiet --upgrade pip >&2
+	@$(PY) -m pip install --quiet -e '.[test]' >&2
+	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/treadmill-safety demo
+	@$(VENV)/bin/treadmill-safety demo
 
 test: $(STAMP)
 	$(PY) -m pytest -W error
