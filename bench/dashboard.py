@@ -17,22 +17,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from bench.common import percentiles, save
 from bench.trip_latency import measure
 from controller.safety_types import CommandKind
-from controller.simulation import EXAMPLE_CONFIG, SimBench, wait_until
+from controller.demo_dashboard import free_port, spawn_dashboard, stop_process
+from controller.simulation import SimBench, wait_until
 
 PASSWORD = "bench-password-1"
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -46,21 +39,10 @@ def rss_mb(pid: int) -> float:
 def _start_web(port: int, socket_path: str, web_state: Path) -> subprocess.Popen:
     from web.auth import set_password
     set_password(web_state, PASSWORD)
-    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "web", "--config", str(EXAMPLE_CONFIG),
-                             "--host", "127.0.0.1", "--port", str(port), "--ipc-socket", socket_path,
-                             "--state-dir", str(web_state)], stderr=subprocess.DEVNULL)
-
-    def up() -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    if not wait_until(up, 20.0, poll_s=0.1):
-        proc.kill()
+    web = spawn_dashboard(port, socket_path, web_state, stderr=subprocess.DEVNULL)
+    if web is None:
         raise RuntimeError("the dashboard did not start")
-    return proc
+    return web
 
 
 def push_latency(bench: SimBench, url: str, cycles: int) -> dict:
@@ -103,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {"clients": {"pollers": 25, "streams": 25}}
     with tempfile.TemporaryDirectory() as tmp:
         socket_path = str(Path(tmp) / "control.sock")
-        port = _free_port()
+        port = free_port()
         with SimBench(state_dir=Path(tmp) / "state", ipc_socket=socket_path, start_gap_mm=600) as bench:
             web = _start_web(port, socket_path, Path(tmp) / "web")
             try:
@@ -119,8 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
                 bench.patient.set_gap(1000)
                 result["status_push_ms"] = push_latency(bench, f"http://127.0.0.1:{port}/", args.pushes)
             finally:
-                web.terminate()
-                web.wait(10)
+                stop_process(web)
     path = save("dashboard", result)
     idle, loaded = result["trip_latency_idle"]["sample_to_relay"], result["trip_latency_loaded"]["sample_to_relay"]
     push = result["status_push_ms"]

@@ -18,11 +18,11 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -33,12 +33,52 @@ from controller.simulation import EXAMPLE_CONFIG, SimBench, wait_until
 WEB_START_TIMEOUT_S = 20.0
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """Whether an HTTP GET of ``url`` returns 200 within a second."""
     try:
         with urllib.request.urlopen(url, timeout=1.0) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn_dashboard(port: int, socket_path: str, state_dir: str | Path, *,
+                    stderr=None) -> subprocess.Popen | None:
+    """Start ``treadmill-safety web`` on 127.0.0.1:port (normal priority) and wait until it answers.
+
+    Returns the process, or None (and the process is ended) if it did not come up in time.
+    """
+    web = subprocess.Popen([sys.executable, "-m", "controller.cli", "web", "--config", str(EXAMPLE_CONFIG),
+                            "--host", "127.0.0.1", "--port", str(port), "--ipc-socket", socket_path,
+                            "--state-dir", str(state_dir)], stderr=stderr)
+    try:  # the dashboard stays below the controller, whatever priority this process has
+        os.sched_setscheduler(web.pid, os.SCHED_OTHER, os.sched_param(0))
+        os.setpriority(os.PRIO_PROCESS, web.pid, 0)
+    except (PermissionError, OSError):
+        pass
+    url = f"http://127.0.0.1:{port}/api/status"
+    if wait_until(lambda: answers(url) or web.poll() is not None, WEB_START_TIMEOUT_S, poll_s=0.1) \
+            and web.poll() is None:
+        return web
+    stop_process(web)
+    return None
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it does not end in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def favour_this_process(rt_priority: int = 10) -> str:
@@ -80,22 +120,13 @@ def run_dashboard_demo(args: argparse.Namespace) -> int:
                 print(f"demo: the simulated controller did not become READY: "
                       f"{bench.controller.status.get('reasons')}", file=sys.stderr)
                 return 1
-            web = subprocess.Popen([sys.executable, "-m", "controller.cli", "web", "--config", str(EXAMPLE_CONFIG),
-                                    "--host", "127.0.0.1", "--port", str(args.port), "--ipc-socket", socket_path,
-                                    "--state-dir", str(web_state)])
-            try:  # the dashboard stays below the controller
-                os.sched_setscheduler(web.pid, os.SCHED_OTHER, os.sched_param(0))
-                os.setpriority(os.PRIO_PROCESS, web.pid, 0)
-            except (PermissionError, OSError):
-                pass
+            web = spawn_dashboard(args.port, socket_path, web_state)
+            if web is None:
+                print(f"demo: the dashboard did not start on port {args.port} "
+                      "(is the port in use? try --port)", file=sys.stderr)
+                return 1
             try:
-                url = f"http://127.0.0.1:{args.port}/"
-                if not wait_until(lambda: _answers(url + "api/status") or web.poll() is not None,
-                                  WEB_START_TIMEOUT_S, poll_s=0.1) or web.poll() is not None:
-                    print(f"demo: the dashboard did not start on port {args.port} "
-                          "(is the port in use? try --port)", file=sys.stderr)
-                    return 1
-                print(f"dashboard: {url}", flush=True)
+                print(f"dashboard: http://127.0.0.1:{args.port}/", flush=True)
                 print(f"password: {password}", flush=True)
                 print("log in with any name and this password, press Start, then try the demo buttons; "
                       "Ctrl-C ends the demo", flush=True)
@@ -104,9 +135,5 @@ def run_dashboard_demo(args: argparse.Namespace) -> int:
                         print("demo: the dashboard process ended", file=sys.stderr)
                         return 1
             finally:
-                web.terminate()
-                try:
-                    web.wait(5)
-                except subprocess.TimeoutExpired:
-                    web.kill()
+                stop_process(web)
     return 0

@@ -137,7 +137,10 @@ class EventLog:
 
     def recent(self, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
         """The newest events, newest first (a separate read connection)."""
-        conn = connect(self.path)
+        if not self.path.exists():
+            return []
+        # Read-only: the writer thread owns the schema; a reader needs no pragma or script.
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0)
         try:
             sql = "SELECT id, wall_time, t_mono, kind, code, message, actor, figures FROM events"
             args: tuple = ()

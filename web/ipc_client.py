@@ -12,7 +12,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -197,15 +196,3 @@ class StatusHub:
             self._sock = None
             sock.close()
 
-
-def wait_for_socket(socket_path: str, timeout_s: float) -> bool:
-    """Wait until the controller answers a status request (start-up of the demo and tests)."""
-    deadline = time.monotonic() + timeout_s
-    client = IpcClient(socket_path, timeout_s=0.5)
-    while time.monotonic() < deadline:
-        try:
-            client.status()
-            return True
-        except (ControllerOffline, ControllerError):
-            time.sleep(0.05)
-    return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -12,7 +11,8 @@ import urllib.request
 import pytest
 
 from controller.safety_types import Command, CommandKind
-from controller.simulation import EXAMPLE_CONFIG, SimBench, sim_config, wait_until
+from controller.demo_dashboard import free_port, spawn_dashboard, stop_process
+from controller.simulation import SimBench, sim_config, wait_until
 from tests.hil.helpers import relay_opened_at, trips, wait_tripped
 from web.ipc_client import IpcClient
 
@@ -24,30 +24,14 @@ def served_dashboard(tmp_path):
     cfg = sim_config(tmp_path / "state")
     bench = SimBench(cfg, state_dir=tmp_path / "state", ipc_socket=socket_path, start_gap_mm=1000).start()
     port = free_port()
-    web = subprocess.Popen([sys.executable, "-m", "controller.cli", "web", "--config", str(EXAMPLE_CONFIG),
-                            "--host", "127.0.0.1", "--port", str(port), "--ipc-socket", socket_path,
-                            "--state-dir", str(tmp_path / "web")], stderr=subprocess.DEVNULL)
+    web = spawn_dashboard(port, socket_path, tmp_path / "web", stderr=subprocess.DEVNULL)
     try:
-        assert wait_until(lambda: _answers(f"http://127.0.0.1:{port}/api/status"), 20.0, poll_s=0.1)
+        assert web is not None, "the dashboard did not start"
         yield bench, socket_path, port
     finally:
-        web.terminate()
-        web.wait(10)
+        if web is not None:
+            stop_process(web)
         bench.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 def test_trips_meet_their_deadlines_while_fifty_dashboard_clients_poll_and_stream(served_dashboard):

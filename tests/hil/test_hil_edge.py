@@ -10,7 +10,6 @@ from controller.config import KMH_PER_MPS
 from controller.safety_types import CommandKind as K
 from controller.simulation import wait_until
 from hardware.belt_protocol import decode_speed_field
-from hardware.sim.patient import PatientModel  # noqa: F401 - the model the bench drives
 from tests.hil.helpers import relay_opened_at, trips, wait_tripped
 
 MPH_TENTH_MPS = 0.044704
