@@ -22,6 +22,8 @@ from tests.hil.helpers import relay_opened_at, reset_when_healthy, trips, wait_t
 
 #: Scheduling slack on top of every deadline (a shared 2-core CI machine).
 SLACK_S = 0.005
+#: Scheduling allowance for the emulator's own timers (not the controller's deadlines).
+EMULATOR_STALL_S = 0.15
 #: The bench polls the external watchdog relay this often (SimBench._watch_circuit).
 BENCH_CIRCUIT_POLL_S = 0.005
 RUN_KMH = 1.5
@@ -157,7 +159,9 @@ def test_silent_controller_lets_the_treadmill_disconnect_stop_halt_the_belt(benc
     last_byte_t = bench.emulator.commands()[-1].t_mono
     fired_after = bench.emulator.disconnect_stop_t_mono - last_byte_t
     timeout_s = 0.5
-    limit_s = timeout_s + SERVE_SLICE_S + SLACK_S
+    # The emulated treadmill's own firmware timer: its thread may be stalled by the shared
+    # machine (stalls of up to ~90 ms measured), which says nothing of the controller.
+    limit_s = timeout_s + SERVE_SLICE_S + EMULATOR_STALL_S
     report("last controller byte -> treadmill disconnect stop", fired_after, limit_s)
     assert timeout_s < fired_after <= limit_s
     assert wait_belt_stands(bench)
