@@ -60,6 +60,8 @@ class SafetyCore(CommandHandler):
         self.trip_count = 0
         #: When the present RUNNING period began (the session timer), None when standing.
         self.running_since: float | None = None
+        #: A FINISH is under way: the belt slows at the ramp rate, then stops under control.
+        self.ramping_down = False
         self._last_ramp_t = t_mono
         self._events: list[Event] = []
         self._belt_cmd = NO_BELT_COMMAND
@@ -262,6 +264,7 @@ class SafetyCore(CommandHandler):
         figures = {**self.figures(), "from_state": self.state.value}
         self.state = State.STOPPED
         self.running_since = None
+        self.ramping_down = False
         self.trip_count += 1
         self.target_mps = min(self.target_mps, self.cap_mps)
         self.commanded_mps = 0.0
@@ -330,9 +333,32 @@ class SafetyCore(CommandHandler):
             self.commanded_mps = min(self.commanded_mps, self.target_mps)
             self._send_speed(self.commanded_mps)
 
+    def controlled_stop(self, message: str, actor: str = "") -> None:
+        """Tell the treadmill to stop under its own braking and wait for the belt to stand (STOPPING)."""
+        v = self.speed_for_distance_mps()
+        self.ramping_down = False
+        self.target_mps = self.commanded_mps = 0.0
+        self._send_stop()
+        self.stop_deadline = self.now + 2.0 + 2.0 * v / self.cfg.treadmill.decel_mps2
+        self._set_state(State.STOPPING, message, actor)
+
+    def _ramp_down(self, dt: float) -> None:
+        floor = self.cfg.safety.min_speed_kmh / KMH_PER_MPS
+        new = max(floor, self.commanded_mps - self.cfg.safety.speed_ramp_kmh_per_s / KMH_PER_MPS * dt)
+        if new <= floor:
+            self.controlled_stop("ramp-down complete: stopping the belt")
+            return
+        # Send in steps of 0.1 km/h, as on the way up.
+        if self.sent_mps - new >= 0.1 / KMH_PER_MPS:
+            self._send_speed(new)
+        self.commanded_mps = new
+
     def _ramp(self) -> None:
         dt = self.now - self._last_ramp_t
         self._last_ramp_t = self.now
+        if self.ramping_down and self.state is State.RUNNING:
+            self._ramp_down(dt)
+            return
         if self.state is not State.RUNNING or not self.can_command or self.commanded_mps >= self.target_mps:
             return
         step = self.cfg.safety.speed_ramp_kmh_per_s / KMH_PER_MPS * dt

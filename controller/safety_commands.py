@@ -42,7 +42,8 @@ class CommandHandler:
             CommandKind.ESTOP: self._cmd_estop, CommandKind.STOP: self._cmd_stop,
             CommandKind.RESET: self._cmd_reset, CommandKind.START: self._cmd_start,
             CommandKind.SET_SPEED: self._cmd_set_speed, CommandKind.SET_MODE: self._cmd_set_mode,
-            CommandKind.SET_LIMITS: self._cmd_set_limits,
+            CommandKind.SET_LIMITS: self._cmd_set_limits, CommandKind.FINISH: self._cmd_finish,
+            CommandKind.APPLY_PRESCRIPTION: self._cmd_apply_prescription,
         }[cmd.kind]
         return handler(cmd)
 
@@ -54,6 +55,11 @@ class CommandHandler:
         if cmd.kind is CommandKind.SET_LIMITS:
             new = self._limits_arg(cmd.value, [])
             return new is not None and not self._loosens(new)
+        if cmd.kind is CommandKind.FINISH:
+            return True
+        if cmd.kind is CommandKind.APPLY_PRESCRIPTION:
+            parsed = self._prescription_arg(cmd.value, [])
+            return parsed is not None and parsed[0] is self.mode and not self._loosens(parsed[1])
         return False
 
     def _belt_standing(self: "SafetyCore") -> bool:
@@ -73,12 +79,21 @@ class CommandHandler:
             self._momentary.append(Cause("stop_command", f"stop requested by {cmd.actor} "
                                           "(speed-sensor link: stopping by the safety circuit)", False))
             return _ok("stopped by the safety circuit")
-        v = self.speed_for_distance_mps()
-        self.target_mps = self.commanded_mps = 0.0
-        self._send_stop()
-        self.stop_deadline = self.now + 2.0 + 2.0 * v / self.cfg.treadmill.decel_mps2
-        self._set_state(State.STOPPING, f"controlled stop requested by {cmd.actor}", cmd.actor)
+        self.controlled_stop(f"controlled stop requested by {cmd.actor}", cmd.actor)
         return _ok("stopping")
+
+    def _cmd_finish(self: "SafetyCore", cmd: Command) -> Reply:
+        if self.state is not State.RUNNING:
+            return _ok(f"belt already {self.state.value.lower()}")
+        if not self.can_command:
+            # Opening the safety circuit would be an abrupt stop, not a ramp-down.
+            return _conflict("a read-only speed link cannot ramp the belt down: slow and stop it at the "
+                             "treadmill's console")
+        self.ramping_down = True
+        self.target_mps = min(self.target_mps, self.cfg.safety.min_speed_kmh / KMH_PER_MPS)
+        self._events.append(Event(self.now, "state", "ramp_down", f"ramping down to a stop for {cmd.actor}",
+                                  cmd.actor, {"from_mps": round(self.commanded_mps, 3)}))
+        return _ok("ramping down to a stop")
 
     def _cmd_reset(self: "SafetyCore", cmd: Command) -> Reply:
         if self.state is not State.STOPPED:
@@ -115,6 +130,7 @@ class CommandHandler:
             return _conflict(f"patient {gap:.0f} mm from the rear edge is inside the warn zone "
                              f"({warn_at:.0f} mm at {v * KMH_PER_MPS:.1f} km/h): step forward first")
         self.target_mps = self.last_human_mps = v
+        self.ramping_down = False
         self.commanded_mps = min(v, self.cfg.safety.min_speed_kmh / KMH_PER_MPS)
         self._send_speed(self.commanded_mps)
         self._last_ramp_t = self.now
@@ -126,6 +142,8 @@ class CommandHandler:
         v = self._speed_arg(cmd.value, errors)
         if v is None:
             return Reply(False, "invalid", str(errors[0]), tuple(errors))
+        if self.ramping_down and v > self.target_mps:
+            return _conflict("the belt is ramping down to end the session: a faster speed is refused")
         self.target_mps = self.last_human_mps = v
         if v < self.commanded_mps:
             self.commanded_mps = v
@@ -154,8 +172,29 @@ class CommandHandler:
             return Reply(False, "invalid", "; ".join(str(e) for e in errors), tuple(errors))
         if self._loosens(new) and not self._belt_standing():
             return _conflict("looser limits apply only while the belt stands; tighter ones apply at once")
-        old = self.limits
+        self._apply_limits(new, cmd.actor, f"limits changed by {cmd.actor}", {}, self.cap_mps)
+        return _ok("limits applied")
+
+    def _cmd_apply_prescription(self: "SafetyCore", cmd: Command) -> Reply:
+        errors: list[FieldError] = []
+        parsed = self._prescription_arg(cmd.value, errors)
+        if parsed is None:
+            return Reply(False, "invalid", "; ".join(str(e) for e in errors), tuple(errors))
+        mode, new, patient = parsed
+        if (mode is not self.mode or self._loosens(new)) and not self._belt_standing():
+            return _conflict(f"patient {patient}'s prescription changes the mode or loosens the limits: it applies "
+                             "only while the belt stands (STOPPED or READY, speed 0)")
         old_cap = self.cap_mps
+        self.mode = mode
+        self._apply_limits(new, cmd.actor, f"prescription of patient {patient} applied by {cmd.actor}",
+                           {"mode": mode.value, "patient_id": patient}, old_cap)
+        return _ok(f"patient {patient}: {mode.value} mode, cap {new.cap_kmh(mode.value):g} km/h, "
+                   f"stop {new.base_stop_mm:g} mm, warn margin {new.warn_margin_mm:g} mm")
+
+    def _apply_limits(self: "SafetyCore", new: Limits, actor: str, message: str, extra: dict,
+                      old_cap: float) -> None:
+        """Install already-checked limits; a lower cap on a moving belt keeps the overspeed grace."""
+        old = self.limits
         self.limits = new
         if self.cap_mps < old_cap:
             within_grace = self.now - self.cap_lowered_t < self.cfg.safety.overspeed_grace_s
@@ -168,9 +207,8 @@ class CommandHandler:
             self.commanded_mps = self.cap_mps
             if self.state is State.RUNNING:
                 self._send_speed(self.commanded_mps)
-        self._events.append(Event(self.now, "limits", "limits", f"limits changed by {cmd.actor}", cmd.actor,
-                                  {"old": dataclasses.asdict(old), "new": dataclasses.asdict(new)}))
-        return _ok("limits applied")
+        self._events.append(Event(self.now, "limits", "limits", message, actor,
+                                  {"old": dataclasses.asdict(old), "new": dataclasses.asdict(new), **extra}))
 
     # ---- argument checks ------------------------------------------------------------
 
@@ -206,6 +244,26 @@ class CommandHandler:
             errors += more
             return None
         return new
+
+    def _prescription_arg(self: "SafetyCore", value: Any,
+                          errors: list[FieldError]) -> tuple[Mode, Limits, str] | None:
+        """A patient's {"mode", "limits", "patient_id"}, each part checked like its own command."""
+        if not isinstance(value, dict) or set(value) != {"mode", "limits", "patient_id"}:
+            errors.append(FieldError("prescription", "", value, 'must be an object with "mode", "limits" '
+                                     'and "patient_id"'))
+            return None
+        patient = value["patient_id"]
+        if not isinstance(patient, str) or not 0 < len(patient) <= 16:
+            errors.append(FieldError("prescription", "patient_id", patient, "must be a patient id, 1 to 16 characters"))
+        try:
+            mode = Mode(value["mode"])
+        except ValueError:
+            errors.append(FieldError("prescription", "mode", value["mode"], 'must be "reverse" or "forward"'))
+            mode = None
+        new = self._limits_arg(value["limits"], errors)
+        if errors or mode is None or new is None:
+            return None
+        return mode, new, patient
 
     def _loosens(self: "SafetyCore", new: Limits) -> bool:
         for key, sign in LIMIT_TIGHTER_SIGN.items():

@@ -43,6 +43,10 @@ class CommandKind(enum.Enum):
     SET_SPEED = "set_speed"
     SET_MODE = "set_mode"
     SET_LIMITS = "set_limits"
+    #: Ramp the belt down to the slowest speed, then a controlled stop (a session's end).
+    FINISH = "finish"
+    #: A patient's mode and limits together, all or nothing: {"mode", "limits", "patient_id"}.
+    APPLY_PRESCRIPTION = "apply_prescription"
 
 
 #: Commands anyone may give (principle 2: stop is always allowed).
@@ -56,7 +60,8 @@ class Command:
     kind: CommandKind
     actor: str
     authorized: bool = False
-    #: SET_SPEED / START: speed_kmh (float); SET_MODE: "reverse"/"forward"; SET_LIMITS: dict.
+    #: SET_SPEED / START: speed_kmh (float); SET_MODE: "reverse"/"forward"; SET_LIMITS: dict;
+    #: APPLY_PRESCRIPTION: {"mode": str, "limits": dict, "patient_id": str}.
     value: Any = None
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from controller.config import KMH_PER_MPS, stop_distance_mm
 from controller.safety_types import BeltAction, CommandKind as K, State
-from tests.unit.rig import Rig, kmh
+from tests.unit.rig import Rig, example_config, kmh
 
 
 def test_controller_comes_up_stopped_with_relay_off():
@@ -470,3 +470,100 @@ def test_huge_numbers_are_refused_as_out_of_range_not_an_exception(value):
     assert out.state is State.RUNNING and out.reply.code in ("invalid", "unauthorized")
     out = rig.command(K.SET_LIMITS, {"base_stop_mm": value})
     assert out.state is State.RUNNING and out.reply.code == "invalid" and "base_stop_mm" in out.reply.message
+
+
+# ---- a session's end: ramp-down, and a patient's prescription ----------------------------
+
+def test_finish_ramps_the_belt_down_at_the_ramp_rate_then_stops_under_control():
+    rig = Rig()
+    rig.running(2.0)
+    out = rig.command(K.FINISH, authorized=False, actor="session timer")
+    assert out.reply.ok and out.state is State.RUNNING and out.relay_energized
+    speeds = []
+    while rig.last.state is State.RUNNING:
+        rig.follow(0.1)
+        speeds.append(rig.core.commanded_mps)
+        assert len(speeds) < 100, "the ramp-down never ended"
+    # 2.0 -> 0.5 km/h at 0.5 km/h/s takes about 3 s, never faster, never rising.
+    assert 2.8 <= len(speeds) * 0.1 <= 3.3
+    assert all(b <= a for a, b in zip(speeds, speeds[1:]))
+    sent = [b.belt_speed_mps for b in rig.belt_commands() if b.action is BeltAction.SET_SPEED]
+    assert sent[-1] == pytest.approx(kmh(0.6), abs=kmh(0.11))
+    assert rig.belt_commands()[-1].action is BeltAction.AUTO_STOP
+    rig.follow(1.0)
+    assert rig.last.state is State.READY and rig.last.relay_energized and not rig.events("trip")
+    assert [e.code for e in rig.events("state")][-3:] == ["ramp_down", "STOPPING", "READY"]
+
+
+def test_during_a_ramp_down_a_faster_speed_is_refused_and_a_trip_ends_it():
+    rig = Rig()
+    rig.running(2.0)
+    rig.command(K.FINISH)
+    out = rig.command(K.SET_SPEED, 1.5)
+    assert out.reply.code == "conflict" and "ramping down" in out.reply.message
+    assert rig.command(K.SET_SPEED, 0.5).reply.ok
+    rig.estop(True)
+    assert rig.last.state is State.STOPPED and not rig.core.ramping_down
+
+
+def test_finish_on_a_read_only_speed_link_is_refused_rather_than_an_abrupt_stop():
+    cfg = example_config()
+    rig = Rig(dataclasses.replace(cfg, treadmill=dataclasses.replace(cfg.treadmill, protocol="speed-sensor")))
+    rig.ready()
+    rig.command(K.START, 1.0)
+    out = rig.command(K.FINISH)
+    assert out.reply.code == "conflict" and "console" in out.reply.message and out.relay_energized
+
+
+def test_finish_while_standing_changes_nothing():
+    rig = Rig()
+    rig.ready()
+    out = rig.command(K.FINISH, authorized=False)
+    assert out.reply.ok and out.state is State.READY and not rig.core.ramping_down
+
+
+PRESCRIPTION = {"mode": "reverse", "patient_id": "P-7",
+                "limits": {"reverse_cap_kmh": 1.2, "forward_cap_kmh": 1.2, "base_stop_mm": 300,
+                           "warn_margin_mm": 200}}
+
+
+def test_a_tighter_prescription_applies_at_once_on_a_moving_belt():
+    rig = Rig()
+    rig.running(2.0)
+    out = rig.command(K.APPLY_PRESCRIPTION, PRESCRIPTION, authorized=False)
+    assert out.reply.ok and "P-7" in out.reply.message
+    assert rig.core.limits.reverse_cap_kmh == 1.2 and rig.core.limits.base_stop_mm == 300
+    assert out.belt.action is BeltAction.SET_SPEED and out.belt.belt_speed_mps == pytest.approx(kmh(1.2))
+    event = rig.events("limits")[-1]
+    assert event.figures["patient_id"] == "P-7" and event.figures["mode"] == "reverse"
+
+
+def test_a_prescription_that_loosens_or_changes_mode_waits_for_a_standing_belt_all_or_nothing():
+    rig = Rig()
+    rig.running(1.0)
+    before = rig.core.limits
+    forward = {**PRESCRIPTION, "mode": "forward", "limits": {"forward_cap_kmh": 1.0}}
+    for value in (forward, {**PRESCRIPTION, "limits": {"base_stop_mm": 220}}):
+        out = rig.command(K.APPLY_PRESCRIPTION, value)
+        assert out.reply.code == "conflict" and "stands" in out.reply.message
+        assert rig.core.limits == before and rig.core.mode.value == "reverse"
+    rig.command(K.STOP)
+    rig.follow(3)
+    assert rig.command(K.APPLY_PRESCRIPTION, forward, authorized=False).reply.code == "unauthorized"
+    assert rig.command(K.APPLY_PRESCRIPTION, forward).reply.ok
+    assert rig.core.mode.value == "forward" and rig.core.limits.forward_cap_kmh == 1.0
+
+
+@pytest.mark.parametrize("value, words", [
+    ({**PRESCRIPTION, "mode": "sideways"}, '[prescription] mode = \'sideways\': must be "reverse" or "forward"'),
+    ({**PRESCRIPTION, "limits": {"reverse_cap_kmh": 2.5}}, "must be <= 2.2 ([ceilings] max_reverse_cap_kmh)"),
+    ({**PRESCRIPTION, "patient_id": ""}, "[prescription] patient_id"),
+    ({"mode": "reverse"}, 'must be an object with "mode", "limits" and "patient_id"'),
+])
+def test_a_bad_prescription_is_refused_naming_the_field_and_nothing_changes(value, words):
+    rig = Rig()
+    rig.ready()
+    before = (rig.core.limits, rig.core.mode)
+    out = rig.command(K.APPLY_PRESCRIPTION, value)
+    assert out.reply.code == "invalid" and words in out.reply.message, out.reply.message
+    assert (rig.core.limits, rig.core.mode) == before

@@ -35,6 +35,10 @@ command = st.one_of(
     st.tuples(st.just("command"), dt, st.just(K.SET_MODE), st.sampled_from(["reverse", "forward", "x"]),
               st.booleans()),
     st.tuples(st.just("command"), dt, st.just(K.SET_LIMITS), limits_value, st.booleans()),
+    st.tuples(st.just("command"), dt, st.just(K.FINISH), st.none(), st.booleans()),
+    st.tuples(st.just("command"), dt, st.just(K.APPLY_PRESCRIPTION),
+              st.fixed_dictionaries({"mode": st.sampled_from(["reverse", "forward", "x"]), "limits": limits_value,
+                                     "patient_id": st.sampled_from(["P1", ""])}), st.booleans()),
 )
 # Healthy inputs are weighted up so that sequences reach READY and RUNNING often.
 healthy_burst = st.tuples(st.just("healthy"), dt, st.floats(400, 1200), st.floats(0, 0.7))
