@@ -88,6 +88,9 @@ class ControlLoop:
         self.link_faults = 0
         self.latency_counts = [0] * len(LATENCY_BUCKETS_S)
         self.latency_sum_s = 0.0
+        #: Buzzer pattern of a chime under way: (start time, on/off durations), decision thread only.
+        self._chime: tuple[float, tuple[float, ...]] | None = None
+        self._buzzer_on: bool | None = None
 
     # ---- producers (any thread, never block) ----------------------------------------
 
@@ -136,6 +139,32 @@ class ControlLoop:
     def submit_command(self, command: Command) -> None:
         """Hand a command over without waiting for the reply (panel buttons)."""
         self._q.put((self._run_command, (_PendingCommand(command, threading.Event()),)))
+
+    def chime(self, pattern_s: tuple[float, ...] = (0.3, 0.2, 0.3, 0.2, 0.3)) -> None:
+        """Sound the buzzer in an on/off pattern (a session's end is near); the warn buzzer still wins."""
+        self._q.put((self._start_chime, (tuple(pattern_s),)))
+
+    def _start_chime(self, pattern_s: tuple[float, ...]) -> None:
+        self._chime = (self.clock(), pattern_s)
+        self._update_buzzer()
+
+    def _chime_on(self, now: float) -> bool:
+        if self._chime is None:
+            return False
+        elapsed = now - self._chime[0]
+        for i, length in enumerate(self._chime[1]):
+            if elapsed < length:
+                return i % 2 == 0
+            elapsed -= length
+        self._chime = None
+        return False
+
+    def _update_buzzer(self) -> None:
+        warning = self.last_outputs.warning if self.last_outputs is not None else False
+        on = warning or self._chime_on(self.clock())
+        if on != self._buzzer_on:
+            self.outputs.set_buzzer(on)
+            self._buzzer_on = on
 
     def add_status_listener(self, listener: Callable[[dict[str, Any]], None]) -> None:
         """Called from the decision thread with each new status; must not block."""
@@ -201,6 +230,8 @@ class ControlLoop:
     def _tick_side_effects(self, healthy: bool) -> None:
         # Status listeners, the heartbeat and the systemd ping: a failure here trips too.
         self._publish_status()
+        if self._chime is not None:
+            self._update_buzzer()
         if healthy and not self.broken and not self._stop.is_set():
             self.outputs.toggle_heartbeat()
             if self.on_healthy_tick is not None:
@@ -268,12 +299,13 @@ class ControlLoop:
                 self.belt.request_stop()
             if out.reconnect_link:
                 threading.Thread(target=self._reopen_link, name="belt-reopen", daemon=True).start()
-        if self.last_outputs is None or (out.warning, out.state) != (self.last_outputs.warning,
-                                                                      self.last_outputs.state):
-            self.outputs.set_buzzer(out.warning)
+        changed = self.last_outputs is None or (out.warning, out.state) != (self.last_outputs.warning,
+                                                                             self.last_outputs.state)
+        self.last_outputs = out
+        if changed:
+            self._update_buzzer()
             self.outputs.set_lamps(out.state in (State.READY, State.RUNNING) and not out.warning,
                                    out.warning, out.state is State.STOPPED)
-        self.last_outputs = out
         self.steps += 1
         for event in out.events:
             if event.kind == "trip":

@@ -190,3 +190,17 @@ def test_the_estop_level_is_read_every_tick_even_without_an_edge():
     finally:
         stop.set()
         loop.stop()
+
+
+def test_a_chime_beeps_its_pattern_from_the_decision_thread_then_falls_silent():
+    loop, outputs, events, gap, stop = started_loop()
+    try:
+        assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+        loop.chime((0.05, 0.05, 0.05))
+        beeps = lambda: [v for name, v, _ in outputs.calls if name == "buzzer"]  # noqa: E731
+        assert wait_until(lambda: beeps()[-4:] == [True, False, True, False], 2.0), beeps()
+        assert loop._chime is None
+    finally:
+        stop.set()
+        loop.stop()
+    assert {t for name, _, t in outputs.calls if name == "buzzer"} == {"decision"}
