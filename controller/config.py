@@ -158,6 +158,22 @@ class StorageConfig:
     """Where events, sessions and therapist settings live."""
 
     state_dir: str = field(default="/var/lib/treadmill-safety", metadata={"spec": Text("a directory path")})
+    #: Session timelines older than this are deleted; session summaries are kept.
+    sample_retention_days: int = field(default=365, metadata={"spec": Num(7, 3650, "days", integer=True)})
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    """The therapy-session regimen: timer, progression and timeline sampling."""
+
+    #: The buzzer sounds this long before the planned duration is reached.
+    end_warning_s: float = field(default=30.0, metadata={"spec": Num(5, 120, "s")})
+    #: A new patient's first suggested session (the regimen starts at about 5 minutes).
+    start_duration_min: float = field(default=5.0, metadata={"spec": Num(1, 30, "min")})
+    #: How much the suggested duration may grow per week, towards the patient's target.
+    weekly_step_min: float = field(default=2.5, metadata={"spec": Num(0.5, 10, "min")})
+    #: Timeline samples per second recorded during a session.
+    sample_hz: float = field(default=10.0, metadata={"spec": Num(5, 20, "Hz")})
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,7 @@ class Config:
     safety: SafetyConfig = SafetyConfig()
     web: WebConfig = WebConfig()
     storage: StorageConfig = StorageConfig()
+    sessions: SessionsConfig = SessionsConfig()
     display: DisplayConfig = DisplayConfig()
     #: Non-fatal findings (printed by check-config), e.g. a ceiling beyond sensor reach.
     warnings: tuple[str, ...] = ()
@@ -198,7 +215,7 @@ class Config:
 _SECTIONS: dict[str, type] = {
     "treadmill": TreadmillConfig, "gpio": GpioConfig, "i2c": I2cConfig, "limits": Limits,
     "ceilings": Ceilings, "safety": SafetyConfig, "web": WebConfig, "storage": StorageConfig,
-    "display": DisplayConfig,
+    "sessions": SessionsConfig, "display": DisplayConfig,
 }
 _REQUIRED_SECTIONS = ("treadmill", "sensors", "gpio")
 
