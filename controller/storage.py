@@ -1,213 +1,440 @@
-"""Storage off the safety path: the event log (SQLite, WAL) and therapist settings.
+"""Storage off the safety path: the history database (SQLite, WAL) and therapist settings.
 
-The decision thread only puts events on a queue; a writer thread owns the
-database. A slow, full or read-only disk is logged and never reaches the loop.
+One writer thread owns ``history.db``: the decision thread only puts events on a
+queue, and session and patient writes reach the same thread. A locked, full or
+read-only disk holds records in memory (bounded) and retries them; it is logged
+and shown in ``health()``, and never reaches the loop.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
 import logging
-import os
 import queue
 import sqlite3
-import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
-from controller.config import Config, Limits, ceiling_errors, limits_reach_errors
-from controller.fields import FieldError, check_table
+from controller.database import KEEP_CONNECTION_CODES, StorageError, connect, is_storage_fault, open_readonly
 from controller.safety_types import Event
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    wall_time REAL NOT NULL,
-    t_mono REAL NOT NULL,
-    kind TEXT NOT NULL,
-    code TEXT NOT NULL,
-    message TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    figures TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
-"""
+_EVENT_KEYS = ("id", "wall_time", "t_mono", "kind", "code", "message", "actor", "figures")
+
+def _insert_event(e: Event, wall: float, conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO events (wall_time, t_mono, kind, code, message, actor, figures) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (wall, e.t_mono, e.kind, e.code, e.message, e.actor, json.dumps(dict(e.figures), default=str)))
+
+
+class _Record:
+    """A write that must land (retried on storage faults); droppable ones go first when memory runs short."""
+
+    __slots__ = ("op", "droppable", "label", "dropped", "failed")
+
+    def __init__(self, op: Callable[[sqlite3.Connection], Any], droppable: bool, label: str):
+        self.op, self.droppable, self.label = op, droppable, label
+        self.dropped = self.failed = False
+
+
+class _Call:
+    """A write whose caller waits for the outcome; never retried."""
+
+    __slots__ = ("op", "done", "lock", "started", "cancelled", "result", "exc")
+
+    def __init__(self, op: Callable[[sqlite3.Connection], Any]):
+        self.op = op
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.started = self.cancelled = False
+        self.result: Any = None
+        self.exc: BaseException | None = None
+
+    def begin(self) -> bool:
+        """Claim the call for running; False if its caller has given up on it."""
+        with self.lock:
+            self.started = not self.cancelled
+            return self.started
+
+    def settle(self, result: Any = None, exc: BaseException | None = None) -> None:
+        self.result, self.exc = result, exc
+        self.done.set()
+
+
+class _Task:
+    """A non-database job for the writer thread (settings file)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn = fn
+
+
 _STOP = object()
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the database in WAL mode with a short busy timeout."""
-    conn = sqlite3.connect(path, timeout=1.0, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.executescript(_SCHEMA)
-    return conn
+class HistoryStore:
+    """The only writer of ``history.db``: events, patients, sessions, samples. ``put``/``record`` never block."""
 
-
-class EventLog:
-    """Queue-fed writer of events into ``events.db``; ``put`` never blocks."""
-
-    def __init__(self, state_dir: str | Path, *, wall_clock=time.time, mono_clock=time.monotonic):
-        self.path = Path(state_dir) / "events.db"
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+    def __init__(self, state_dir: str | Path, *, connect: Callable[[Path], sqlite3.Connection] = connect,
+                 wall_clock: Callable[[], float] = time.time, mono_clock: Callable[[], float] = time.monotonic,
+                 retry_s: float = 2.0, max_backlog: int = 36000):
+        self.path = Path(state_dir) / "history.db"
+        self._connect = connect
         # Wall time of an event = now - (monotonic now - event's monotonic time).
         self._wall_clock = wall_clock
         self._mono_clock = mono_clock
+        self.retry_s = retry_s
+        self.max_backlog = max_backlog
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None  # kept after close, for ``running``
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[Any] = []  # writer thread only
+        self._held = 0                 # records in _pending
+        self._fault: str | None = "history store not started"
+        self._retry_at = 0.0
+        self._drop_logged = False
         self.written = 0
         self.write_errors = 0
+        self.dropped = 0
         self.last_error = ""
 
+    # --- callers' side -------------------------------------------------------------------------
+
     def start(self) -> None:
-        """Open the database and start the writer thread."""
-        self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+        """Start the writer thread; it opens the database (a failure is logged and retried, never raised)."""
+        if self._thread is not None:
+            return
+        self._fault = None
+        self._thread = self._writer = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
 
-    def put(self, event: Event) -> None:
-        """Queue an event (called from the decision thread)."""
-        self._q.put(event)
-
-    def put_task(self, task) -> None:
-        """Queue a write (e.g. settings) to run on the writer thread, off the safety path."""
-        self._q.put(task)
+    @property
+    def running(self) -> bool:
+        """True while the writer thread is alive (after close, until its last write attempt ends)."""
+        return self._writer is not None and self._writer.is_alive()
 
     def close(self, timeout_s: float = 2.0) -> None:
-        """Write what is queued, then stop. Idempotent."""
-        if self._thread is not None:
-            self._q.put(_STOP)
-            self._thread.join(timeout_s)
-            self._thread = None
+        """Write what can be written, then stop, waiting at most ``timeout_s``. Idempotent."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._q.put(_STOP)
+        self._wake.set()
+        thread.join(timeout_s)
+        if thread.is_alive():
+            log.error("history writer did not stop within %.1f s; %d records may be lost", timeout_s,
+                      self.health()["backlog"])
 
     def flush(self, timeout_s: float = 2.0) -> bool:
-        """Wait until everything queued so far is written (tests, shutdown)."""
+        """True once everything queued before this call is committed; False on timeout (a failing database)."""
+        if self._thread is None:
+            return self.health()["backlog"] == 0
         done = threading.Event()
         self._q.put(done)
         return done.wait(timeout_s)
 
-    def _run(self) -> None:
-        conn = None
+    def put(self, event: Event) -> None:
+        """Queue an event (the decision thread); its wall time is derived from its monotonic time now."""
+        wall = self._wall_clock() - (self._mono_clock() - event.t_mono)
+        self._q.put((event, _Record(functools.partial(_insert_event, event, wall), False,
+                                    f"event {event.kind} {event.code}")))
+
+    def put_task(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` on the writer thread, off the safety path (settings saves); an OSError is logged."""
+        self._q.put(_Task(fn))
+
+    def record(self, op: Callable[[sqlite3.Connection], Any], *, droppable: bool = False) -> None:
+        """Queue ``op(conn)`` for the writer's transaction; retried until written. Never blocks."""
+        self._q.put(_Record(op, droppable, getattr(op, "__name__", "record")))
+
+    def call(self, op: Callable[[sqlite3.Connection], Any], timeout_s: float = 2.0) -> Any:
+        """Run ``op(conn)`` in the writer's transaction and return its result.
+
+        StorageError if the database cannot be written or the call times out; op's own
+        exceptions are re-raised with only op's changes rolled back.
+        """
+        if self._thread is None:
+            raise StorageError(f"cannot write to {self.path}: the history store is not running")
+        item = _Call(op)
+        self._q.put(item)
+        self._wake.set()
+        if not item.done.wait(timeout_s):
+            with item.lock:
+                if not item.started:
+                    item.cancelled = True
+                    raise StorageError(f"cannot write to {self.path}: no answer within {timeout_s:g} s "
+                                       f"({self._fault or 'writer busy'})")
+            # Already running: its transaction is about to end one way or the other.
+            if not item.done.wait(timeout_s):
+                raise StorageError(f"cannot write to {self.path}: the write did not finish within "
+                                   f"{2 * timeout_s:g} s and may still land")
+        if item.exc is not None:
+            raise item.exc
+        return item.result
+
+    def read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``fn(conn)`` on a fresh read-only connection in the caller's thread; StorageError if unreadable."""
+        conn = open_readonly(self.path)
         try:
-            conn = connect(self.path)
+            return fn(conn)
         except sqlite3.Error as exc:
-            self._error(f"cannot open {self.path}: {exc}")
-        while True:
-            item = self._q.get()
-            if item is _STOP:
-                break
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            if callable(item):
-                try:
-                    item()
-                except OSError as exc:
-                    self._error(f"cannot write settings: {exc}")
-                continue
-            self._log(item)
-            if conn is not None:
-                try:
-                    self._insert(conn, item)
-                except sqlite3.Error as exc:
-                    self._error(f"cannot write event to {self.path}: {exc}")
-        if conn is not None:
-            conn.close()
-
-    def _insert(self, conn: sqlite3.Connection, e: Event) -> None:
-        wall = self._wall_clock() - (self._mono_clock() - e.t_mono)
-        conn.execute("INSERT INTO events (wall_time, t_mono, kind, code, message, actor, figures) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (wall, e.t_mono, e.kind, e.code, e.message, e.actor, json.dumps(dict(e.figures), default=str)))
-        self.written += 1
-
-    @staticmethod
-    def _log(e: Event) -> None:
-        level = logging.WARNING if e.kind in ("trip", "refused", "fault") else logging.INFO
-        who = f" [{e.actor}]" if e.actor else ""
-        log.log(level, "%s %s%s: %s", e.kind, e.code, who, e.message)
-
-    def _error(self, message: str) -> None:
-        self.write_errors += 1
-        self.last_error = message
-        log.error("%s", message)
-
-    def recent(self, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
-        """The newest events, newest first (a separate read connection)."""
-        if not self.path.exists():
-            return []
-        # Read-only: the writer thread owns the schema; a reader needs no pragma or script.
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0)
-        try:
-            sql = "SELECT id, wall_time, t_mono, kind, code, message, actor, figures FROM events"
-            args: tuple = ()
-            if kind:
-                sql += " WHERE kind = ?"
-                args = (kind,)
-            rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+            if is_storage_fault(exc):
+                raise StorageError(f"cannot read {self.path}: {exc}") from exc
+            raise
         finally:
             conn.close()
-        keys = ("id", "wall_time", "t_mono", "kind", "code", "message", "actor", "figures")
-        out = [dict(zip(keys, r)) for r in rows]
+
+    def recent(self, limit: int | None = 50, kind: str | None = None, *, since_wall: float | None = None,
+               until_wall: float | None = None, kinds: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Events newest first, at most ``limit`` (None: all), optionally of some kinds and in [since, until]."""
+        if not self.path.exists():
+            return []
+        where: list[str] = []
+        args: list[Any] = []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if kinds is not None:
+            kinds = list(kinds)
+            where.append(f"kind IN ({', '.join('?' * len(kinds))})")
+            args += kinds
+        if since_wall is not None:
+            where.append("wall_time >= ?")
+            args.append(since_wall)
+        if until_wall is not None:
+            where.append("wall_time <= ?")
+            args.append(until_wall)
+        sql = f"SELECT {', '.join(_EVENT_KEYS)} FROM events"
+        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        rows = self.read(lambda conn: conn.execute(sql, (*args, -1 if limit is None else limit)).fetchall())
+        out = [dict(zip(_EVENT_KEYS, r)) for r in rows]
         for row in out:
             row["figures"] = json.loads(row["figures"])
         return out
 
+    def health(self) -> dict[str, Any]:
+        """{"ok", "message", "backlog", "dropped", "write_errors"}; attribute reads only, safe from any thread."""
+        fault, dropped = self._fault, self.dropped
+        backlog = self._held + self._q.qsize()
+        if fault is not None:
+            message = f"{fault}; {backlog} records held in memory, {dropped} dropped"
+        elif dropped:
+            message = f"history is written to {self.path}; {dropped} records were dropped while it could not be"
+        else:
+            message = f"history is written to {self.path}"
+        return {"ok": fault is None, "message": message, "backlog": backlog, "dropped": dropped,
+                "write_errors": self.write_errors}
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write a file so a crash leaves either the old or the new content, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+    # --- writer thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                stopping, attempt = self._gather()
+                if attempt or stopping:
+                    self._write_pending()
+            except Exception:  # a bug here must not end the only writer
+                log.exception("history writer error")
+                self._note_fault(f"cannot write to {self.path}: internal error")
+        self._finish()
+
+    def _gather(self) -> tuple[bool, bool]:
+        """Wait for work; returns (stop asked, write now). While failing, only a call, stop or retry time wakes it."""
+        got_call = stopping = False
+        if self._fault is None:
+            item = self._q.get()
+        else:
+            self._wake.wait(max(0.0, self._retry_at - time.monotonic()))
+            self._wake.clear()
+            item = self._next()
+        while item is not None:
+            if item is _STOP:
+                stopping = True
+            elif isinstance(item, _Task):
+                try:
+                    item.fn()
+                except OSError as exc:
+                    self._note_error(f"cannot write settings: {exc}")
+                except Exception as exc:  # a failing job must not cost the records drained with it
+                    self._note_error(f"background write failed: {type(exc).__name__}: {exc}")
+            elif isinstance(item, tuple):  # an event: logged once, when it arrives
+                _log_event(item[0])
+                self._add(item[1])
+            elif isinstance(item, _Record):
+                self._add(item)
+            else:  # _Call or a flush marker
+                got_call = got_call or isinstance(item, _Call)
+                self._pending.append(item)
+            item = self._next()
+        self._limit_backlog()
+        retry_due = self._fault is None or time.monotonic() >= self._retry_at
+        return stopping, got_call or retry_due
+
+    def _next(self) -> Any:
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+            return self._q.get_nowait()
+        except queue.Empty:
+            return None
 
+    def _add(self, rec: _Record) -> None:
+        self._pending.append(rec)
+        self._held += 1
 
-class SettingsStore:
-    """Therapist settings (limits, mode) that survive a restart, in ``settings.json``."""
+    def _limit_backlog(self) -> None:
+        """Over max_backlog: drop the oldest droppable records, then the oldest of any kind."""
+        excess = self._held - self.max_backlog
+        if excess <= 0:
+            return
+        for droppable_only in (True, False):
+            for item in self._pending:
+                if excess == 0:
+                    break
+                if isinstance(item, _Record) and not item.dropped and (item.droppable or not droppable_only):
+                    item.dropped = True
+                    excess -= 1
+        lost = self._held - self.max_backlog
+        self._pending = [it for it in self._pending if not (isinstance(it, _Record) and it.dropped)]
+        self._held = self.max_backlog
+        self.dropped += lost
+        if not self._drop_logged:
+            self._drop_logged = True
+            log.error("history backlog over %d records: dropping the oldest (timeline samples first) "
+                      "until %s can be written", self.max_backlog, self.path)
 
-    def __init__(self, state_dir: str | Path):
-        self.path = Path(state_dir) / "settings.json"
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._connect(self.path)
+        return self._conn
 
-    def save(self, limits: Limits, mode: str) -> None:
-        """Write atomically."""
-        atomic_write_text(self.path, json.dumps({"limits": dataclasses.asdict(limits), "mode": mode}, indent=2))
-
-    def load(self, cfg: Config) -> tuple[Limits, str, list[FieldError]]:
-        """Saved settings re-checked against today's config; on any error, the config's defaults."""
-        if not self.path.exists():
-            return cfg.limits, "reverse", []
-        errors: list[FieldError] = []
+    def _write_pending(self) -> None:
+        """Write every pending item in one transaction, each in its own savepoint."""
+        pending = self._pending
+        if not any(isinstance(it, (_Record, _Call)) for it in pending):
+            self._settle_flushes()
+            return
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            return cfg.limits, "reverse", [FieldError("settings", "", str(self.path), f"unreadable: {exc}")]
-        limits = check_table(Limits, "settings limits", data.get("limits", {}) if isinstance(data, dict) else None,
-                             errors)
-        mode = data.get("mode") if isinstance(data, dict) else None
-        if mode not in ("reverse", "forward"):
-            errors.append(FieldError("settings", "mode", mode, 'must be "reverse" or "forward"'))
-        if limits is not None:
-            errors += ceiling_errors(limits, cfg.ceilings, "settings limits")
-            errors += limits_reach_errors(limits, cfg.treadmill, cfg.sensors, "settings limits")
-        if errors or limits is None:
-            return cfg.limits, "reverse", errors
-        return limits, mode, []
+            conn = self._open()
+        except (OSError, sqlite3.Error) as exc:
+            self._storage_failed(f"cannot open {self.path}: {exc}")
+            return
+        done: list[tuple[_Record | _Call, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in pending:
+                if isinstance(item, _Record) or (isinstance(item, _Call) and item.begin()):
+                    done.append(self._run_item(conn, item))
+            conn.execute("COMMIT")
+        except Exception as exc:  # a storage fault (or a bug): nothing of this batch is written
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            cause = f"cannot write to {self.path}: {exc}"
+            for call, _, own_exc in done:
+                if isinstance(call, _Call) and own_exc is not None:
+                    call.settle(exc=own_exc)
+            code = getattr(exc, "sqlite_errorcode", None) if is_storage_fault(exc) else None
+            if code is None or not (code == sqlite3.SQLITE_READONLY or (code & 0xFF) in KEEP_CONNECTION_CODES):
+                self._drop_connection()
+            self._storage_failed(cause)
+            return
+        written = 0
+        for item, result, own_exc in done:
+            if isinstance(item, _Call):
+                item.settle(result, own_exc)
+            written += own_exc is None
+        self.written += written
+        self._pending = [it for it in pending if isinstance(it, threading.Event)]
+        self._held = 0
+        self._settle_flushes()
+        if self._fault is not None:
+            log.warning("writing to %s again (%d records dropped in all)", self.path, self.dropped)
+        self._fault = None
+        self._drop_logged = False
+
+    def _run_item(self, conn: sqlite3.Connection, item: Any) -> tuple[Any, Any, BaseException | None]:
+        conn.execute("SAVEPOINT item")
+        try:
+            result = item.op(conn)
+        except Exception as exc:
+            if is_storage_fault(exc):
+                raise
+            conn.execute("ROLLBACK TO item")
+            conn.execute("RELEASE item")
+            if isinstance(item, _Record) and not item.failed:
+                item.failed = True
+                self._note_error(f"history record dropped ({item.label}): {type(exc).__name__}: {exc}")
+            return item, None, exc
+        conn.execute("RELEASE item")
+        return item, result, None
+
+    def _storage_failed(self, cause: str) -> None:
+        """A fault: fail the waiting calls at once, keep the records (minus ones that are wrong) for a retry."""
+        calls = [it for it in self._pending if isinstance(it, _Call)]
+        self._pending = [it for it in self._pending
+                         if not isinstance(it, _Call) and not (isinstance(it, _Record) and it.failed)]
+        self._held = sum(isinstance(it, _Record) for it in self._pending)
+        self._note_fault(cause)  # health shows the fault before any caller hears of it
+        error = StorageError(cause)
+        for call in calls:
+            if not call.done.is_set():
+                call.settle(exc=error)
+
+    def _note_fault(self, cause: str) -> None:
+        self.write_errors += 1
+        self.last_error = cause
+        if cause != self._fault:
+            log.error("%s; history records are held in memory and retried every %g s", cause, self.retry_s)
+        self._fault = cause
+        self._retry_at = time.monotonic() + self.retry_s
+
+    def _note_error(self, message: str) -> None:
+        self.write_errors += 1
+        self.last_error = message
+        log.error("%s", message)
+
+    def _settle_flushes(self) -> None:
+        keep = []
+        for item in self._pending:
+            if isinstance(item, threading.Event):
+                item.set()
+            else:
+                keep.append(item)
+        self._pending = keep
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def _finish(self) -> None:
+        """After the last attempt: fail what still waits, report what is lost, close the database."""
+        late = []
+        while (item := self._next()) is not None:
+            late.append(item)
+        for item in self._pending + late:
+            if isinstance(item, _Call) and not item.done.is_set():
+                item.settle(exc=StorageError(f"cannot write to {self.path}: the history store is closed"))
+        if self._held:
+            log.error("%d history records were not written to %s before stopping: %s", self._held, self.path,
+                      self._fault)
+        self._drop_connection()
+
+
+def _log_event(e: Event) -> None:
+    level = logging.WARNING if e.kind in ("trip", "refused", "fault") else logging.INFO
+    who = f" [{e.actor}]" if e.actor else ""
+    log.log(level, "%s %s%s: %s", e.kind, e.code, who, e.message)
