@@ -16,7 +16,9 @@ from controller.config import Config
 from controller.loop import ControlLoop
 from controller.safety import SafetyCore
 from controller.safety_types import Command, CommandKind, Mode
-from controller.storage import EventLog, SettingsStore
+from controller.sessions import SessionRunner
+from controller.settings_store import SettingsStore
+from controller.storage import HistoryStore
 from hardware import HardwareError, LinkError
 from hardware.belt import SpeedSensorBelt, TrackMasterBelt
 from hardware.io import GpioSpec, PanelIO
@@ -71,15 +73,20 @@ class Controller:
         self.tof: TofArray | None = None
         self.belt: TrackMasterBelt | SpeedSensorBelt | None = None
         self.loop: ControlLoop | None = None
-        self.events = EventLog(self.state_dir)
+        self.events = HistoryStore(self.state_dir)
         self.settings = SettingsStore(self.state_dir)
+        self.sessions: SessionRunner | None = None
         self.ipc = None
         self._closed = False
 
     def start(self) -> "Controller":
         """Bring everything up; the controller comes up STOPPED whatever fails."""
         self.panel = PanelIO(gpio_spec(self.cfg), pin_factory=self._pin_factory)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            # No history and no saved settings, but the controller still guards the patient.
+            log.error("state directory %s cannot be created: %s", self.state_dir, exc)
         self.events.start()
         limits, mode, errors = self.settings.load(self.cfg)
         for err in errors:
@@ -93,6 +100,8 @@ class Controller:
         self.panel.on_reset_pressed = lambda t: loop.submit_command(
             Command(CommandKind.RESET, "reset button", authorized=True))
         loop.submit_estop(self.panel.estop_open, time.monotonic())
+        self.sessions = SessionRunner(self.cfg, loop, self.events).start()
+        loop.add_status_listener(self.sessions.on_status)
         self._start_belt(core)
         self._start_sensors()
         loop.start()
@@ -141,6 +150,8 @@ class Controller:
 
     def _on_event(self, event) -> None:
         self.events.put(event)
+        if self.sessions is not None:
+            self.sessions.on_event(event)
         if event.kind == "limits" or (event.kind == "state" and event.code == "mode"):
             # Runs on the decision thread: capture the values here, write on the writer thread.
             assert self.loop is not None
@@ -154,7 +165,7 @@ class Controller:
         assert self.loop is not None, "start() first"
         self.ipc = IpcServer(self.loop, self.events, self.cfg, socket_path or self.cfg.web.ipc_socket,
                              group=self.cfg.web.ipc_group if group is None else group,
-                             demo_actions=demo_actions).start()
+                             demo_actions=demo_actions, sessions=self.sessions).start()
         return self.ipc
 
     def command(self, command: Command, timeout_s: float = 1.0):
@@ -176,6 +187,11 @@ class Controller:
             self.loop.stop()
         if self.ipc is not None:
             self.ipc.close()
+        if self.sessions is not None:
+            try:
+                self.sessions.close()
+            except Exception:  # noqa: BLE001 - the rest still shuts down
+                log.exception("closing sessions failed")
         for name, action in (("belt", lambda: self.belt and self.belt.stop_then_close()),
                              ("sensors", lambda: self.tof and self.tof.close()),
                              ("panel", lambda: self.panel and self.panel.close()),

@@ -23,11 +23,14 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
+from controller import patients, records
 from controller.config import Config, Limits
 from controller.fields import Choice, Num, check_value
 from controller.loop import ControlLoop
 from controller.safety_types import Command, CommandKind
-from controller.storage import EventLog
+from controller.sessions import SessionError, SessionRunner
+from controller.database import StorageError
+from controller.storage import HistoryStore
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +171,11 @@ class _Client:
 class IpcServer:
     """Serves the loop's status, events and commands on a Unix socket (mode 0660)."""
 
-    def __init__(self, loop: ControlLoop, events: EventLog, cfg: Config, socket_path: str | Path, *,
+    def __init__(self, loop: ControlLoop, events: HistoryStore, cfg: Config, socket_path: str | Path, *,
                  group: str = "", demo_actions: dict[str, Callable[[], str]] | None = None,
-                 max_clients: int = 32):
+                 max_clients: int = 32, sessions: SessionRunner | None = None):
         self.loop, self.events, self.cfg = loop, events, cfg
+        self.sessions = sessions
         self.path = Path(socket_path)
         self.group = group
         self.demo_actions = demo_actions or {}
@@ -273,7 +277,7 @@ class IpcServer:
             return
         self._last_key, self._last_push_t = key, now
         self._seq += 1
-        full = {**status, **self._static, "seq": self._seq, "t_wall": time.time()}
+        full = {**status, **self._static, **self._live(), "seq": self._seq, "t_wall": time.time()}
         self._latest = full
         with self._lock:
             subscribers = [c for c in self._clients if c.subscribed]
@@ -309,21 +313,37 @@ class IpcServer:
             if client.stop_only and not (method == "command" and params.get("command") in ("estop", "stop")):
                 raise RequestError("busy", f"too many clients (limit {self.max_clients}): this connection "
                                    "may only send estop or stop")
-            handler = {"status": self._m_status, "subscribe": self._m_subscribe, "events": self._m_events,
-                       "limits": self._m_limits, "command": self._m_command, "demo": self._m_demo}.get(method)
-            if handler is None or (method == "demo" and not self.demo_actions):
-                methods = "status, subscribe, events, limits, command" + (", demo" if self.demo_actions else "")
-                raise RequestError("unknown_method", f"unknown method {method!r}; methods: {methods}")
+            handlers = {"status": self._m_status, "subscribe": self._m_subscribe, "events": self._m_events,
+                        "limits": self._m_limits, "command": self._m_command}
+            if self.demo_actions:
+                handlers["demo"] = self._m_demo
+            if self.sessions is not None:
+                handlers.update(self._session_methods())
+            handler = handlers.get(method) if isinstance(method, str) else None
+            if handler is None:
+                raise RequestError("unknown_method", f"unknown method {method!r}; methods: {', '.join(handlers)}")
             return {"id": request_id, "ok": True, "result": handler(client, params)}
         except RequestError as err:
             return self.error_reply(request_id, err)
+        except SessionError as err:
+            return self.error_reply(request_id, RequestError(err.code, err.message,
+                                                             [e.as_dict() for e in err.errors]))
+        except StorageError as err:
+            return self.error_reply(request_id, RequestError("storage", f"storage unavailable: {err}"))
         except Exception as exc:  # noqa: BLE001 - a bad request must never kill the connection
             log.exception("IPC request failed")
             return self.error_reply(request_id, RequestError("internal", f"{type(exc).__name__}: {exc}"))
 
     def status(self) -> dict[str, Any]:
         """The newest full status (what subscribers get)."""
-        return self._latest or {**self.loop.status, **self._static, "seq": 0, "t_wall": time.time()}
+        return self._latest or {**self.loop.status, **self._static, **self._live(), "seq": 0, "t_wall": time.time()}
+
+    def _live(self) -> dict[str, Any]:
+        """Session and storage state: published attributes, cheap to read on the decision thread."""
+        runner = self.sessions
+        return {"session": runner.snapshot if runner else None,
+                "selected_patient": runner.selected_patient if runner else None,
+                "storage": self.events.health()}
 
     def _m_status(self, client: _Client, params: dict) -> dict[str, Any]:
         return self.status()
@@ -377,3 +397,50 @@ class IpcServer:
             raise RequestError("invalid", f"[demo] action = {action!r}: must be one of "
                                + ", ".join(sorted(self.demo_actions)))
         return {"message": self.demo_actions[action]()}
+
+    # ---- patients and sessions ----------------------------------------------------------
+
+    def _session_methods(self) -> dict[str, Callable[[_Client, dict], Any]]:
+        runner = self.sessions
+        assert runner is not None
+
+        def forward(name: str, keys: tuple[str, ...]) -> Callable[[_Client, dict], Any]:
+            def method(client: _Client, params: dict) -> Any:
+                unknown = sorted(set(params) - set(keys) - {"actor", "authorized"})
+                if unknown:
+                    raise RequestError("invalid", f"[{name}] {unknown[0]}: not a field; fields: "
+                                       + ", ".join((*keys, "actor", "authorized")))
+                return runner.request(name, params)
+            return method
+
+        return {
+            "patients": self._m_patients,
+            "patient": lambda client, params: runner.patient_page(params.get("patient_id")),
+            "patient_save": forward("save", ("patient", "create")),
+            "patient_delete": forward("delete", ("patient_id",)),
+            "patient_select": forward("select", ("patient_id",)),
+            "session_start": forward("start", ("patient_id", "planned_min", "pain_before", "speed_kmh")),
+            "session_pause": forward("pause", ()),
+            "session_resume": forward("resume", ()),
+            "session_end": forward("end", ()),
+            "session_pain": forward("pain", ("session_id", "pain_after")),
+            "session": lambda client, params: runner.session_page(params.get("session_id")),
+            "session_samples": self._m_session_samples,
+        }
+
+    def _m_patients(self, client: _Client, params: dict) -> dict[str, Any]:
+        return {"patients": self.events.read(records.list_patients), "fields": patients.describe_fields(self.cfg)}
+
+    def _m_session_samples(self, client: _Client, params: dict) -> dict[str, Any]:
+        errors: list = []
+        sid = check_value("session", "session_id", params.get("session_id"), Num(1, 2**62, integer=True), errors)
+        offset = check_value("session", "offset", params.get("offset", 0), Num(0, 2**62, integer=True), errors)
+        limit = check_value("session", "limit", params.get("limit", 5000), Num(1, 5000, integer=True), errors)
+        if errors:
+            raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
+        if self.events.read(lambda conn: records.get_session(conn, sid)) is None:
+            raise RequestError("not_found", f"no session {sid}")
+        rows, total = self.events.read(lambda conn: records.samples(conn, sid, offset, limit))
+        following = offset + len(rows)
+        return {"columns": ["t_s", "gap_mm", "belt_kmh", "state", "warning"], "rows": rows, "total": total,
+                "next_offset": following if following < total else None}

@@ -86,6 +86,10 @@ class SimBench:
         self.relay_pin = watch_pin(self.factory, g.relay_pin, self._relay_changed)
         self.estop_pin = self.factory.pin(g.estop_pin)
         self.heartbeat_pin = self.factory.pin(g.heartbeat_pin)
+        #: (time.monotonic(), on) for every buzzer change: the warn zone and a session's end chime.
+        self.buzzer_history: list[tuple[float, bool]] = []
+        if g.buzzer_pin is not None:
+            watch_pin(self.factory, g.buzzer_pin, lambda on: self.buzzer_history.append((time.monotonic(), on)))
         self.watchdog = WatchdogRelayModel(self.heartbeat_pin, hold_time_s=WATCHDOG_HOLD_S, latched=True)
         self.runner = PatientRunner(self.patient, lambda: self.emulator.belt_speed_mps, step_s=0.002)
         self.controller = Controller(self.cfg, i2c=self.bus, pin_factory=self.factory,

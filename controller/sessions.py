@@ -1,0 +1,438 @@
+"""Therapy sessions: the timer, the end-of-session ramp-down, the summary and the timeline.
+
+A session belongs to one patient and is counted in walking time: seconds
+while the controller drives the belt (RUNNING). Pauses, trips and resets stop
+the clock. ``end_warning_s`` before the planned duration the buzzer chimes; at
+the planned duration the belt ramps down to a controlled stop (FINISH), never
+an emergency stop.
+
+Threads: :class:`SessionTracker` (session_tracker.py) is pure bookkeeping on the
+status stream. :class:`SessionRunner` owns one thread fed by a queue: the decision thread
+only puts statuses and events on it (never blocks), the IPC threads put
+requests and wait for the answer. Every write goes through the history
+store's writer thread, so a slow or broken disk never reaches the safety loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from controller import patients, records
+from controller.config import KMH_PER_MPS, Config
+from controller.fields import FieldError, Num, check_value
+from controller.progression import pain_trend, sessions_today, suggest_duration
+from controller.session_tracker import SessionTracker
+from controller.safety_types import Command, CommandKind, Event
+from controller.database import StorageError
+from controller.storage import HistoryStore
+
+log = logging.getLogger(__name__)
+
+#: Walking-time figures are written to the database about this often (crash survival).
+PROGRESS_EVERY_S = 1.0
+PLANNED_MIN = Num(0.25, 60, "min")
+PAIN = Num(0, 10, integer=True)
+RETENTION_CHECK_S = 24 * 3600.0
+#: A read-only speed link cannot ramp down: a long chime asks the therapist to stop at the console.
+CONSOLE_STOP_CHIME_S = (1.0, 0.5, 1.0, 0.5, 1.0)
+
+
+class SessionError(Exception):
+    """A refused request; ``code`` is invalid, conflict, unauthorized, not_found or storage."""
+
+    def __init__(self, code: str, message: str, errors: list[FieldError] | tuple[FieldError, ...] = ()):
+        super().__init__(message)
+        self.code, self.message, self.errors = code, message, list(errors)
+
+
+def _invalid(errors: list[FieldError]) -> SessionError:
+    return SessionError("invalid", "; ".join(str(e) for e in errors), errors)
+
+
+class SessionRunner:
+    """Runs sessions beside the control loop; every request is answered from one thread."""
+
+    def __init__(self, cfg: Config, loop: Any, store: HistoryStore, *, wall_clock: Callable[[], float] = time.time,
+                 mono_clock: Callable[[], float] = time.monotonic):
+        self.cfg, self.loop, self.store = cfg, loop, store
+        self.wall_clock, self.mono_clock = wall_clock, mono_clock
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.tracker: SessionTracker | None = None
+        #: Published for the status (read by other threads; replaced, never mutated).
+        self.snapshot: dict[str, Any] | None = None
+        self.selected_patient: str | None = None
+        self._last_progress_t = 0.0
+        self._next_prune_t = 0.0
+        self._stop = False
+
+    # ---- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> "SessionRunner":
+        """Close sessions a crash left open, then start the thread."""
+        self.store.record(records.recover_interrupted)
+        self._thread = threading.Thread(target=self._run, name="sessions", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """A session still open ends as interrupted, with everything recorded so far. Idempotent."""
+        if self._thread is None:
+            return
+        done: Future = Future()
+        self._q.put(("call", self._shutdown, {}, done))
+        try:
+            done.result(timeout_s)
+        except Exception:  # noqa: BLE001 - shutdown goes on
+            log.exception("closing the session runner")
+        self._thread.join(timeout_s)
+        self._thread = None
+
+    # ---- from the decision thread (never blocks) ------------------------------------
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        """Every status the loop publishes."""
+        self._q.put(("status", status))
+
+    def on_event(self, event: Event) -> None:
+        """Every event the core emits."""
+        if event.kind in ("warn", "trip"):
+            self._q.put(("event", event))
+
+    # ---- from the IPC threads -------------------------------------------------------
+
+    def request(self, name: str, params: dict[str, Any], timeout_s: float = 5.0) -> Any:
+        """Run a session request on the runner's thread and return its result (or raise SessionError)."""
+        handler = getattr(self, f"_req_{name}", None)
+        if handler is None:
+            raise SessionError("invalid", f"unknown session request {name!r}")
+        done: Future = Future()
+        self._q.put(("call", handler, params, done))
+        try:
+            return done.result(timeout_s)
+        except TimeoutError as exc:
+            raise SessionError("conflict", "the session runner did not answer in time") from exc
+
+    # ---- the thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop:
+            item = self._q.get()
+            try:
+                if item[0] == "status":
+                    self._on_status(item[1])
+                elif item[0] == "event":
+                    if self.tracker is not None:
+                        self.tracker.on_event(item[1])
+                else:
+                    _, handler, params, done = item
+                    try:
+                        done.set_result(handler(params))
+                    except SessionError as exc:
+                        done.set_exception(exc)
+                    except StorageError as exc:
+                        done.set_exception(SessionError("storage", f"storage unavailable: {exc}"))
+            except Exception:  # noqa: BLE001 - bookkeeping must not die; the safety loop is elsewhere
+                log.exception("session bookkeeping failed")
+
+    def _on_status(self, status: dict[str, Any]) -> None:
+        now = float(status["t_mono"])
+        if now >= self._next_prune_t:
+            self._next_prune_t = now + RETENTION_CHECK_S
+            cutoff = self.wall_clock() - self.cfg.storage.sample_retention_days * 86400.0
+            self.store.record(lambda conn: records.prune_samples(conn, cutoff))
+        tr = self.tracker
+        if tr is None:
+            return
+        for action in tr.feed(status):
+            if action == "chime":
+                self.loop.chime()
+            elif action == "finish":
+                self._finish("session timer")
+            elif action == "end":
+                self._end_session(tr.ended_by)
+        if self.tracker is not None and now - self._last_progress_t >= PROGRESS_EVERY_S:
+            self._write_progress(now)
+        self.snapshot = self.tracker.snapshot() if self.tracker is not None else None
+
+    def _write_progress(self, now: float) -> None:
+        tr = self.tracker
+        assert tr is not None
+        self._last_progress_t = now
+        first, rows = tr.take_samples()
+        sid, figures = tr.session_id, tr.figures()
+
+        def op(conn):
+            if rows:
+                records.insert_samples(conn, sid, first, rows)
+            records.update_session(conn, sid, **figures)
+        self.store.record(op)
+
+    def _finish(self, actor: str) -> None:
+        tr = self.tracker
+        assert tr is not None
+        tr.finishing = True
+        reply = self.loop.command(Command(CommandKind.FINISH, actor))
+        if not reply.ok:
+            log.warning("session %s: ramp-down refused: %s", tr.session_id, reply.message)
+            tr.paused_reason = f"stop the belt: {reply.message}"
+            self.loop.chime(CONSOLE_STOP_CHIME_S)
+
+    def _end_session(self, ended_by: str | None, status: str | None = None, reason: str | None = None) -> dict:
+        tr = self.tracker
+        assert tr is not None
+        if status is None:
+            status = "completed" if tr.completed else "ended"
+        if reason is None:
+            reason = "target reached" if status == "completed" else f"ended by {ended_by}"
+        first, rows = tr.take_samples()
+        sid, figures, ended = tr.session_id, tr.figures(), self.wall_clock()
+
+        def op(conn):
+            if rows:
+                records.insert_samples(conn, sid, first, rows)
+            records.update_session(conn, sid, status=status, ended_wall=ended, end_reason=reason, **figures)
+        self.store.record(op)
+        log.info("session %s of patient %s %s: %s", sid, tr.patient_id, status, reason)
+        self.tracker = None
+        self.snapshot = None
+        summary = {"session_id": sid, "patient_id": tr.patient_id, "status": status, "end_reason": reason,
+                   **figures}
+        return summary
+
+    def _shutdown(self, params: dict) -> None:
+        if self.tracker is not None:
+            self._end_session(None, "interrupted", "controller stopped")
+        self._stop = True
+
+    # ---- requests -------------------------------------------------------------------
+
+    @staticmethod
+    def _actor(params: dict[str, Any]) -> tuple[str, bool]:
+        actor = params.get("actor")
+        if not isinstance(actor, str) or not 0 < len(actor.strip()) <= 80:
+            raise _invalid([FieldError("session", "actor", actor, "must be the acting person's name, "
+                                       "1 to 80 characters")])
+        authorized = params.get("authorized", False)
+        if not isinstance(authorized, bool):
+            raise _invalid([FieldError("session", "authorized", authorized, "must be true or false")])
+        if not authorized:
+            raise SessionError("unauthorized", "sessions need a logged-in therapist")
+        return actor, authorized
+
+    def _patient(self, patient_id: Any) -> dict[str, Any]:
+        errors: list[FieldError] = []
+        pid = patients.check_patient_id(patient_id, errors)
+        if errors:
+            raise _invalid(errors)
+        found = self.store.read(lambda conn: records.get_patient(conn, pid))
+        if found is None:
+            raise SessionError("not_found", f"no patient {pid!r}")
+        return found
+
+    def _apply(self, patient: dict[str, Any], actor: str) -> str:
+        limits = patients.prescription_limits(patient, self.cfg)
+        value = {"mode": patient["mode"], "patient_id": patient["patient_id"],
+                 "limits": {"reverse_cap_kmh": limits.reverse_cap_kmh, "forward_cap_kmh": limits.forward_cap_kmh,
+                            "base_stop_mm": limits.base_stop_mm, "warn_margin_mm": limits.warn_margin_mm}}
+        reply = self.loop.command(Command(CommandKind.APPLY_PRESCRIPTION, actor, True, value))
+        if not reply.ok:
+            raise SessionError(reply.code, reply.message, reply.errors)
+        self.selected_patient = patient["patient_id"]
+        return reply.message
+
+    def _req_select(self, params: dict[str, Any]) -> dict[str, Any]:
+        actor, _ = self._actor(params)
+        patient = self._patient(params.get("patient_id"))
+        if self.tracker is not None and self.tracker.patient_id != patient["patient_id"]:
+            raise SessionError("conflict", f"a session of patient {self.tracker.patient_id} is under way: "
+                               "end it before choosing another patient")
+        return {"message": self._apply(patient, actor), "patient_id": patient["patient_id"]}
+
+    def _req_start(self, params: dict[str, Any]) -> dict[str, Any]:
+        actor, _ = self._actor(params)
+        unknown = sorted(set(params) - {"patient_id", "planned_min", "pain_before", "speed_kmh", "actor",
+                                        "authorized"})
+        errors: list[FieldError] = [FieldError("session", k, params[k], "not a session field; fields: "
+                                               "patient_id, planned_min, pain_before, speed_kmh") for k in unknown]
+        planned = check_value("session", "planned_min", params.get("planned_min"), PLANNED_MIN, errors)
+        pain_before = check_value("session", "pain_before", params.get("pain_before"), PAIN, errors)
+        speed = params.get("speed_kmh")
+        if speed is not None:
+            cap = self.cfg.ceilings
+            check_value("session", "speed_kmh", speed,
+                        Num(self.cfg.safety.min_speed_kmh, max(cap.max_reverse_cap_kmh, cap.max_forward_cap_kmh),
+                            "km/h"), errors)
+        if errors:
+            raise _invalid(errors)
+        patient = self._patient(params.get("patient_id"))
+        if self.tracker is not None:
+            raise SessionError("conflict", f"session {self.tracker.session_id} is under way: end it first")
+        state = self.loop.status.get("state")
+        if state != "READY":
+            raise SessionError("conflict", f"a session starts from READY; the controller is {state}"
+                               + (": reset it first" if state == "STOPPED" else ""))
+        self._apply(patient, actor)
+        started = self.wall_clock()
+        sid = self.store.call(lambda conn: records.insert_session(
+            conn, patient["patient_id"], started, float(planned), patient["mode"], int(pain_before)))
+        start_kmh = float(speed) if speed is not None else float(patient["speed_cap_kmh"])
+        reply = self.loop.command(Command(CommandKind.START, actor, True, min(start_kmh,
+                                                                             patient["speed_cap_kmh"])))
+        if not reply.ok:
+            self.store.record(lambda conn: records.delete_session(conn, sid))
+            raise SessionError(reply.code, reply.message, reply.errors)
+        self.tracker = SessionTracker(sid, patient["patient_id"], float(planned) * 60.0, self.mono_clock(),
+                                      end_warning_s=self.cfg.sessions.end_warning_s,
+                                      sample_hz=self.cfg.sessions.sample_hz, started_wall=started)
+        self._last_progress_t = self.mono_clock()
+        self.snapshot = self.tracker.snapshot()
+        log.info("session %s of patient %s started by %s: %g min planned", sid, patient["patient_id"], actor,
+                 planned)
+        return {"session": self._summary(sid)}
+
+    def _current(self) -> SessionTracker:
+        if self.tracker is None:
+            raise SessionError("conflict", "no session is under way")
+        return self.tracker
+
+    def _req_pause(self, params: dict[str, Any]) -> dict[str, Any]:
+        actor, _ = self._actor(params)
+        tr = self._current()
+        if tr.finishing:
+            raise SessionError("conflict", "the session is ending: the belt is ramping down")
+        reply = self.loop.command(Command(CommandKind.STOP, actor))
+        if not reply.ok:
+            raise SessionError(reply.code, reply.message)
+        tr.paused_reason, tr.pause_by = f"paused by {actor}", actor
+        self.snapshot = tr.snapshot()
+        return {"message": f"paused: {reply.message}", "session": self.snapshot}
+
+    def _req_resume(self, params: dict[str, Any]) -> dict[str, Any]:
+        actor, _ = self._actor(params)
+        tr = self._current()
+        if tr.finishing:
+            raise SessionError("conflict", "the session is ending: the belt is ramping down")
+        speed_kmh = round(tr.last_target_mps * KMH_PER_MPS, 2) or None
+        reply = self.loop.command(Command(CommandKind.START, actor, True, speed_kmh))
+        if not reply.ok:
+            raise SessionError(reply.code, reply.message)
+        return {"message": f"resumed: {reply.message}", "session": tr.snapshot()}
+
+    def _req_end(self, params: dict[str, Any]) -> dict[str, Any]:
+        actor, _ = self._actor(params)
+        tr = self._current()
+        tr.ended_by = actor
+        if tr.state in ("RUNNING", "STOPPING") and not tr.finishing:
+            self._finish(actor)
+            return {"message": "ramping down to a stop; the session ends when the belt stands",
+                    "session": tr.snapshot()}
+        if tr.finishing:
+            return {"message": "the session is already ending", "session": tr.snapshot()}
+        summary = self._end_session(actor)
+        return {"message": f"session {summary['status']}", "session": summary}
+
+    def _req_pain(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._actor(params)
+        errors: list[FieldError] = []
+        sid = check_value("session", "session_id", params.get("session_id"), Num(1, 2**62, integer=True), errors)
+        pain_after = check_value("session", "pain_after", params.get("pain_after"), PAIN, errors)
+        if errors:
+            raise _invalid(errors)
+        if self.tracker is not None and self.tracker.session_id == sid:
+            raise SessionError("conflict", "the pain score after a session is recorded once the session has ended")
+
+        def op(conn):
+            found = records.get_session(conn, sid)
+            if found is None:
+                raise LookupError(sid)
+            if found["pain_after"] is not None:
+                raise ValueError(found["pain_after"])
+            records.update_session(conn, sid, pain_after=int(pain_after))
+        try:
+            self.store.call(op)
+        except LookupError:
+            raise SessionError("not_found", f"no session {sid}") from None
+        except ValueError as exc:
+            raise SessionError("conflict", f"session {sid}: the pain score after was already recorded "
+                               f"as {exc.args[0]}") from None
+        return {"session": self._summary(sid)}
+
+    def _req_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._actor(params)
+        patient = self._patient(params.get("patient_id"))
+        pid = patient["patient_id"]
+        if self.tracker is not None and self.tracker.patient_id == pid:
+            raise SessionError("conflict", f"patient {pid} is walking a session now: end it first")
+        self.store.call(lambda conn: records.delete_patient(conn, pid))
+        if self.selected_patient == pid:
+            self.selected_patient = None
+        return {"deleted": pid}
+
+    def _req_save(self, params: dict[str, Any]) -> dict[str, Any]:
+        actor, _ = self._actor(params)
+        create = params.get("create")
+        if not isinstance(create, bool):
+            raise _invalid([FieldError("patient", "create", create, "must be true or false")])
+        data, errors = patients.check_patient(params.get("patient"), self.cfg)
+        if errors:
+            raise _invalid(errors)
+        assert data is not None
+        wall = self.wall_clock()
+        try:
+            if create:
+                saved = self.store.call(lambda conn: records.insert_patient(conn, data, wall))
+            else:
+                saved = self.store.call(lambda conn: records.update_patient(conn, data, wall))
+        except LookupError:
+            raise SessionError("not_found", f"no patient {data['patient_id']!r}") from None
+        except Exception as exc:  # sqlite3.IntegrityError: the id is taken
+            if type(exc).__name__ != "IntegrityError":
+                raise
+            raise SessionError("conflict", f"patient id {data['patient_id']!r} is already taken") from None
+        message = "saved"
+        if self.selected_patient == data["patient_id"] and not create:
+            try:
+                message += "; " + self._apply(saved, actor)
+            except SessionError as exc:
+                message += f"; not applied yet: {exc.message}"
+        log.info("patient %s %s by %s", data["patient_id"], "created" if create else "updated", actor)
+        return {"patient": saved, "message": message}
+
+    # ---- reads (any thread: read-only connections) -------------------------------------
+
+    def _summary(self, sid: int) -> dict[str, Any]:
+        found = self.store.read(lambda conn: records.get_session(conn, sid))
+        if found is None:
+            raise SessionError("not_found", f"no session {sid}")
+        return found
+
+    def patient_page(self, patient_id: Any) -> dict[str, Any]:
+        """A patient's profile, sessions, suggestion, pain trend and today's count."""
+        patient = self._patient(patient_id)
+        history = self.store.read(lambda conn: records.list_sessions(conn, patient["patient_id"]))
+        s = self.cfg.sessions
+        now = self.wall_clock()
+        return {"patient": patient, "sessions": history,
+                "suggestion": suggest_duration(history, patient["target_min"], s.start_duration_min,
+                                               s.weekly_step_min, now),
+                "pain": pain_trend(history),
+                "today": {"done": sessions_today(history, now), "per_day": patient["sessions_per_day"]}}
+
+    def session_page(self, session_id: Any) -> dict[str, Any]:
+        """A session's summary and the warnings and trips in its span, oldest first."""
+        errors: list[FieldError] = []
+        sid = check_value("session", "session_id", session_id, Num(1, 2**62, integer=True), errors)
+        if errors:
+            raise _invalid(errors)
+        summary = self._summary(sid)
+        until = summary["ended_wall"] or self.wall_clock()
+        events = self.store.recent(500, kinds=("warn", "trip"), since_wall=summary["started_wall"],
+                                   until_wall=until)
+        return {"session": summary, "events": list(reversed(events))}
+
