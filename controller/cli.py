@@ -165,6 +165,28 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Back up the history (events, patients, sessions, timelines) into a new folder under --out."""
+    if args.state_dir:
+        state_dir = args.state_dir
+    elif args.config:
+        state_dir = _load_or_exit(args.config).storage.state_dir
+    else:
+        print("export: give --config or --state-dir", file=sys.stderr)
+        return 2
+    from pathlib import Path
+
+    from controller.export import export_history
+    from controller.database import StorageError
+    try:
+        folder = export_history(Path(state_dir) / "history.db", Path(args.out))
+    except StorageError as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported to {folder}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The controller on simulated hardware with the dashboard (or, --scripted, a terminal run)."""
     if args.scripted:
@@ -211,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--relay-test", action="store_true",
                    help="also energize the safety relay for 0.5 s, then drop it (listen for two clicks)")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("export", help="back up events, patients, sessions and timelines (safe while running)")
+    p.add_argument("--out", required=True, help="a folder; the backup goes into a new dated folder inside it")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--config", help="path to config.toml (its [storage] state_dir is exported)")
+    where.add_argument("--state-dir", help="the controller's state directory, instead of --config")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="the controller on simulated hardware, with the dashboard")
     p.add_argument("--port", type=int, default=8080, help="dashboard port on 127.0.0.1 (default 8080)")
