@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from controller.simulation import SimBench, wait_until
 
 
@@ -31,3 +33,26 @@ def reset_when_healthy(bench: SimBench, timeout_s: float = 3.0):
     replies = []
     wait_until(lambda: replies.append(bench.command(CommandKind.RESET)) or replies[-1].ok, timeout_s, poll_s=0.05)
     return replies[-1]
+
+
+#: Trips a shared test machine causes by itself: a stall of tens of ms starves the sensor
+#: reader or the serial link, and the controller rightly trips on the stale input.
+ENVIRONMENT_TRIPS = ("sensor_stale:", "belt_stale", "link_fault")
+
+
+def on_a_calm_machine(make_bench, scenario, expected: tuple[str, ...] = ()) -> None:
+    """Run a long scenario on a fresh bench; again (at most twice) only if a machine stall tripped it.
+
+    ``expected`` are the trip codes the scenario causes on purpose.
+    """
+    for _ in range(3):
+        bench = make_bench()
+        try:
+            scenario(bench)
+            return
+        except AssertionError:
+            codes = [e["code"] for e in trips(bench) if e["code"] not in expected]
+            if not codes or not all(code.startswith(ENVIRONMENT_TRIPS) for code in codes):
+                raise
+            print(f"a machine stall tripped the controller ({codes}): running the scenario again")
+    pytest.fail("three machine stalls in a row")

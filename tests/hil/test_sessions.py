@@ -14,7 +14,7 @@ from controller.storage import HistoryStore
 from hardware.belt_protocol import decode_speed_field
 
 KMH_PER_MPH = 1.609344
-from tests.hil.helpers import reset_when_healthy, trips
+from tests.hil.helpers import on_a_calm_machine, reset_when_healthy
 
 PATIENT = {"patient_id": "P-0042", "display_name": "A.B.", "notes": "", "mode": "reverse",
            "speed_cap_kmh": 1.5, "base_stop_mm": 250, "warn_margin_mm": 200, "target_min": 20,
@@ -34,26 +34,6 @@ def session_bench(make_bench):
         assert reset_when_healthy(bench).ok
         return bench
     return make
-
-
-#: Trips a shared test machine causes by itself: a stall of tens of ms starves the sensor
-#: reader or the serial link, and the controller rightly trips on the stale input.
-ENVIRONMENT_TRIPS = ("sensor_stale:", "belt_stale", "link_fault")
-
-
-def on_a_calm_machine(session_bench, scenario) -> None:
-    """Run a long scenario; run it again (at most twice) only if a machine stall tripped it."""
-    for _ in range(3):
-        bench = session_bench()
-        try:
-            scenario(bench)
-            return
-        except AssertionError:
-            codes = [e["code"] for e in trips(bench)]
-            if not codes or not all(code.startswith(ENVIRONMENT_TRIPS) for code in codes):
-                raise
-            print(f"a machine stall tripped the controller ({codes}): running the scenario again")
-    pytest.fail("three machine stalls in a row")
 
 
 def test_a_session_chimes_then_ramps_down_at_the_plan_and_records_its_summary_and_timeline(session_bench):
