@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import cpu_cost, dashboard, decision_cost, serial_poll, trip_latency
+from bench import cpu_cost, dashboard, decision_cost, history, serial_poll, trip_latency
 
 
 def main() -> None:
@@ -11,6 +11,7 @@ def main() -> None:
     cpu_cost.main([])
     serial_poll.main([])
     dashboard.main([])
+    history.main([])
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ class HistoryStore:
         self._retry_at = 0.0
         self._drop_logged = False
         self.written = 0
+        #: Transactions committed: the figure behind the write rate (each is one WAL append).
+        self.commits = 0
         self.write_errors = 0
         self.dropped = 0
         self.last_error = ""
@@ -333,6 +335,7 @@ class HistoryStore:
                 if isinstance(item, _Record) or (isinstance(item, _Call) and item.begin()):
                     done.append(self._run_item(conn, item))
             conn.execute("COMMIT")
+            self.commits += 1
         except Exception as exc:  # a storage fault (or a bug): nothing of this batch is written
             if conn.in_transaction:
                 try:
