@@ -33,6 +33,12 @@ from controller.simulation import EXAMPLE_CONFIG, SimBench, wait_until
 WEB_START_TIMEOUT_S = 20.0
 
 
+#: A pseudonymous patient so the session panel has someone to choose (short sessions for the demo).
+DEMO_PATIENT = {"patient_id": "DEMO-1", "display_name": "Demo patient", "notes": "created by the demo",
+                "mode": "reverse", "speed_cap_kmh": 1.5, "base_stop_mm": 250, "warn_margin_mm": 200,
+                "target_min": 20, "sessions_per_day": 2}
+
+
 def answers(url: str) -> bool:
     """Whether an HTTP GET of ``url`` returns 200 within a second."""
     try:
@@ -116,6 +122,8 @@ def run_dashboard_demo(args: argparse.Namespace) -> int:
         set_password(web_state, password)
         with SimBench(state_dir=Path(tmp) / "state", ipc_socket=socket_path, start_gap_mm=1000.0,
                       sway_mm=25.0) as bench:
+            bench.controller.sessions.request("save", {"patient": DEMO_PATIENT, "create": True, "actor": "demo",
+                                                       "authorized": True})
             if not wait_until(lambda: bench.command(CommandKind.RESET, actor="demo").ok, 10.0, poll_s=0.05):
                 print(f"demo: the simulated controller did not become READY: "
                       f"{bench.controller.status.get('reasons')}", file=sys.stderr)
@@ -128,7 +136,8 @@ def run_dashboard_demo(args: argparse.Namespace) -> int:
             try:
                 print(f"dashboard: http://127.0.0.1:{args.port}/", flush=True)
                 print(f"password: {password}", flush=True)
-                print("log in with any name and this password, press Start, then try the demo buttons; "
+                print("log in with any name and this password, press Start (or choose patient DEMO-1 and "
+                      "start a session), then try the demo buttons; "
                       "Ctrl-C ends the demo", flush=True)
                 while not stop.wait(0.5):
                     if web.poll() is not None:

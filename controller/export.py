@@ -32,6 +32,8 @@ def export_history(db_path: Path, out_dir: Path, *, now: Callable[[], float] = t
         try:
             if target.exists():
                 raise StorageError(f"cannot export to {target}: it already exists")
+            if out_dir.exists() and not out_dir.is_dir():
+                raise StorageError(f"cannot export to {out_dir}: it is not a folder")
             out_dir.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(work, ignore_errors=True)
             (work / "samples").mkdir(parents=True)

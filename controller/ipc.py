@@ -403,38 +403,44 @@ class IpcServer:
     def _session_methods(self) -> dict[str, Callable[[_Client, dict], Any]]:
         runner = self.sessions
         assert runner is not None
+        therapist = ("actor", "authorized")
 
-        def forward(name: str, keys: tuple[str, ...]) -> Callable[[_Client, dict], Any]:
-            def method(client: _Client, params: dict) -> Any:
-                unknown = sorted(set(params) - set(keys) - {"actor", "authorized"})
+        def fields(method: str, keys: tuple[str, ...], fn: Callable[[dict], Any]) -> Callable[[_Client, dict], Any]:
+            """Refuse a field the method does not take, naming it and the ones it does."""
+            def checked(client: _Client, params: dict) -> Any:
+                unknown = sorted(set(params) - set(keys))
                 if unknown:
-                    raise RequestError("invalid", f"[{name}] {unknown[0]}: not a field; fields: "
-                                       + ", ".join((*keys, "actor", "authorized")))
-                return runner.request(name, params)
-            return method
+                    raise RequestError("invalid", f"[{method}] {unknown[0]}: not a field of {method}; fields: "
+                                       + (", ".join(keys) or "none"))
+                return fn(params)
+            return checked
+
+        def forward(method: str, name: str, keys: tuple[str, ...]) -> Callable[[_Client, dict], Any]:
+            return fields(method, keys + therapist, lambda params: runner.request(name, params))
 
         return {
-            "patients": self._m_patients,
-            "patient": lambda client, params: runner.patient_page(params.get("patient_id")),
-            "patient_save": forward("save", ("patient", "create")),
-            "patient_delete": forward("delete", ("patient_id",)),
-            "patient_select": forward("select", ("patient_id",)),
-            "session_start": forward("start", ("patient_id", "planned_min", "pain_before", "speed_kmh")),
-            "session_pause": forward("pause", ()),
-            "session_resume": forward("resume", ()),
-            "session_end": forward("end", ()),
-            "session_pain": forward("pain", ("session_id", "pain_after")),
-            "session": lambda client, params: runner.session_page(params.get("session_id")),
-            "session_samples": self._m_session_samples,
+            "patients": fields("patients", (), lambda params: self._patients()),
+            "patient": fields("patient", ("patient_id",), lambda params: runner.patient_page(params.get("patient_id"))),
+            "patient_save": forward("patient_save", "save", ("patient", "create")),
+            "patient_delete": forward("patient_delete", "delete", ("patient_id",)),
+            "patient_select": forward("patient_select", "select", ("patient_id",)),
+            "session_start": forward("session_start", "start", ("patient_id", "planned_min", "pain_before",
+                                                                 "speed_kmh")),
+            "session_pause": forward("session_pause", "pause", ()),
+            "session_resume": forward("session_resume", "resume", ()),
+            "session_end": forward("session_end", "end", ()),
+            "session_pain": forward("session_pain", "pain", ("session_id", "pain_after")),
+            "session": fields("session", ("session_id",), lambda params: runner.session_page(params.get("session_id"))),
+            "session_samples": fields("session_samples", ("session_id", "offset", "limit"), self._session_samples),
         }
 
-    def _m_patients(self, client: _Client, params: dict) -> dict[str, Any]:
+    def _patients(self) -> dict[str, Any]:
         return {"patients": self.events.read(records.list_patients), "fields": patients.describe_fields(self.cfg)}
 
-    def _m_session_samples(self, client: _Client, params: dict) -> dict[str, Any]:
+    def _session_samples(self, params: dict) -> dict[str, Any]:
         errors: list = []
-        sid = check_value("session", "session_id", params.get("session_id"), Num(1, 2**62, integer=True), errors)
-        offset = check_value("session", "offset", params.get("offset", 0), Num(0, 2**62, integer=True), errors)
+        sid = check_value("session", "session_id", params.get("session_id"), Num(1, 1e9, integer=True), errors)
+        offset = check_value("session", "offset", params.get("offset", 0), Num(0, 1e9, integer=True), errors)
         limit = check_value("session", "limit", params.get("limit", 5000), Num(1, 5000, integer=True), errors)
         if errors:
             raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])

@@ -340,7 +340,7 @@ class SessionRunner:
     def _req_pain(self, params: dict[str, Any]) -> dict[str, Any]:
         self._actor(params)
         errors: list[FieldError] = []
-        sid = check_value("session", "session_id", params.get("session_id"), Num(1, 2**62, integer=True), errors)
+        sid = check_value("session", "session_id", params.get("session_id"), Num(1, 1e9, integer=True), errors)
         pain_after = check_value("session", "pain_after", params.get("pain_after"), PAIN, errors)
         if errors:
             raise _invalid(errors)
@@ -427,7 +427,7 @@ class SessionRunner:
     def session_page(self, session_id: Any) -> dict[str, Any]:
         """A session's summary and the warnings and trips in its span, oldest first."""
         errors: list[FieldError] = []
-        sid = check_value("session", "session_id", session_id, Num(1, 2**62, integer=True), errors)
+        sid = check_value("session", "session_id", session_id, Num(1, 1e9, integer=True), errors)
         if errors:
             raise _invalid(errors)
         summary = self._summary(sid)
