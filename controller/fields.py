@@ -118,13 +118,17 @@ class Text:
     hint: str
     max_len: int = 4096
     min_len: int = 1
+    #: Line breaks and tabs allowed (free text such as notes); other control characters never.
+    multiline: bool = False
 
     def check(self, value: Any) -> str | None:
         """None if valid, else the reason."""
+        allowed = "\n\r\t" if self.multiline else ""
         if (isinstance(value, str) and self.min_len <= len(value) <= self.max_len
-                and not any(ord(c) < 32 for c in value)):
+                and not any(ord(c) < 32 and c not in allowed for c in value)):
             return None
-        return f"must be {self.hint} ({self.min_len} to {self.max_len} characters)"
+        lines = ", line breaks allowed" if self.multiline else ""
+        return f"must be {self.hint} ({self.min_len} to {self.max_len} characters{lines})"
 
     def convert(self, value: Any) -> str:
         """The stored form."""

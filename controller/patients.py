@@ -29,7 +29,7 @@ def specs(cfg: Config) -> dict[str, Any]:
     c, lo = cfg.ceilings, cfg.safety.min_speed_kmh
     return {
         "display_name": Text("a display name or initials, not the full name", max_len=40),
-        "notes": Text("the therapist's notes", max_len=NOTES_MAX, min_len=0),
+        "notes": Text("the therapist's notes", max_len=NOTES_MAX, min_len=0, multiline=True),
         "mode": Choice(("reverse", "forward")),
         "speed_cap_kmh": Num(lo, max(lo, c.max_reverse_cap_kmh, c.max_forward_cap_kmh), "km/h"),
         "base_stop_mm": Num(c.min_base_stop_mm, 600, "mm"),
