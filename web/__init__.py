@@ -1,8 +1,9 @@
 """The therapist's dashboard: a Flask client of the controller's IPC socket.
 
 A separate process from the controller: a dashboard under load or crashed can
-neither delay nor prevent a trip. It imports nothing from ``hardware/`` and
-from ``controller/`` only the config.
+neither delay nor prevent a trip. It imports nothing from ``hardware/``, and
+from ``controller/`` only the config and the CSV layouts (``export_formats``,
+shared with the ``export`` command so both downloads have the same columns).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from flask import Flask, Response
 
 from controller.config import Config
-from web import api, auth, errors, metrics, views
+from web import api, auth, errors, history, metrics, views
 from web.extensions import csrf
 from web.link import ControllerLink
 from web.state import load_secret_key
@@ -73,6 +74,7 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
                    timeout_s=app.config["IPC_TIMEOUT_S"]).init_app(app)
     auth.init_app(app)
     api.init_app(app)
+    history.init_app(app)
     metrics.init_app(app)
     views.init_app(app)
 

@@ -77,13 +77,13 @@ def actor() -> str:
 
 
 def login_required(view: ViewFunc) -> ViewFunc:
-    """Refuse with 401 JSON unless a therapist is logged in (for views without URL values)."""
+    """Refuse with 401 JSON unless a therapist is logged in; URL values pass through to the view."""
 
     @functools.wraps(view)
-    def wrapped() -> object:
+    def wrapped(**url_values: object) -> object:
         if current_therapist() is None:
             return json_error(401, "login_required", "log in as a therapist for this action")
-        return view()
+        return view(**url_values)
 
     return wrapped  # type: ignore[return-value]
 

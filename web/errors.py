@@ -23,10 +23,13 @@ CONTROLLER_CODE_STATUS = {
     "bad_request": 400,
     "unauthorized": 401,
     "conflict": 409,
+    "not_found": 404,
     "unknown_method": 404,
     "too_long": 400,
     # The controller's client limit: try again shortly.
     "busy": 503,
+    # The history database cannot be written; the message says why.
+    "storage": 503,
 }
 
 

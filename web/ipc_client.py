@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 #: Longest line either side sends; the controller refuses longer requests.
 MAX_LINE_BYTES = 64 * 1024
+#: Longest reply line read: a page of session samples (5000 rows) is far larger
+#: than any request, which stays under MAX_LINE_BYTES.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
 
 
 class ControllerOffline(Exception):
@@ -25,7 +28,7 @@ class ControllerOffline(Exception):
 
 
 class ControllerError(Exception):
-    """The controller refused a request: ``code`` is unauthorized, invalid, conflict or bad_request."""
+    """The controller refused a request: ``code`` is unauthorized, invalid, conflict, not_found, storage ..."""
 
     def __init__(self, code: str, message: str, errors: list[dict] | None = None):
         super().__init__(message)
@@ -41,15 +44,18 @@ class ControllerError(Exception):
         return out
 
 
-def _read_line(sock: socket.socket, buffer: bytearray) -> bytes:
+def _read_line(sock: socket.socket, buffer: bytearray, max_bytes: int = MAX_LINE_BYTES) -> bytes:
+    """One line from ``sock`` (leftovers stay in ``buffer``); a line over ``max_bytes`` is refused."""
     while b"\n" not in buffer:
         chunk = sock.recv(65536)
         if not chunk:
             raise ControllerOffline("the controller closed the connection")
         buffer += chunk
-        if len(buffer) > MAX_LINE_BYTES and b"\n" not in buffer:
-            raise ControllerOffline("the controller sent an over-long line")
+        if len(buffer) > max_bytes and b"\n" not in chunk:
+            raise ControllerOffline(f"the controller sent an over-long line (over {max_bytes} bytes)")
     line, _, rest = bytes(buffer).partition(b"\n")
+    if len(line) > max_bytes:
+        raise ControllerOffline(f"the controller sent an over-long line (over {max_bytes} bytes)")
     buffer[:] = rest
     return line
 
@@ -81,7 +87,7 @@ class IpcClient:
             sock.sendall(payload)
             buffer = bytearray()
             while True:
-                reply = json.loads(_read_line(sock, buffer))
+                reply = json.loads(_read_line(sock, buffer, MAX_REPLY_BYTES))
                 if reply.get("id") == request_id:
                     break
         except (OSError, ValueError) as exc:
@@ -112,6 +118,63 @@ class IpcClient:
         """A command for the safety core; raises ControllerError when refused."""
         return self.call("command", {"command": command, "actor": actor, "authorized": authorized,
                                      "value": value})
+
+    # --- patients and therapy sessions -------------------------------------------------------
+
+    def patients(self) -> dict[str, Any]:
+        """Every patient profile (sorted by id) and the allowed range of each field."""
+        return self.call("patients")
+
+    def patient(self, patient_id: str) -> dict[str, Any]:
+        """One patient: profile, sessions (newest first), suggestion, pain trend and today's count."""
+        return self.call("patient", {"patient_id": patient_id})
+
+    def patient_save(self, patient: dict[str, Any], create: bool, actor: str, authorized: bool) -> dict[str, Any]:
+        """Create (``create``) or replace a patient profile."""
+        return self.call("patient_save", {"patient": patient, "create": create, "actor": actor,
+                                          "authorized": authorized})
+
+    def patient_delete(self, patient_id: str, actor: str, authorized: bool) -> dict[str, Any]:
+        """Delete a patient with its sessions and samples."""
+        return self.call("patient_delete", {"patient_id": patient_id, "actor": actor, "authorized": authorized})
+
+    def patient_select(self, patient_id: str, actor: str, authorized: bool) -> dict[str, Any]:
+        """Apply a patient's prescription (mode and limits) through the safety core."""
+        return self.call("patient_select", {"patient_id": patient_id, "actor": actor, "authorized": authorized})
+
+    def session_start(self, patient_id: str, planned_min: float, pain_before: int, speed_kmh: float | None,
+                      actor: str, authorized: bool) -> dict[str, Any]:
+        """Start a therapy session (selects the patient first; starts the belt)."""
+        params: dict[str, Any] = {"patient_id": patient_id, "planned_min": planned_min,
+                                  "pain_before": pain_before, "actor": actor, "authorized": authorized}
+        if speed_kmh is not None:
+            params["speed_kmh"] = speed_kmh
+        return self.call("session_start", params)
+
+    def session_pause(self, actor: str, authorized: bool) -> dict[str, Any]:
+        """Pause the active session (the belt stops; the timer holds)."""
+        return self.call("session_pause", {"actor": actor, "authorized": authorized})
+
+    def session_resume(self, actor: str, authorized: bool) -> dict[str, Any]:
+        """Resume the paused session."""
+        return self.call("session_resume", {"actor": actor, "authorized": authorized})
+
+    def session_end(self, actor: str, authorized: bool) -> dict[str, Any]:
+        """End the active session early."""
+        return self.call("session_end", {"actor": actor, "authorized": authorized})
+
+    def session_pain(self, session_id: int, pain_after: int, actor: str, authorized: bool) -> dict[str, Any]:
+        """Record the pain after an ended session (once)."""
+        return self.call("session_pain", {"session_id": session_id, "pain_after": pain_after, "actor": actor,
+                                          "authorized": authorized})
+
+    def session(self, session_id: int) -> dict[str, Any]:
+        """One session's summary and its warn and trip events (oldest first)."""
+        return self.call("session", {"session_id": session_id})
+
+    def session_samples(self, session_id: int, offset: int = 0, limit: int = 5000) -> dict[str, Any]:
+        """One page of a session's timeline: columns, rows, total and next_offset (None at the end)."""
+        return self.call("session_samples", {"session_id": session_id, "offset": offset, "limit": limit})
 
 
 class StatusHub:

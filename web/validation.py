@@ -9,6 +9,7 @@ give the page field-level messages.
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Any, Iterable
 
 from flask import request
@@ -40,7 +41,8 @@ def invalid(errors: list[dict[str, Any]]) -> ApiError:
     return ApiError(400, "invalid", "; ".join(e["message"] for e in errors), errors)
 
 
-def json_object(allowed: Iterable[str], required: Iterable[str] = ()) -> dict[str, Any]:
+def json_object(allowed: Iterable[str], required: Iterable[str] = (),
+                max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The request body as a JSON object with only ``allowed`` keys; an empty body is {} if nothing is required."""
     allowed = tuple(allowed)
     required = tuple(required)
@@ -51,8 +53,8 @@ def json_object(allowed: Iterable[str], required: Iterable[str] = ()) -> dict[st
         raise ApiError(400, "invalid", f"the body must be a JSON object (fields: {names}), not a form",
                        [field_error("body", None, "the body must be a JSON object")])
     raw = request.get_data(cache=True)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise ApiError(413, "too_large", f"request body over {max_bytes} bytes")
     if not raw.strip() and not required:
         return {}
     body = request.get_json(force=True, silent=True)
@@ -61,10 +63,15 @@ def json_object(allowed: Iterable[str], required: Iterable[str] = ()) -> dict[st
                        [field_error("body", None, "the body must be a JSON object")])
     errors = [field_error(key, body[key], f"unknown field '{key}'; allowed: {', '.join(allowed) or 'none'}")
               for key in body if key not in allowed]
-    errors += [field_error(key, None, f"{key}: required") for key in required if key not in body]
+    errors += missing_errors(body, required)
     if errors:
         raise invalid(errors)
     return body
+
+
+def missing_errors(body: dict[str, Any], required: Iterable[str]) -> list[dict[str, Any]]:
+    """A "required" error for each of ``required`` that ``body`` lacks."""
+    return [field_error(key, None, f"{key}: required") for key in required if key not in body]
 
 
 def number_error(field: str, value: Any, lo: float, hi: float, unit: str, note: str = "") -> dict[str, Any] | None:
@@ -77,6 +84,29 @@ def number_error(field: str, value: Any, lo: float, hi: float, unit: str, note: 
         return field_error(field, value, f"{allowed}; got a non-finite number")
     if not lo <= value <= hi:
         return field_error(field, value, f"{allowed}; got {value:g}")
+    return None
+
+
+def integer_error(field: str, value: Any, lo: int, hi: int, unit: str = "", note: str = "") -> dict[str, Any] | None:
+    """None if ``value`` is a whole number (a JSON integer) within [lo, hi]; else the field error naming the range."""
+    allowed = f"{field}: must be a whole number from {lo} to {hi} {unit}".rstrip() + (f" ({note})" if note else "")
+    if isinstance(value, bool) or not isinstance(value, int):
+        return field_error(field, value, f"{allowed}; got {type(value).__name__}")
+    if not lo <= value <= hi:
+        return field_error(field, value, f"{allowed}; got {value}")
+    return None
+
+
+def text_error(field: str, value: Any, min_len: int, max_len: int,
+               *, single_line: bool = True) -> dict[str, Any] | None:
+    """None if ``value`` is text of ``min_len``..``max_len`` characters (no control characters if ``single_line``)."""
+    rule = f"{min_len} to {max_len} characters" + (", no control characters" if single_line else "")
+    if not isinstance(value, str):
+        return field_error(field, value, f"{field}: must be text of {rule}; got {type(value).__name__}")
+    if not min_len <= len(value) <= max_len:
+        return field_error(field, value, f"{field}: must be text of {rule}; got {len(value)} characters")
+    if single_line and any(unicodedata.category(ch) == "Cc" for ch in value):
+        return field_error(field, value, f"{field}: must be text of {rule}; got a control character")
     return None
 
 

@@ -8,7 +8,7 @@ import tempfile
 import pytest
 
 from tests.web.fake_controller import FakeController
-from tests.web.helpers import PASSWORD
+from tests.web.helpers import PASSWORD, login
 from web import create_app
 from web.auth import set_password
 from web.link import EXTENSION_KEY
@@ -89,3 +89,12 @@ def offline_socket():
 def offline_client(make_app, offline_socket):
     """A test client of a dashboard whose controller is offline."""
     return make_app(offline_socket).test_client()
+
+
+@pytest.fixture
+def clinic(client, fake):
+    """A logged-in therapist's client and CSRF header; the belt READY and patient P01 on file."""
+    fake.update(state="READY", reasons={})
+    with fake.lock:
+        fake.therapy.add_patient("P01")
+    return client, login(client)

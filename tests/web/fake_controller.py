@@ -4,7 +4,8 @@ A real socket server in a thread, so the dashboard's real IpcClient and
 StatusHub are under test. It answers the IPC contract with canned data, keeps a
 small state machine, records every command, and refuses as the controller does:
 unauthorized without authority, invalid values naming the field and the range,
-conflict when the state forbids.
+conflict when the state forbids. Patients and therapy sessions live in memory
+in :class:`tests.web.fake_therapy.FakeTherapy` (``fake.therapy``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import tempfile
 import threading
 import time
 from typing import Any
+
+from tests.web.fake_checks import Refusal
+from tests.web.fake_therapy import FakeTherapy
 
 MODES = ("reverse", "forward")
 DEMO_ACTIONS = ("drift_back", "console_speed_up", "unplug_sensor", "unplug_treadmill", "recover")
@@ -34,14 +38,6 @@ LATENCY_BUCKETS_S = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0
 PUSH_INTERVAL_S = 0.05
 
 
-class Refusal(Exception):
-    """An error reply: code, message, field errors."""
-
-    def __init__(self, code: str, message: str, errors: list[dict[str, Any]] | None = None):
-        super().__init__(message)
-        self.code, self.message, self.errors = code, message, errors or []
-
-
 class FakeController:
     """Serves status, subscribe, events, limits, command and (optionally) demo on a Unix socket."""
 
@@ -52,8 +48,13 @@ class FakeController:
         self.commands: list[dict[str, Any]] = []
         self.demo_calls: list[str] = []
         self.requests: list[str] = []
+        #: Every request as (method, params), in order.
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        #: method → the refusal its next call gets (a test's way of making the controller refuse).
+        self.refusals: dict[str, Refusal] = {}
         self.events: list[dict[str, Any]] = []
         self.status = self._initial_status(demo, state)
+        self.therapy = FakeTherapy(self)
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._conns: set[socket.socket] = set()
@@ -121,6 +122,7 @@ class FakeController:
             "ceilings": {"max_reverse_cap_kmh": 2.2, "max_forward_cap_kmh": 2.2, "min_base_stop_mm": 200.0,
                          "min_warn_margin_mm": 100.0},
             "units": "km/h", "demo": demo,
+            "session": None, "selected_patient": None, "storage": {"ok": True, "message": "history saved"},
             # Fleet counters and the decision step's latency histogram (cumulative counts), as the controller.
             "counters": {"trips_by_reason": {"stop_zone": 3, "estop": 1}, "sensor_faults": 2, "link_faults": 1,
                          "decisions": 1000},
@@ -133,6 +135,23 @@ class FakeController:
         """Change the status and push it to subscribers (a test's way of moving the patient)."""
         with self.lock:
             self.status.update(changes)
+            self._bump()
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        """The params of every call of ``method`` so far."""
+        with self.lock:
+            return [copy.deepcopy(params) for name, params in self.calls if name == method]
+
+    def refuse_next(self, method: str, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        """The next call of ``method`` is refused with this code, message and field errors."""
+        with self.lock:
+            self.refusals[method] = Refusal(code, message, errors)
+
+    def set_storage_fault(self, message: str | None) -> None:
+        """The history database cannot be written (``message`` says why), or works again (None)."""
+        with self.lock:
+            self.therapy.storage_fault = message
+            self.status["storage"] = {"ok": message is None, "message": message or "history saved"}
             self._bump()
 
     def _bump(self) -> None:
@@ -210,12 +229,18 @@ class FakeController:
         method, params = request.get("method"), request.get("params") or {}
         with self.lock:
             self.requests.append(method)
+            self.calls.append((method, copy.deepcopy(params)))
+            refusal = self.refusals.pop(method, None)
         try:
+            if refusal is not None:
+                raise refusal
             handler = {"status": self._m_status, "events": self._m_events, "limits": self._m_limits,
-                       "command": self._m_command, "demo": self._m_demo}.get(method)
+                       "command": self._m_command, "demo": self._m_demo, **self.therapy.handlers()}.get(method)
             if handler is None or (method == "demo" and not self.status["demo"]):
                 raise Refusal("unknown_method", f"unknown method {method!r}")
-            return {"id": request.get("id"), "ok": True, "result": handler(params)}
+            with self.lock:
+                result = handler(params)
+            return {"id": request.get("id"), "ok": True, "result": result}
         except Refusal as err:
             error: dict[str, Any] = {"code": err.code, "message": err.message}
             if err.errors:

@@ -2,55 +2,20 @@
 
 from __future__ import annotations
 
-import re
-from html.parser import HTMLParser
-
 import pytest
 
-from tests.web.helpers import login
+from tests.web.helpers import URL, PageParser, login
 
-URL = re.compile(r"(?:https?:)?//[\w.-]+", re.IGNORECASE)
 IDS = ["state-banner", "state-reasons", "offline", "gap-mm", "deck", "zone-stop", "zone-warn", "patient",
-       "belt-speed", "cap", "mode-label", "session-timer", "estop", "stop", "login-form", "login-name",
+       "belt-speed", "cap", "mode-label", "running-timer", "estop", "stop", "login-form", "login-name",
        "login-password", "login-submit", "logout", "reset", "start", "speed-up", "speed-down", "mode",
        "limits-form", "limits-submit", "limits-errors", "events", "demo", "demo-drift-back",
-       "demo-console-speed-up", "demo-unplug-sensor", "demo-unplug-treadmill", "demo-recover"]
+       "demo-console-speed-up", "demo-unplug-sensor", "demo-unplug-treadmill", "demo-recover",
+       # The therapy session panel and the storage banner (issue 6).
+       "patient-select", "session-planned", "session-pain-before", "session-start", "session-pause",
+       "session-resume", "session-end", "session-timer", "session-phase", "session-pain-after",
+       "session-pain-save", "session-summary", "storage-warning", "patients-link"]
 LIMIT_INPUTS = ["reverse_cap_kmh", "forward_cap_kmh", "base_stop_mm", "warn_margin_mm"]
-
-
-class PageParser(HTMLParser):
-    """Collects ids, resource references, meta tags, inline scripts and the limits form's inputs."""
-
-    def __init__(self):
-        super().__init__()
-        self.ids: dict[str, dict] = {}
-        self.refs: list[str] = []
-        self.meta: dict[str, str] = {}
-        self.inline_scripts = 0
-        self.inline_handlers: list[str] = []
-        self.inputs: list[str] = []
-        self._in_script = False
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if "id" in a:
-            self.ids[a["id"]] = a
-        for name in ("src", "href", "action"):
-            if a.get(name):
-                self.refs.append(a[name])
-        if tag == "meta" and "name" in a:
-            self.meta[a["name"]] = a.get("content", "")
-        if tag == "script":
-            self._in_script = True
-            if not a.get("src"):
-                self.inline_scripts += 1
-        if tag == "input" and a.get("name"):
-            self.inputs.append(a["name"])
-        self.inline_handlers += [name for name in a if name.startswith("on")]
-
-    def handle_endtag(self, tag):
-        if tag == "script":
-            self._in_script = False
 
 
 @pytest.fixture
@@ -81,7 +46,7 @@ def test_page_references_only_local_static_files_that_exist(client, page):
     for ref in parser.refs:
         assert ref.startswith("/") and not ref.startswith("//"), ref
     static = [ref for ref in parser.refs if ref.startswith("/static/")]
-    assert sorted(static) == ["/static/app.js", "/static/style.css"]
+    assert sorted(static) == ["/static/app.js", "/static/session_panel.js", "/static/style.css"]
     for ref in static:
         response = client.get(ref)
         assert response.status_code == 200, ref
@@ -119,6 +84,21 @@ def test_logged_in_page_shows_the_therapist_controls(client):
     parser = PageParser()
     parser.feed(client.get("/").get_data(as_text=True))
     assert "hidden" not in parser.ids["therapist"]
+    assert "hidden" not in parser.ids["session-controls"]
+
+
+def test_session_timer_is_for_everyone_and_its_controls_for_the_therapist(page):
+    _, parser = page
+    for always in ("session-panel", "session-timer", "session-phase"):
+        assert "hidden" not in parser.ids[always], always
+    assert "hidden" in parser.ids["session-controls"]
+
+
+def test_storage_warning_is_an_alert_hidden_until_the_status_reports_a_fault(page):
+    _, parser = page
+    banner = parser.ids["storage-warning"]
+    assert banner.get("role") == "alert"
+    assert "hidden" in banner
 
 
 def test_favicon_request_is_answered_without_an_error(client):

@@ -172,7 +172,7 @@
     $('speed-meter').style.width = fill.toFixed(1) + '%';
     $('speed-meter').classList.toggle('over', beltKmh > s.cap_kmh);
     $('mode-label').textContent = s.mode;
-    $('session-timer').textContent = formatTimer(s.running_for_s);
+    $('running-timer').textContent = formatTimer(s.running_for_s);
     $('trip-count').textContent = s.trip_count;
     $('link-state').textContent = s.link_ok ? 'ok' : 'LOST';
     $('relay-state').textContent = s.relay_energized ? 'closed (belt may run)' : 'open (belt stopped)';
@@ -186,9 +186,19 @@
     modeSelect.disabled = !standing;
     if (document.activeElement !== modeSelect) modeSelect.value = s.mode;
     $('demo').hidden = !s.demo;
+    renderStorage(s.storage);
 
     if (!previous || previous.state !== s.state || previous.trip_count !== s.trip_count) refreshEvents();
     if (previous && JSON.stringify(previous.limits) !== JSON.stringify(s.limits)) loadLimits(false);
+    document.dispatchEvent(new CustomEvent('dashboard:status', { detail: s }));
+  }
+
+  // The history database cannot be written: sessions are not being saved (the message says why).
+  function renderStorage(storage) {
+    const el = $('storage-warning');
+    const fault = Boolean(storage) && storage.ok === false;
+    el.hidden = !fault;
+    el.textContent = fault ? 'Session history is not being saved: ' + (storage.message || 'storage fault') : '';
   }
 
   async function fetchStatus() {
@@ -252,6 +262,7 @@
     $('login-form').hidden = isIn;
     $('whoami').textContent = name || '';
     if (isIn) loadLimits(true);
+    document.dispatchEvent(new CustomEvent('dashboard:login', { detail: { loggedIn: isIn } }));
   }
 
   async function refreshSession() {
@@ -404,6 +415,9 @@
   }
 
   // ---- start -------------------------------------------------------------------------------
+
+  // For session_panel.js: the same requests (CSRF token, stale-token retry) and refreshes.
+  window.Dashboard = { api, explain, say, fetchStatus, refreshEvents };
 
   setSession(loggedIn, $('whoami').textContent);
   refreshSession();

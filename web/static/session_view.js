@@ -1,0 +1,93 @@
+// /sessions/<id>: the summary, the timeline of gap and belt speed, the warn and trip events.
+'use strict';
+
+(function () {
+  const T = window.Therapy;
+  const KMH_PER_MPH = 1.609344;
+  const sid = T.$('session-head').dataset.sessionId;
+  const base = '/api/sessions/' + encodeURIComponent(sid);
+
+  function fact(list, term, value) {
+    const dd = document.createElement('dd');
+    if (value instanceof Node) dd.appendChild(value);
+    else dd.textContent = value === null || value === undefined || value === '' ? '--' : String(value);
+    list.append(T.el('dt', term), dd);
+  }
+
+  function renderSummary(s) {
+    const patientLink = T.$('session-patient-link');
+    patientLink.textContent = s.patient_id;
+    patientLink.href = '/patients/' + encodeURIComponent(s.patient_id);
+    const list = T.$('session-info');
+    list.replaceChildren();
+    fact(list, 'Status', s.status);
+    fact(list, 'Started', T.dateTime(s.started_wall));
+    fact(list, 'Ended', s.ended_wall === null ? 'still running' : T.dateTime(s.ended_wall));
+    fact(list, 'End reason', s.end_reason);
+    fact(list, 'Mode', s.mode);
+    fact(list, 'Planned', T.minutes(s.planned_min));
+    fact(list, 'Walked', T.duration(s.duration_s));
+    fact(list, 'Distance', T.num(s.distance_m, 0, 'm'));
+    fact(list, 'Mean / max speed', T.speed(s.mean_kmh) + ' / ' + T.speed(s.max_kmh));
+    fact(list, 'Warnings', s.warnings);
+    fact(list, 'Trips', s.trips);
+    fact(list, 'Closest approach', T.num(s.closest_mm, 0, 'mm'));
+    fact(list, 'Pain before → after', T.pain(s.pain_before, s.pain_after, s.pain_flag));
+  }
+
+  function renderEvents(events) {
+    const list = T.$('session-events');
+    list.replaceChildren();
+    for (const e of events) {
+      const li = T.el('li', null, 'event kind-' + String(e.kind).replace(/[^a-z_]/g, ''));
+      li.append(T.el('time', T.timeOfDay(e.wall_time)), ' ', T.el('span', e.kind, 'kind'), ' ',
+        T.el('span', e.message + (e.actor ? ' (' + e.actor + ')' : '')));
+      list.appendChild(li);
+    }
+    T.$('session-events-empty').hidden = events.length > 0;
+  }
+
+  // Every page of the timeline, 5000 rows at a time, as {t, gap, speed} in km/h.
+  async function loadSamples() {
+    const samples = [];
+    let offset = 0;
+    for (;;) {
+      const r = await T.api('GET', base + '/samples?offset=' + offset + '&limit=5000');
+      if (!r.ok) return { samples, error: T.explain(r) };
+      const cols = r.body.columns || [];
+      const it = cols.indexOf('t_s');
+      const ig = cols.indexOf('gap_mm');
+      const iv = cols.indexOf('belt_kmh');
+      for (const row of r.body.rows || []) samples.push({ t: row[it], gap: row[ig], speed: row[iv] });
+      T.$('timeline-note').textContent = 'loading the timeline… ' + samples.length + ' of ' + r.body.total;
+      if (r.body.next_offset === null || r.body.next_offset === undefined || r.body.next_offset <= offset) break;
+      offset = r.body.next_offset;
+    }
+    return { samples, error: null };
+  }
+
+  async function load() {
+    const r = await T.api('GET', base);
+    if (!r.ok) {
+      if (r.status === 404) T.pageMessage('No session ' + sid + ': ' + T.explain(r));
+      else if (r.status !== 401) T.pageMessage('Cannot load session ' + sid + ': ' + T.explain(r));
+      T.$('timeline-note').textContent = '';
+      return;
+    }
+    const s = r.body.session;
+    renderSummary(s);
+    renderEvents(r.body.events || []);
+    const { samples, error } = await loadSamples();
+    const events = (r.body.events || []).map((e) => ({ t: e.wall_time - s.started_wall, kind: e.kind,
+      title: e.kind + ': ' + e.message }));
+    const mph = T.units === 'mph';
+    const shown = window.Charts.timeline(T.$('timeline'), samples, events,
+      { speedLabel: T.units, speedScale: mph ? 1 / KMH_PER_MPH : 1 });
+    const note = samples.length > shown.length
+      ? shown.length + ' of ' + samples.length + ' samples shown: the closest gap of each stretch'
+      : samples.length + ' samples';
+    T.$('timeline-note').textContent = error ? note + '; the rest could not be loaded: ' + error : note;
+  }
+
+  load();
+})();
