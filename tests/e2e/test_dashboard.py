@@ -89,3 +89,75 @@ def test_anyone_can_estop_without_logging_in(demo, browser):
         page.click("#estop")
     assert response.value.status == 200, response.value.text()
     expect(page.locator("#state-banner")).to_have_text("STOPPED", timeout=500)
+
+
+def keep_walking(page, url: str) -> None:
+    """A therapist's answer to a machine-stall trip mid-session: reset, then resume the session."""
+    status = status_of(url)
+    if status["state"] != "STOPPED":
+        return
+    assert all(code.startswith(ENVIRONMENT_REASONS) for code in status["reasons"]), status
+    print(f"machine stall tripped the controller mid-session ({status['reasons']}); resetting and resuming")
+    page.click("#reset")
+    page.wait_for_function("() => document.querySelector('#state-banner').textContent.trim() === 'READY'",
+                           timeout=5_000)
+    page.click("#session-resume")
+
+
+def test_therapist_adds_a_patient_runs_a_short_session_and_finds_it_in_the_history(demo, browser):
+    url, password = demo
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    page.fill("#login-name", "Ben")
+    page.fill("#login-password", password)
+    page.click("#login-submit")
+    expect(page.locator("#logout")).to_be_visible(timeout=5_000)
+
+    page.goto(url + "patients")
+    form = page.locator("#new-patient")
+    for name, value in (("patient_id", "E2E-7"), ("display_name", "E.S."), ("speed_cap_kmh", "1.5"),
+                        ("base_stop_mm", "250"), ("warn_margin_mm", "200"), ("target_min", "20"),
+                        ("sessions_per_day", "2")):
+        form.locator(f"[name={name}]").fill(value)
+    form.locator("[name=mode]").select_option("reverse")
+    page.click("#new-patient-submit")
+    expect(page.locator("#patients-table")).to_contain_text("E2E-7", timeout=5_000)
+
+    page.goto(url)
+    expect(page.locator("#logout")).to_be_visible(timeout=5_000)
+    if status_of(url)["state"] == "STOPPED":  # the E-stop of an earlier test on this demo
+        expect(page.locator("#reset")).to_be_enabled(timeout=5_000)
+        page.click("#reset")
+    ensure_ready(page, url)
+    page.select_option("#patient-select", "E2E-7")
+    page.wait_for_function("() => fetch('/api/status').then(r => r.json()).then(s => s.selected_patient === 'E2E-7')",
+                           timeout=5_000)
+    page.fill("#session-planned", "0.25")
+    page.fill("#session-pain-before", "2")
+    ensure_ready(page, url)
+    page.click("#session-start")
+    expect(page.locator("#session-phase")).to_contain_text("walking", timeout=5_000)
+
+    # 15 s of walking, the ramp-down, then the summary; a stall trip on this shared machine is reset.
+    deadline = time.monotonic() + 90
+    summary_or_trip = ("() => !document.querySelector('#session-after').hidden"
+                       " || document.querySelector('#state-banner').textContent.trim() === 'STOPPED'")
+    while not page.locator("#session-summary").is_visible():
+        remaining_ms = (deadline - time.monotonic()) * 1000
+        assert remaining_ms > 0, f"no session summary; controller says {status_of(url)}"
+        page.wait_for_function(summary_or_trip, timeout=remaining_ms)
+        keep_walking(page, url)
+    expect(page.locator("#session-summary")).to_contain_text("completed", timeout=5_000)
+    page.fill("#session-pain-after", "4")
+    page.click("#session-pain-save")
+    expect(page.locator("#session-pain-message")).not_to_be_empty(timeout=5_000)
+
+    page.goto(url + "patients/E2E-7")
+    rows = page.locator("#sessions-table tbody tr")
+    expect(rows).to_have_count(1, timeout=5_000)
+    expect(rows.first).to_contain_text("completed")
+    expect(page.locator("#suggestion")).not_to_be_empty()
+    session_link = rows.first.locator("a").first
+    session_link.click()
+    expect(page.locator("#timeline")).to_be_visible(timeout=5_000)
+    expect(page.locator("#session-info")).to_contain_text("completed")
