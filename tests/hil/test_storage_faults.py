@@ -78,7 +78,7 @@ def test_trips_meet_their_deadlines_and_nothing_is_lost_while_the_database_fails
         state = tmp_path / f"state{len(benches)}"
         bench = SimBench(sim_config(state), state_dir=state, start_gap_mm=1000.0)
         fault = Fault(kind, state / "history.db")
-        bench.controller.events = HistoryStore(state, connect=fault.connect, retry_s=0.5)
+        bench.controller.events = HistoryStore(state, connect=fault.connect)
         bench.fault = fault
         benches.append(bench)
         return bench.start()

@@ -14,7 +14,6 @@
   const EVENTS_REFRESH_MS = 5000;
   const LIMIT_FIELDS = ['reverse_cap_kmh', 'forward_cap_kmh', 'base_stop_mm', 'warn_margin_mm'];
 
-  let csrfToken = document.querySelector('meta[name="csrf-token"]').content;
   let units = document.querySelector('meta[name="display-units"]').content || 'km/h';
   let status = null;
   let loggedIn = !$('therapist').hidden;
@@ -24,32 +23,7 @@
 
   // ---- requests -------------------------------------------------------------------------
 
-  async function api(method, path, body, retryCsrf = true) {
-    const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' };
-    if (method !== 'GET') opts.headers['X-CSRFToken'] = csrfToken;
-    if (body !== undefined) {
-      opts.headers['Content-Type'] = 'application/json';
-      opts.body = JSON.stringify(body);
-    }
-    let resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (err) {
-      return { ok: false, status: 0, body: { code: 'network', message: 'dashboard not reachable', errors: [] } };
-    }
-    let data;
-    try {
-      data = await resp.json();
-    } catch (err) {
-      data = { message: resp.statusText || ('HTTP ' + resp.status), errors: [] };
-    }
-    if (resp.status === 403 && data.code === 'csrf' && retryCsrf) {
-      // The token went stale (new session, dashboard restarted): fetch a fresh one, try once more.
-      await refreshSession();
-      return api(method, path, body, false);
-    }
-    return { ok: resp.ok, status: resp.status, body: data };
-  }
+  const api = window.Requests.send;
 
   function say(id, text, isError) {
     const el = $(id);
@@ -266,19 +240,17 @@
   }
 
   async function refreshSession() {
-    const r = await api('GET', '/api/session', undefined, false);
-    if (r.ok) {
-      csrfToken = r.body.csrf_token;
-      setSession(r.body.logged_in, r.body.name);
-    }
+    await window.Requests.refreshToken();
   }
+
+  window.Requests.onSessionRefresh((s) => setSession(s.logged_in, s.name));
 
   $('login-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const r = await api('POST', '/login', { name: $('login-name').value, password: $('login-password').value });
     $('login-password').value = '';
     if (r.ok) {
-      csrfToken = r.body.csrf_token;
+      window.Requests.setToken(r.body.csrf_token);
       say('login-error', '');
       setSession(true, r.body.name);
     } else {
@@ -288,7 +260,7 @@
 
   $('logout').addEventListener('click', async () => {
     const r = await api('POST', '/logout');
-    if (r.body && r.body.csrf_token) csrfToken = r.body.csrf_token;
+    if (r.body) window.Requests.setToken(r.body.csrf_token);
     setSession(false, null);
   });
 

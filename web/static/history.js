@@ -11,7 +11,6 @@ window.Therapy = (function () {
     'warn_margin_mm', 'target_min', 'sessions_per_day'];
   const TEXT_FIELDS = ['patient_id', 'display_name', 'notes', 'mode'];
 
-  let csrfToken = document.querySelector('meta[name="csrf-token"]').content;
   const units = document.querySelector('meta[name="display-units"]').content || 'km/h';
 
   // ---- requests -------------------------------------------------------------------------
@@ -22,48 +21,18 @@ window.Therapy = (function () {
     el.hidden = !text;
   }
 
-  async function refreshToken() {
-    try {
-      const resp = await fetch('/api/session', { credentials: 'same-origin', cache: 'no-store' });
-      const data = await resp.json();
-      csrfToken = data.csrf_token;
-      return data.logged_in;
-    } catch (err) {
-      return false;
-    }
-  }
-
-  async function api(method, path, body, retryCsrf = true) {
-    const opts = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' };
-    if (method !== 'GET') opts.headers['X-CSRFToken'] = csrfToken;
-    if (body !== undefined) {
-      opts.headers['Content-Type'] = 'application/json';
-      opts.body = JSON.stringify(body);
-    }
-    let resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (err) {
-      return { ok: false, status: 0, body: { code: 'network', message: 'dashboard not reachable', errors: [] } };
-    }
-    let data;
-    try {
-      data = await resp.json();
-    } catch (err) {
-      data = { message: resp.statusText || ('HTTP ' + resp.status), errors: [] };
-    }
-    if (resp.status === 403 && data.code === 'csrf' && retryCsrf) {
-      await refreshToken();
-      return api(method, path, body, false);
-    }
-    if (resp.status === 401) {
+  // The shared request, plus a page-wide notice for the answers every page treats alike.
+  async function api(method, path, body) {
+    const r = await window.Requests.send(method, path, body);
+    const data = r.body;
+    if (r.status === 401) {
       pageMessage('Not logged in (or the login expired): log in on the dashboard, then reload this page.');
-    } else if (resp.status === 409 && data.code === 'offline') {
+    } else if (r.status === 409 && data.code === 'offline') {
       pageMessage('Controller offline: ' + (data.message || '') + '. Stored history cannot be read or changed now.');
-    } else if (resp.status === 503 && data.code === 'storage') {
+    } else if (r.status === 503 && data.code === 'storage') {
       pageMessage('History storage fault: ' + (data.message || ''));
     }
-    return { ok: resp.ok, status: resp.status, body: data || {} };
+    return r;
   }
 
   function explain(r) {
