@@ -116,7 +116,10 @@ class SessionRunner:
         try:
             return done.result(timeout_s)
         except TimeoutError as exc:
-            raise SessionError("conflict", "the session runner did not answer in time") from exc
+            # Not yet begun: it never will, so a late start cannot move the belt behind the caller's back.
+            done.cancel()
+            raise SessionError("conflict", "the session runner did not answer in time; "
+                               + ("nothing was done" if done.cancelled() else "it may still complete")) from exc
 
     # ---- the thread -----------------------------------------------------------------
 
@@ -131,12 +134,17 @@ class SessionRunner:
                         self.tracker.on_event(item[1])
                 else:
                     _, handler, params, done = item
+                    if not done.set_running_or_notify_cancel():
+                        continue  # its caller gave up waiting
                     try:
                         done.set_result(handler(params))
                     except SessionError as exc:
                         done.set_exception(exc)
                     except StorageError as exc:
                         done.set_exception(SessionError("storage", f"storage unavailable: {exc}"))
+                    except Exception as exc:  # noqa: BLE001 - a bug answers the caller, then is logged below
+                        done.set_exception(SessionError("internal", f"internal error: {type(exc).__name__}"))
+                        raise
             except Exception:  # noqa: BLE001 - bookkeeping must not die; the safety loop is elsewhere
                 log.exception("session bookkeeping failed")
 
