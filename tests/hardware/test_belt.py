@@ -178,8 +178,9 @@ def test_disconnect_stop_fires_bd_and_stops_the_belt_when_the_driver_goes_silent
     belt.close()  # the process hangs or dies: nothing more is sent
     expect(lambda: emulator.disconnect_stop_t_mono is not None, timeout_s=2.0, what="disconnect stop")
     last_command_t = emulator.commands()[-1].t_mono
-    # Never early; late only by the emulator thread's scheduling (stalls of up to ~90 ms measured here).
-    assert 0.5 <= emulator.disconnect_stop_t_mono - last_command_t < 0.65
+    # Never early; late only by the emulator thread's own scheduling, which this shared machine
+    # has delayed by more than 150 ms in a full run: the treadmill's timer, not the controller's.
+    assert 0.5 <= emulator.disconnect_stop_t_mono - last_command_t < 0.8
     assert emulator.replies()[-1].frame == bytes([proto.MASTER_TIMEOUT])
     expect(lambda: emulator.belt_speed_mps == 0.0, what="belt stopped")
     assert not sink.faults, "close() is not a fault"
