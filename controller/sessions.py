@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from concurrent.futures import Future
@@ -399,9 +400,7 @@ class SessionRunner:
                 saved = self.store.call(lambda conn: records.update_patient(conn, data, wall))
         except LookupError:
             raise SessionError("not_found", f"no patient {data['patient_id']!r}") from None
-        except Exception as exc:  # sqlite3.IntegrityError: the id is taken
-            if type(exc).__name__ != "IntegrityError":
-                raise
+        except sqlite3.IntegrityError:
             raise SessionError("conflict", f"patient id {data['patient_id']!r} is already taken") from None
         message = "saved"
         if self.selected_patient == data["patient_id"] and not create:

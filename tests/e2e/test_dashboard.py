@@ -8,10 +8,7 @@ import urllib.request
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout, expect
 
-
-#: Trips this shared test machine causes by itself: a machine-wide stall of tens of ms
-#: starves the sensor reader, and the controller rightly trips on the stale samples.
-ENVIRONMENT_REASONS = ("sensor_stale:", "belt_stale", "link_fault")
+from tests.hil.helpers import ENVIRONMENT_TRIPS
 
 
 def status_of(url: str) -> dict:
@@ -19,7 +16,7 @@ def status_of(url: str) -> dict:
         return json.load(resp)
 
 
-def reset_until_running_again(page, url: str, allowed=ENVIRONMENT_REASONS, timeout_s: float = 15.0) -> None:
+def reset_until_running_again(page, url: str, allowed=ENVIRONMENT_TRIPS, timeout_s: float = 15.0) -> None:
     """Press Reset until the controller leaves STOPPED; every reason must start with one of ``allowed``.
 
     A faulted serial link takes two: the first reset reopens the port and is refused meanwhile.
@@ -54,14 +51,20 @@ def expect_state(page, url: str, state: str, timeout_ms: int) -> None:
                              f"{status.get('reasons')}") from exc
 
 
-def test_therapist_logs_in_sets_a_limit_starts_sees_the_gap_move_and_estops(demo, browser, tmp_path):
-    url, password = demo
-    page = browser.new_page(viewport={"width": 1024, "height": 768})
+def log_in(browser, url: str, name: str, password: str, viewport: dict):
+    """A new page, logged in as ``name`` on the dashboard."""
+    page = browser.new_page(viewport=viewport)
     page.goto(url)
-    page.fill("#login-name", "Ann")
+    page.fill("#login-name", name)
     page.fill("#login-password", password)
     page.click("#login-submit")
     expect(page.locator("#logout")).to_be_visible(timeout=5_000)
+    return page
+
+
+def test_therapist_logs_in_sets_a_limit_starts_sees_the_gap_move_and_estops(demo, browser, tmp_path):
+    url, password = demo
+    page = log_in(browser, url, "Ann", password, {"width": 1024, "height": 768})
     ensure_ready(page, url)
 
     page.fill("#limits-form [name=base_stop_mm]", "260")
@@ -115,12 +118,7 @@ def keep_walking(page, url: str) -> None:
 
 def test_therapist_adds_a_patient_runs_a_short_session_and_finds_it_in_the_history(demo, browser):
     url, password = demo
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(url)
-    page.fill("#login-name", "Ben")
-    page.fill("#login-password", password)
-    page.click("#login-submit")
-    expect(page.locator("#logout")).to_be_visible(timeout=5_000)
+    page = log_in(browser, url, "Ben", password, {"width": 1280, "height": 900})
 
     page.goto(url + "patients")
     form = page.locator("#new-patient")
@@ -134,7 +132,7 @@ def test_therapist_adds_a_patient_runs_a_short_session_and_finds_it_in_the_histo
 
     page.goto(url)
     expect(page.locator("#logout")).to_be_visible(timeout=5_000)
-    reset_until_running_again(page, url, allowed=ENVIRONMENT_REASONS + ("estop_command",))  # an earlier E-stop
+    reset_until_running_again(page, url, allowed=ENVIRONMENT_TRIPS + ("estop_command",))  # an earlier E-stop
     ensure_ready(page, url)
     page.select_option("#patient-select", "E2E-7")
     page.wait_for_function("() => fetch('/api/status').then(r => r.json()).then(s => s.selected_patient === 'E2E-7')",

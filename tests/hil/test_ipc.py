@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import stat
 import time
 
@@ -13,6 +11,7 @@ import pytest
 from controller.ipc import MAX_LINE_BYTES
 from controller.simulation import SimBench, wait_until
 from tests.hil.helpers import relay_opened_at, wait_tripped
+from tests.hil.ipc_client import JsonLinesClient
 from web.ipc_client import ControllerError, ControllerOffline, IpcClient
 
 
@@ -24,36 +23,6 @@ def served(tmp_path):
         yield bench, path
     finally:
         bench.close()
-
-
-class RawClient:
-    """A JSON-lines client that can send anything."""
-
-    def __init__(self, path: str):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(3.0)
-        self.sock.connect(path)
-        self.buffer = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def read(self) -> dict:
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            assert chunk, "connection closed"
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return json.loads(line)
-
-    def reply_to(self, request_id) -> dict:
-        while True:
-            msg = self.read()
-            if msg.get("id") == request_id and "push" not in msg:
-                return msg
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_socket_is_mode_0660(served):
@@ -77,7 +46,7 @@ def test_socket_is_mode_0660(served):
 ])
 def test_a_malformed_request_gets_an_error_and_the_connection_stays_open(served, line, code):
     bench, path = served
-    client = RawClient(path)
+    client = JsonLinesClient(path)
     try:
         client.send(line)
         reply = client.read()
@@ -91,7 +60,7 @@ def test_a_malformed_request_gets_an_error_and_the_connection_stays_open(served,
 
 def test_an_oversized_line_is_refused_and_the_next_request_is_served(served):
     bench, path = served
-    client = RawClient(path)
+    client = JsonLinesClient(path)
     try:
         client.send(b'{"id": 1, "method": "status", "pad": "' + b"x" * (MAX_LINE_BYTES * 3) + b'"}\n')
         reply = client.read()
@@ -128,7 +97,7 @@ def _try(fn) -> bool:
 
 def test_subscription_pushes_at_ten_hertz_or_more_and_on_each_state_change(served):
     bench, path = served
-    client = RawClient(path)
+    client = JsonLinesClient(path)
     try:
         client.send(b'{"id": 1, "method": "subscribe"}\n')
         t0 = time.monotonic()
@@ -151,7 +120,7 @@ def test_subscription_pushes_at_ten_hertz_or_more_and_on_each_state_change(serve
 
 def test_a_client_that_never_reads_does_not_delay_a_trip(served):
     bench, path = served
-    stalled = [RawClient(path) for _ in range(3)]
+    stalled = [JsonLinesClient(path) for _ in range(3)]
     for c in stalled:
         c.send(b'{"id": 1, "method": "subscribe"}\n' * 50)  # and never read a byte
     ipc = IpcClient(path)
@@ -213,7 +182,7 @@ def test_a_full_api_still_takes_an_estop(tmp_path):
     idle = []
     try:
         assert wait_until(lambda: _try(lambda: IpcClient(path).command("reset", "ann", True)), 5.0)
-        idle = [RawClient(path) for _ in range(bench.controller.ipc.max_clients)]
+        idle = [JsonLinesClient(path) for _ in range(bench.controller.ipc.max_clients)]
         assert wait_until(lambda: bench.controller.ipc.client_count >= bench.controller.ipc.max_clients, 2.0)
         with pytest.raises(ControllerError) as exc:
             IpcClient(path).status()

@@ -14,7 +14,7 @@ import pytest
 
 from controller.simulation import EXAMPLE_CONFIG, wait_until
 from controller.storage import HistoryStore
-from tests.hil.test_session_ipc import JsonLinesClient
+from tests.hil.ipc_client import JsonLinesClient
 from tests.hil.test_sessions import PATIENT, THERAPIST, on_a_calm_machine
 
 REPO = Path(__file__).resolve().parents[2]

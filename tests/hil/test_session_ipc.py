@@ -2,85 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import time
-from pathlib import Path
 
 import pytest
 
 from controller import records
 from controller.simulation import SimBench, wait_until
+from tests.hil.ipc_client import JsonLinesClient
 from tests.hil.test_sessions import PATIENT, THERAPIST, on_a_calm_machine
 from tests.waiting import expect
 
 PID = PATIENT["patient_id"]
 START = {"patient_id": PID, "planned_min": 5, "pain_before": 3, **THERAPIST}
-
-
-class JsonLinesClient:
-    """A raw client of the API socket: a request line out, its reply line back; pushes are kept apart."""
-
-    def __init__(self, path: str | Path, timeout_s: float = 5.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout_s)
-        try:
-            self.sock.connect(str(path))
-        except OSError:
-            self.sock.close()
-            raise
-        self.buffer = b""
-        self.pushes: list[dict] = []
-        self._next_id = 0
-
-    def _read(self) -> dict:
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            assert chunk, "the controller closed the connection"
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return json.loads(line)
-
-    def call(self, method: str, params: dict | None = None) -> dict:
-        """The whole reply to one request."""
-        self._next_id += 1
-        request_id = self._next_id
-        self.sock.sendall(json.dumps({"id": request_id, "method": method, "params": params or {}}).encode() + b"\n")
-        while True:
-            message = self._read()
-            if "push" in message:
-                self.pushes.append(message)
-            elif message.get("id") == request_id:
-                return message
-
-    def ok(self, method: str, params: dict | None = None):
-        """The result of a request that must succeed."""
-        reply = self.call(method, params)
-        assert reply["ok"] is True, f"{method} {params}: {reply}"
-        return reply["result"]
-
-    def refused(self, method: str, params: dict | None = None) -> dict:
-        """The error of a request that must be refused."""
-        reply = self.call(method, params)
-        assert reply["ok"] is False, f"{method} {params} was accepted: {reply}"
-        return reply["error"]
-
-    def next_push(self) -> dict:
-        """The next pushed status (subscribed connections)."""
-        if self.pushes:
-            return self.pushes.pop(0)["status"]
-        message = self._read()
-        assert message.get("push") == "status", message
-        return message["status"]
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> JsonLinesClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 @pytest.fixture

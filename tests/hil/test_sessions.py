@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from controller import records
 from controller.config import KMH_PER_MPS
 from controller.safety_types import CommandKind
 from controller.simulation import wait_until
@@ -75,7 +76,7 @@ def session_to_the_plan(bench):
     assert summary["distance_m"] == pytest.approx(summary["mean_kmh"] * summary["duration_s"] / KMH_PER_MPS,
                                                   rel=0.25)
     assert summary["warnings"] == 0 and summary["trips"] == 0 and 900 <= summary["closest_mm"] <= 1200
-    rows, total = bench.controller.events.read(lambda conn: __import__("controller.records").records.samples(
+    rows, total = bench.controller.events.read(lambda conn: records.samples(
         conn, sid, 0, 5000))
     # The timeline at 10 Hz over the whole session, the ramp-down included.
     assert total == len(rows) and total >= 5 * (summary["duration_s"] + 2)

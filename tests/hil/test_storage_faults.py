@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from controller import records
 from controller.database import connect
 from controller.simulation import SimBench, sim_config, wait_until
 from controller.storage import HistoryStore
@@ -130,7 +131,7 @@ def test_trips_meet_their_deadlines_and_nothing_is_lost_while_the_database_fails
         assert relay_opened_at(bench, zone["figures"]["input_t_mono"]) - zone["figures"]["input_t_mono"] \
             <= SAMPLE_TO_RELAY_S
         assert estop_latency <= ESTOP_TO_RELAY_S
-        rows, total = store.read(lambda conn: __import__("controller.records").records.samples(conn, sid, 0, None))
+        rows, total = store.read(lambda conn: records.samples(conn, sid, 0, None))
         assert total == len(rows) > 30
         gaps = [b[0] - a[0] for a, b in zip(rows, rows[1:])]
         assert max(gaps) <= 0.25, f"a hole of {max(gaps):.2f} s in the timeline"
