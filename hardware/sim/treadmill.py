@@ -176,6 +176,12 @@ class TreadmillEmulator:
             return self._model.disconnect_stop_t
 
     @property
+    def last_byte_t_mono(self) -> float:
+        """When the last byte from the host arrived: the disconnect stop's timer runs from here."""
+        with self._lock:
+            return self._model.last_byte_t
+
+    @property
     def plugged(self) -> bool:
         """False between unplug() and replug()."""
         return self._master_fd is not None
