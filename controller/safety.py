@@ -53,6 +53,10 @@ class SafetyCore(CommandHandler):
         self.overspeed_since: float | None = None
         self.overspeed_sent_t = -1e9
         self.stop_deadline: float | None = None
+        #: A controlled stop ends on a standing reading taken from this time on: one poll
+        #: after the stop, so a reading measured before the treadmill had the stop command
+        #: (a belt still speeding up from its start) cannot end it early.
+        self.stop_settle_t: float | None = None
         #: After a cap is lowered on a moving belt, gross overspeed is judged against the
         #: old cap for one grace time, while the belt slows (an E-stop would be a fall risk).
         self.prev_cap_mps = 0.0
@@ -246,7 +250,8 @@ class SafetyCore(CommandHandler):
             self.trip(causes)
         elif causes:
             self._note_reasons(causes)
-        if self.state is State.STOPPING and not self.belt.moving(self.now):
+        if self.state is State.STOPPING and not self.belt.moving(self.now) \
+                and self.belt.t_sample is not None and self.belt.t_sample >= (self.stop_settle_t or 0.0):
             self._set_state(State.READY, "controlled stop complete: belt standing")
         self._update_warn()
         self._ramp()
@@ -340,6 +345,7 @@ class SafetyCore(CommandHandler):
         self.target_mps = self.commanded_mps = 0.0
         self._send_stop()
         self.stop_deadline = self.now + 2.0 + 2.0 * v / self.cfg.treadmill.decel_mps2
+        self.stop_settle_t = self.now + 1.0 / self.cfg.treadmill.poll_hz
         self._set_state(State.STOPPING, message, actor)
 
     def _ramp_down(self, dt: float) -> None:

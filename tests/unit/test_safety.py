@@ -308,6 +308,31 @@ def test_controlled_stop_ramps_down_to_ready_without_opening_the_relay():
     assert rig.last.state is State.READY and rig.last.relay_energized
 
 
+def test_controlled_stop_just_after_the_start_waits_for_a_reading_taken_after_the_stop():
+    """The belt is still speeding up when STOP comes: its last reading (0.1 mph) is below the
+    standing threshold, but the next one, measured before the treadmill had the stop, is higher.
+    READY on the old reading would make that next one a 'belt moving without a start' trip."""
+    rig = Rig()
+    rig.ready()
+    assert rig.command(K.START, 1.5).reply.ok
+    rig.t += 0.05
+    rig.all_sensors()
+    rig.belt(0.0447)  # one count of 0.1 mph: below the standing threshold
+    out = rig.command(K.STOP)
+    assert out.state is State.STOPPING
+    rig.t += 0.002
+    assert rig.belt(0.0447).state is State.STOPPING, "a reading measured before the stop reached the belt"
+    rig.t += 0.001
+    assert rig.belt(0.0894).state is State.STOPPING and not rig.core.reasons
+    rig.t += 0.05
+    rig.all_sensors()
+    out = rig.belt(0.0447)
+    assert out.state is State.READY and out.relay_energized and not rig.core.reasons
+    rig.t += 0.05
+    rig.all_sensors()
+    assert rig.belt(0.0).state is State.READY
+
+
 def test_controlled_stop_that_does_not_stop_the_belt_trips():
     rig = Rig()
     rig.running(2.0)
