@@ -195,9 +195,11 @@ class TrackMasterBelt(SerialLink):
         port = self._serial
         if port is None:
             raise LinkError(f"serial port {self.port} is not open")
-        # Whatever arrived since the last exchange is unasked: a BD or noise.
+        # Whatever arrived since the last exchange is unasked: a BD or noise. That includes bytes
+        # that followed the last answer: a frame among them is not an answer to this request.
         if port.in_waiting:
             self._rx += port.read(port.in_waiting)
+        if self._rx:
             self._process_unsolicited()
             if self._faulted:
                 return None

@@ -185,7 +185,8 @@ def parse_sensor_line(line: bytes) -> int:
     """Parse one speed-sensor line (without its newline) into signed mm/s; ValueError if not one."""
     text = line.rstrip(b"\r")
     body = text[1:] if text[:1] in (b"-", b"+") else text
-    if not body or len(text) > SENSOR_MAX_LINE_BYTES or not all(b in _DIGITS for b in body):
+    # The limit counts the raw line, '\r' included, as the driver's reader does before the newline arrives.
+    if not body or len(line) > SENSOR_MAX_LINE_BYTES or not all(b in _DIGITS for b in body):
         raise ValueError(f"speed-sensor line is not a signed integer: {line!r}")
     speed_mm_s = int(text.decode("ascii"))
     if abs(speed_mm_s) > SENSOR_MAX_ABS_MM_S:
