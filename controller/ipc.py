@@ -302,7 +302,7 @@ class IpcServer:
         try:
             try:
                 request = json.loads(line)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
                 raise RequestError("bad_request", f"not JSON: {exc}") from exc
             if not isinstance(request, dict):
                 raise RequestError("bad_request", "a request is a JSON object with id, method and params")
@@ -393,8 +393,8 @@ class IpcServer:
 
     def _m_demo(self, client: _Client, params: dict) -> dict[str, Any]:
         action = params.get("action")
-        if action not in self.demo_actions:
-            raise RequestError("invalid", f"[demo] action = {action!r}: must be one of "
+        if not isinstance(action, str) or action not in self.demo_actions:
+            raise RequestError("invalid", f"[demo] action = {action!r:.60}: must be one of "
                                + ", ".join(sorted(self.demo_actions)))
         return {"message": self.demo_actions[action]()}
 
