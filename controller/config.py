@@ -274,9 +274,10 @@ def ceiling_errors(limits: Limits, ceilings: Ceilings, section: str = "limits") 
 def _sensor_errors(raw: list[dict]) -> list[FieldError]:
     """Cross-sensor rules, checked on whatever values are present."""
     errors = []
-    for key, shown in (("id", str), ("i2c_address", lambda a: f"0x{a:02x}" if isinstance(a, int) else a)):
-        values = [t.get(key) for t in raw if isinstance(t.get(key), (str, int))]
-        for dup in sorted({v for v in values if values.count(v) > 1}, key=str):
+    # Only values of the field's type can clash (others have their own error); str() of a huge int would raise.
+    for key, kind, shown in (("id", str, str), ("i2c_address", int, lambda a: f"0x{a:02x}")):
+        values = [v for t in raw if isinstance(v := t.get(key), kind) and not isinstance(v, bool)]
+        for dup in sorted({v for v in values if values.count(v) > 1}):
             errors.append(FieldError("sensors", key, shown(dup), "must be unique across [[sensors]]"))
     if len(raw) > 1:
         for i, t in enumerate(raw, start=1):
@@ -305,8 +306,8 @@ def _pin_errors(gpio: dict, sensors: list) -> list[FieldError]:
         named += [(f"sensors #{i}", "xshut_pin", t.get("xshut_pin")) for i, t in enumerate(sensors, start=1)
                   if isinstance(t, dict)]
     for section, key, pin in named:
-        if not isinstance(pin, (int, str)) or isinstance(pin, bool):
-            continue
+        if Pin().check(pin) is not None:
+            continue  # an invalid pin has its own error (and an integer too long to print has no name)
         norm = str(pin).upper().removeprefix("GPIO").removeprefix("BCM")
         if norm in used:
             errors.append(FieldError(section, key, pin, f"is already used by {used[norm]}"))
@@ -381,7 +382,8 @@ def load_config(path: str | Path) -> Config:
             data = tomllib.load(fh)
     except OSError as exc:
         raise ConfigError([FieldError("file", "", str(p), f"cannot be read: {exc.strerror or exc}")], str(p)) from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+        # tomllib lets ValueError (an integer of over 4300 digits) and RecursionError (deep nesting) through.
         raise ConfigError([FieldError("file", "", str(p), f"is not valid TOML: {exc}")], str(p)) from exc
     return parse_config(data, str(p))
 

@@ -33,12 +33,20 @@ class FieldError:
 
     def __str__(self) -> str:
         if self.key:
-            return f"{self.field} = {self.value!r}: {self.message}"
+            return f"{self.field} = {_shown(self.value)}: {self.message}"
         return f"{self.field}: {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form for API replies."""
         return {"field": self.field, "value": _jsonable(self.value), "message": self.message}
+
+
+def _shown(value: Any) -> str:
+    """repr() of a value; Python refuses to print integers of over 4300 digits (a TOML file may hold one)."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"<{type(value).__name__} too large to show>"
 
 
 def _jsonable(value: Any) -> Any:
@@ -158,7 +166,8 @@ class Pin:
         """None if valid, else the reason."""
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 27:
             return None
-        match = _PIN_NAME.match(value) if isinstance(value, str) else None
+        # fullmatch: with match(), "$" also matches before a trailing newline ("GPIO17\n").
+        match = _PIN_NAME.fullmatch(value) if isinstance(value, str) else None
         if match and 0 <= int(match.group(2)) <= 27:
             return None
         return 'must be a BCM pin number from 0 to 27, or its name like "GPIO17"'
