@@ -20,6 +20,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from web.errors import json_error
 from web.state import PASSWORD_FILE, ensure_state_dir, tighten_mode, write_private_file
+from web.validation import request_json
 
 bp = Blueprint("auth", __name__)
 
@@ -106,9 +107,10 @@ def _clean_name(raw: object) -> str | None:
 def login() -> Response:
     """Log a therapist in (JSON or form: name, password); answers with a fresh CSRF token."""
     if request.is_json:
-        data = request.get_json(silent=True)
+        data = request_json()
         if not isinstance(data, dict):
-            return json_error(400, "invalid", "send a JSON object or a form with name and password")
+            return json_error(400, "invalid", "send a JSON object or a form with name and password",
+                              [{"field": "body", "value": None, "message": "the body must be a JSON object"}])
     else:
         data = request.form
     name = _clean_name(data.get("name"))

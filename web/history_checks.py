@@ -62,8 +62,10 @@ def check_session_id(value: int) -> int:
 
 
 def _is_number(value: Any) -> bool:
-    """A finite int or float, never bool."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    """A finite int or float, never bool (an int of any size is finite: math.isfinite() overflows on some)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _limit_type_error(field: str, value: Any, unit: str) -> FieldErr | None:

@@ -9,6 +9,7 @@ give the page field-level messages.
 from __future__ import annotations
 
 import math
+import reprlib
 import unicodedata
 from typing import Any, Iterable
 
@@ -24,11 +25,20 @@ def _shown(value: Any) -> Any:
     """A value fit to echo in an error body (finite, short, JSON-safe)."""
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, (int, float)) and math.isfinite(value):
+    if isinstance(value, int) and abs(value) < 10 ** 40 or isinstance(value, float) and math.isfinite(value):
         return value
     if isinstance(value, str) and len(value) <= 40:
         return value
-    return repr(value)[:40]
+    # reprlib: bounded for any depth of nesting and any size of integer.
+    return reprlib.repr(value)[:40]
+
+
+def _g(value: int | float) -> str:
+    """A number as the messages show it ({:g}); an integer past a float's range by its digits."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        return f"an integer of {len(str(abs(value)))} digits"
 
 
 def field_error(field: str, value: Any, message: str) -> dict[str, Any]:
@@ -57,7 +67,7 @@ def json_object(allowed: Iterable[str], required: Iterable[str] = (),
         raise ApiError(413, "too_large", f"request body over {max_bytes} bytes")
     if not raw.strip() and not required:
         return {}
-    body = request.get_json(force=True, silent=True)
+    body = request_json()
     if not isinstance(body, dict):
         raise ApiError(400, "invalid", f"the body must be a JSON object (fields: {names})",
                        [field_error("body", None, "the body must be a JSON object")])
@@ -67,6 +77,18 @@ def json_object(allowed: Iterable[str], required: Iterable[str] = (),
     if errors:
         raise invalid(errors)
     return body
+
+
+def request_json() -> Any:
+    """The body parsed as JSON whatever its content type; None if it is not JSON.
+
+    Nesting deeper than the recursion limit (about a thousand brackets) makes the parser raise
+    RecursionError, which ``silent=True`` does not catch.
+    """
+    try:
+        return request.get_json(force=True, silent=True)
+    except RecursionError:
+        return None
 
 
 def missing_errors(body: dict[str, Any], required: Iterable[str]) -> list[dict[str, Any]]:
@@ -80,10 +102,11 @@ def number_error(field: str, value: Any, lo: float, hi: float, unit: str, note: 
     # bool is an int in Python; JSON true is not a speed.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return field_error(field, value, f"{allowed}; got {type(value).__name__}")
-    if not math.isfinite(value):
+    # An int of any size is finite (math.isfinite() overflows on one past a float's range).
+    if isinstance(value, float) and not math.isfinite(value):
         return field_error(field, value, f"{allowed}; got a non-finite number")
     if not lo <= value <= hi:
-        return field_error(field, value, f"{allowed}; got {value:g}")
+        return field_error(field, value, f"{allowed}; got {_g(value)}")
     return None
 
 
@@ -124,8 +147,13 @@ def query_int(name: str, default: int, lo: int, hi: int) -> int:
     if raw is None or raw == "":
         return default
     text = raw.strip()
-    if text.isdigit() and lo <= int(text) <= hi:
-        return int(text)
+    try:
+        # isdecimal, not isdigit: int() refuses digits such as "²" (and more than 4300 digits: ValueError).
+        value = int(text) if text.isdecimal() else None
+    except ValueError:
+        value = None
+    if value is not None and lo <= value <= hi:
+        return value
     raise invalid([field_error(name, raw, f"{name}: must be a whole number from {lo} to {hi}")])
 
 
