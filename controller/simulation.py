@@ -75,7 +75,8 @@ class SimBench:
         t = self.cfg.treadmill
         dialect = t.protocol
         self.emulator = TreadmillEmulator(dialect, link_path=self.port_link, baudrate=t.baudrate,
-                                          byte_time=byte_time, accel_mps2=accel_mps2, decel_mps2=t.decel_mps2)
+                                          byte_time=byte_time, accel_mps2=accel_mps2, decel_mps2=t.decel_mps2,
+                                          reaction_s=t.reaction_time_s)
         self.bus = SimI2C()
         self.chips = {}
         for s in self.cfg.sensors:

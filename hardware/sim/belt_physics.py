@@ -18,7 +18,15 @@ class BeltPhysics:
         self.reversed_belt = False
         self.running = False
         self.velocity_mps = 0.0
+        #: When the motor drive is lost (the safety circuit opened, plus the drive's reaction): from
+        #: then on the belt brakes. Until then it keeps going as it was.
+        self.cut_at: float | None = None
         self._t_mono: float | None = None
+
+    def cut_drive(self, at_mono: float) -> None:
+        """Lose the motor drive at ``at_mono`` (the earliest cut wins)."""
+        if self.cut_at is None or at_mono < self.cut_at:
+            self.cut_at = at_mono
 
     @property
     def target_velocity_mps(self) -> float:
@@ -29,6 +37,11 @@ class BeltPhysics:
 
     def advance(self, now_mono: float) -> float:
         """Integrate up to ``now_mono`` and return the velocity (m/s)."""
+        if self.cut_at is not None and now_mono >= self.cut_at:
+            cut_at, self.cut_at = self.cut_at, None
+            self.advance(cut_at)  # driven up to the cut
+            self.running = False
+            self.set_speed_mps = 0.0
         if self._t_mono is None or now_mono <= self._t_mono:
             self._t_mono = now_mono if self._t_mono is None else self._t_mono
             return self.velocity_mps

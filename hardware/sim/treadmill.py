@@ -75,6 +75,7 @@ class TreadmillEmulator:
         on_speed: SpeedListener | None = None,
         seed: int = 0,
         log_len: int = 4096,
+        reaction_s: float = 0.0,
     ) -> None:
         if dialect not in EMULATOR_DIALECTS:
             raise ValueError(f"dialect must be one of {', '.join(EMULATOR_DIALECTS)}, got {dialect!r}")
@@ -94,7 +95,7 @@ class TreadmillEmulator:
         self._lock = threading.Lock()
         self._model = TreadmillModel(dialect, accel_mps2=accel_mps2, decel_mps2=decel_mps2,
                                      max_speed_mps=self.max_speed_mps, disconnect_timeout_s=disconnect_timeout_s,
-                                     now_mono=time.monotonic())
+                                     now_mono=time.monotonic(), reaction_s=reaction_s)
         self._silent = False
         self._garbage = False
         self._garbage_within = False

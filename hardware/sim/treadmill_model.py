@@ -29,12 +29,17 @@ class TreadmillModel:
         max_speed_mps: float,
         disconnect_timeout_s: float,
         now_mono: float,
+        reaction_s: float = 0.0,
     ) -> None:
         if not (math.isfinite(max_speed_mps) and max_speed_mps > 0.0):
             raise ValueError(f"max_speed_mps must be > 0 m/s, got {max_speed_mps!r}")
         if not (math.isfinite(disconnect_timeout_s) and disconnect_timeout_s > 0.0):
             raise ValueError(f"disconnect_timeout_s must be > 0 s, got {disconnect_timeout_s!r}")
+        if not (math.isfinite(reaction_s) and 0.0 <= reaction_s <= 2.0):
+            raise ValueError(f"reaction_s must be within [0, 2] s, got {reaction_s!r}")
         self.dialect = dialect
+        #: From the safety circuit opening to the belt starting to brake (relay drop-out and drive).
+        self.reaction_s = float(reaction_s)
         self.max_speed_mps = float(max_speed_mps)
         self.disconnect_timeout_s = float(disconnect_timeout_s)
         self.physics = BeltPhysics(accel_mps2=accel_mps2, decel_mps2=decel_mps2)
@@ -87,8 +92,7 @@ class TreadmillModel:
             self._stop_belt()
             return ack
         if code == proto.AUTO_STOP:
-            self._stop_belt()
-            self.physics.set_speed_mps = 0.0
+            self._stop_belt(clear_speed=True)
             self.elevation_tenths = 0
             return ack
         if code == proto.SET_SPEED:
@@ -133,12 +137,18 @@ class TreadmillModel:
         return bytes([proto.answer_code(proto.SET_SPEED)])
 
     def set_safety_circuit(self, closed: bool, now_mono: float) -> None:
-        """Open: the belt brakes to a stop and ignores starts until the circuit closes again."""
+        """Open: after the reaction time the belt brakes to a stop; starts are ignored until it closes again."""
         self.physics.advance(now_mono)
-        self.safety_circuit_closed = bool(closed)
+        was_closed, self.safety_circuit_closed = self.safety_circuit_closed, bool(closed)
         if not closed:
-            self._stop_belt()
-            self.physics.set_speed_mps = 0.0
+            self.status = proto.STATUS_STOPPED
+            if was_closed:
+                self.physics.cut_drive(now_mono + self.reaction_s)
+        elif self.physics.cut_at is not None:
+            # Closed again within the reaction time: the board has stopped the belt all the same, and a
+            # start from here on must run it.
+            self.physics.cut_drive(now_mono)
+        self.physics.advance(now_mono)  # applies a cut that is due (at once for a zero reaction time)
 
     def _start_belt(self, status: int) -> None:
         if not self.safety_circuit_closed:
@@ -146,6 +156,9 @@ class TreadmillModel:
         self.status = status
         self.physics.running = True
 
-    def _stop_belt(self) -> None:
+    def _stop_belt(self, clear_speed: bool = False) -> None:
         self.status = proto.STATUS_STOPPED
-        self.physics.running = False
+        if self.physics.cut_at is None:  # a pending cut of the drive decides when the belt brakes
+            self.physics.running = False
+            if clear_speed:
+                self.physics.set_speed_mps = 0.0

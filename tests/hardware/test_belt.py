@@ -30,6 +30,7 @@ from hardware import belt_protocol as proto
 from hardware.belt import SpeedSensorBelt, TrackMasterBelt
 from hardware.sim.belt_physics import BeltPhysics
 from hardware.sim.treadmill import TreadmillEmulator
+from hardware.sim.treadmill_model import TreadmillModel
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KMH = 1 / 3.6
@@ -364,6 +365,29 @@ def test_belt_physics_ramps_at_the_configured_rates():
     physics.reversed_belt = True  # through zero at decel, then up at accel
     assert physics.advance(4.0) == pytest.approx(0.0)
     assert physics.advance(5.0) == pytest.approx(-0.5)
+
+
+def test_opened_safety_circuit_brakes_the_belt_after_the_reaction_time_even_if_aa_comes_first():
+    """Relay drop-out and the drive's reaction: the belt keeps going for reaction_s, then brakes."""
+    model = TreadmillModel("trackmaster", accel_mps2=1.0, decel_mps2=1.0, max_speed_mps=3.0,
+                           disconnect_timeout_s=0.5, now_mono=0.0, reaction_s=0.15)
+    model.physics.running, model.physics.set_speed_mps = True, 0.5
+    assert model.physics.advance(1.0) == pytest.approx(0.5)
+    model.set_safety_circuit(False, 1.0)
+    model.answer(bytes([proto.AUTO_STOP]), 1.01)  # the controller's AA right behind the relay
+    assert model.physics.advance(1.149) == pytest.approx(0.5), "still driven within the reaction time"
+    assert model.physics.advance(1.35) == pytest.approx(0.3)  # braking at 1 m/s^2 from 1.15 s
+    assert model.physics.advance(2.0) == 0.0
+    model.set_safety_circuit(True, 2.0)
+    model.set_safety_circuit(False, 2.1)  # standing: nothing to brake, and nothing left pending after
+    assert model.physics.advance(2.5) == 0.0 and model.physics.cut_at is None
+    model.set_safety_circuit(True, 2.6)
+    model.set_safety_circuit(False, 2.7)
+    model.set_safety_circuit(True, 2.75)  # closed again within the reaction time, then started
+    model.answer(bytes([proto.START_BELT_DISCONNECT_STOP]), 2.76)
+    model.answer(b"\xa3" + b"0010", 2.77)
+    assert model.physics.cut_at is None and model.physics.running
+    assert model.physics.advance(3.77) > 0.4, "a start after the circuit closed again runs the belt"
 
 
 # ---- Speed-sensor driver ----------------------------------------------------------------
