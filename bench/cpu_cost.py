@@ -27,6 +27,9 @@ from controller.simulation import sim_config, wait_until
 from hardware.sim.vl53l0x import SimI2C, bind_xshut
 
 TICKS = os.sysconf("SC_CLK_TCK")
+#: Goals here, so that the controller fits a Pi Zero 2 W.
+GOAL_CPU_PERCENT = 5.0
+GOAL_RSS_MB = 80.0
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -82,8 +85,11 @@ def run(duration_s: float) -> dict:
     wall = wall1 - wall0
     per_thread = {name: round(100 * (cpu1.get(name, 0) - cpu0.get(name, 0)) / wall, 2)
                   for name in cpu1 if cpu1.get(name, 0) - cpu0.get(name, 0) > 0}
+    cpu = round(100 * (proc1 - proc0) / wall, 2)
     return {"duration_s": round(wall, 1), "state_at_end": state,
-            "cpu_percent_of_one_core": round(100 * (proc1 - proc0) / wall, 2),
+            "goal": {"cpu_percent_of_one_core": GOAL_CPU_PERCENT, "rss_mb": GOAL_RSS_MB},
+            "goal_met": cpu <= GOAL_CPU_PERCENT and rss <= GOAL_RSS_MB,
+            "cpu_percent_of_one_core": cpu,
             "cpu_percent_by_thread": per_thread, "rss_mb": round(rss, 1),
             "decision_steps_per_s": round((steps1 - steps0) / wall, 1)}
 
@@ -97,7 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
     path = save("cpu_cost", result)
     print(f"controller over {result['duration_s']} s ({result['state_at_end']}): "
           f"{result['cpu_percent_of_one_core']}% of one core, RSS {result['rss_mb']} MB, "
-          f"{result['decision_steps_per_s']} decisions/s; by thread {result['cpu_percent_by_thread']} -> {path}")
+          f"{result['decision_steps_per_s']} decisions/s; by thread {result['cpu_percent_by_thread']}; goal "
+          f"(<= {GOAL_CPU_PERCENT:g}% and <= {GOAL_RSS_MB:g} MB): {'met' if result['goal_met'] else 'NOT MET'} -> {path}")
     return result
 
 
