@@ -1,8 +1,12 @@
-"""Run every benchmark (``make bench``); each writes bench/results/NAME.json."""
+"""Run every benchmark (``make bench``); each writes bench/results/NAME.json.
+
+The order puts the quiet measurements first: the dashboard and reliability runs load the machine.
+"""
 
 from __future__ import annotations
 
-from bench import cpu_cost, dashboard, decision_cost, history, serial_poll, trip_latency
+from bench import (cpu_cost, dashboard, decision_cost, history, reliability, serial_poll, stop_margin,
+                   trip_latency)
 
 
 def main() -> None:
@@ -10,8 +14,10 @@ def main() -> None:
     trip_latency.main([])
     cpu_cost.main([])
     serial_poll.main([])
-    dashboard.main([])
+    stop_margin.main([])
     history.main([])
+    dashboard.main([])
+    reliability.main([])
 
 
 if __name__ == "__main__":
