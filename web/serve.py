@@ -6,6 +6,8 @@ the therapist password is set with ``treadmill-safety set-password``.
 
 from __future__ import annotations
 
+import socket
+
 import waitress
 
 from controller.config import Config
@@ -16,6 +18,20 @@ from web.link import EXTENSION_KEY
 #: so at most web.DEFAULT_MAX_SSE_STREAMS of them; the rest always remain for
 #: E-stops and commands (tests/web/test_serve.py checks the margin).
 THREADS = 64
+
+#: A client that acknowledges nothing for this long is disconnected by the kernel
+#: (TCP_USER_TIMEOUT, which also bounds a receive window held shut): a stream to a
+#: client that never reads, or that left the network, would otherwise keep its
+#: stream slot and worker thread for as long as the connection stays open.
+STALLED_CLIENT_TIMEOUT_S = 10.0
+
+
+def socket_options() -> list[tuple[int, int, int]]:
+    """Options for every accepted connection: waitress's default TCP_NODELAY, plus the stall timeout on Linux."""
+    options = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        options.append((socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(STALLED_CLIENT_TIMEOUT_S * 1000)))
+    return options
 
 
 def serve(cfg: Config) -> None:
@@ -31,6 +47,11 @@ def serve(cfg: Config) -> None:
         # DeprecationWarning (an error under pytest -W error). So it is left at
         # its default on purpose; tests/web/test_serve.py checks that statuses
         # reach a client through waitress as they happen.
-        waitress.serve(app, host=cfg.web.host, port=cfg.web.port, threads=THREADS, ident="treadmill-dashboard")
+        server = waitress.create_server(app, host=cfg.web.host, port=cfg.web.port, threads=THREADS,
+                                        ident="treadmill-dashboard")
+        # waitress has no keyword for these; it reads them for every connection it accepts.
+        server.adj.socket_options = socket_options()
+        server.print_listen("Serving on http://{}:{}")
+        server.run()
     finally:
         link.close()
