@@ -16,8 +16,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Longest line either side sends; the controller refuses longer requests.
-MAX_LINE_BYTES = 64 * 1024
+#: Longest request line the controller takes (controller/ipc.py MAX_LINE_BYTES); also the longest
+#: status line read from a subscription.
+MAX_LINE_BYTES = 16 * 1024
 #: Longest reply line read: a page of session samples (5000 rows) is far larger
 #: than any request, which stays under MAX_LINE_BYTES.
 MAX_REPLY_BYTES = 4 * 1024 * 1024
@@ -81,14 +82,19 @@ class IpcClient:
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """One request on a fresh connection; returns ``result`` or raises."""
         request_id = next(self._ids)
-        payload = json.dumps({"id": request_id, "method": method, "params": params or {}}).encode() + b"\n"
+        # UTF-8, not \u escapes: the longest notes (2000 characters of up to 4 bytes) stay within the limit.
+        payload = json.dumps({"id": request_id, "method": method, "params": params or {}},
+                             ensure_ascii=False).encode() + b"\n"
+        if len(payload) > MAX_LINE_BYTES:
+            raise ControllerError("too_long", f"request longer than {MAX_LINE_BYTES} bytes")
         sock = self._connect()
         try:
             sock.sendall(payload)
             buffer = bytearray()
             while True:
                 reply = json.loads(_read_line(sock, buffer, MAX_REPLY_BYTES))
-                if reply.get("id") == request_id:
+                # One request per connection: a reply without an id (a line it could not read) is to it.
+                if reply.get("id") in (request_id, None):
                     break
         except (OSError, ValueError) as exc:
             raise ControllerOffline(f"no answer from the controller: {exc}") from exc

@@ -11,6 +11,7 @@ from controller.simulation import SimBench, wait_until
 from tests.hil.ipc_client import JsonLinesClient
 from tests.hil.test_sessions import PATIENT, THERAPIST, on_a_calm_machine
 from tests.waiting import expect
+from web.ipc_client import IpcClient
 
 PID = PATIENT["patient_id"]
 START = {"patient_id": PID, "planned_min": 5, "pain_before": 3, **THERAPIST}
@@ -110,6 +111,15 @@ def test_patient_save_creates_updates_and_refuses_a_taken_id_or_an_unknown_one(s
 
 
 #: A profile with every field wrong, and what each refusal must say.
+def test_the_longest_notes_the_dashboard_accepts_fit_in_one_request_to_the_controller(served_bench):
+    """2000 characters of notes, each four bytes in UTF-8, go through the dashboard's own client."""
+    bench = served_bench(create_patient=False)
+    notes = "\U0001F9B5" * 2000
+    saved = IpcClient(str(bench.controller.ipc.path)).call(
+        "patient_save", {"patient": {**PATIENT, "notes": notes}, "create": True, **THERAPIST})["patient"]
+    assert saved["notes"] == notes
+
+
 BAD_PATIENT = {"patient_id": "no spaces!", "display_name": "", "notes": "x" * 2001, "mode": "sideways",
                "speed_cap_kmh": 9, "base_stop_mm": 100, "warn_margin_mm": 900, "target_min": 0,
                "sessions_per_day": 5, "birth_date": "1950-01-01"}
