@@ -308,7 +308,8 @@ def _pin_errors(gpio: dict, sensors: list) -> list[FieldError]:
     for section, key, pin in named:
         if Pin().check(pin) is not None:
             continue  # an invalid pin has its own error (and an integer too long to print has no name)
-        norm = str(pin).upper().removeprefix("GPIO").removeprefix("BCM")
+        # The BCM number, so that 5, "GPIO5" and "GPIO05" are one pin.
+        norm = str(pin if isinstance(pin, int) else int(str(pin).upper().removeprefix("GPIO").removeprefix("BCM")))
         if norm in used:
             errors.append(FieldError(section, key, pin, f"is already used by {used[norm]}"))
         else:

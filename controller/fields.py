@@ -132,8 +132,9 @@ class Text:
     def check(self, value: Any) -> str | None:
         """None if valid, else the reason."""
         allowed = "\n\r\t" if self.multiline else ""
+        # A lone surrogate (from a JSON "\\ud800") is no character: it cannot be stored as UTF-8.
         if (isinstance(value, str) and self.min_len <= len(value) <= self.max_len
-                and not any(ord(c) < 32 and c not in allowed for c in value)):
+                and not any((ord(c) < 32 and c not in allowed) or 0xD800 <= ord(c) <= 0xDFFF for c in value)):
             return None
         lines = ", line breaks allowed" if self.multiline else ""
         return f"must be {self.hint} ({self.min_len} to {self.max_len} characters{lines})"

@@ -54,7 +54,7 @@ def describe_fields(cfg: Config) -> dict[str, dict[str, Any]]:
 
 def check_patient_id(value: Any, errors: list[FieldError]) -> str | None:
     """A patient id as the therapist typed it, or None with an error."""
-    if isinstance(value, str) and _ID.match(value):
+    if isinstance(value, str) and _ID.fullmatch(value):  # match() lets a trailing newline through
         return value
     errors.append(FieldError(SECTION, "patient_id", value, ID_RULE))
     return None

@@ -16,9 +16,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Longest request line the controller takes (controller/ipc.py MAX_LINE_BYTES); also the longest
-#: status line read from a subscription.
+#: Longest request line the controller takes (controller/ipc.py MAX_LINE_BYTES).
 MAX_LINE_BYTES = 16 * 1024
+#: Longest status line read from a subscription (a status with long reasons is larger than a request).
+MAX_STATUS_BYTES = 64 * 1024
 #: Longest reply line read: a page of session samples (5000 rows) is far larger
 #: than any request, which stays under MAX_LINE_BYTES.
 MAX_REPLY_BYTES = 4 * 1024 * 1024
@@ -45,7 +46,7 @@ class ControllerError(Exception):
         return out
 
 
-def _read_line(sock: socket.socket, buffer: bytearray, max_bytes: int = MAX_LINE_BYTES) -> bytes:
+def _read_line(sock: socket.socket, buffer: bytearray, max_bytes: int = MAX_STATUS_BYTES) -> bytes:
     """One line from ``sock`` (leftovers stay in ``buffer``); a line over ``max_bytes`` is refused."""
     while b"\n" not in buffer:
         chunk = sock.recv(65536)
@@ -83,8 +84,11 @@ class IpcClient:
         """One request on a fresh connection; returns ``result`` or raises."""
         request_id = next(self._ids)
         # UTF-8, not \u escapes: the longest notes (2000 characters of up to 4 bytes) stay within the limit.
-        payload = json.dumps({"id": request_id, "method": method, "params": params or {}},
-                             ensure_ascii=False).encode() + b"\n"
+        try:
+            payload = json.dumps({"id": request_id, "method": method, "params": params or {}},
+                                 ensure_ascii=False).encode() + b"\n"
+        except UnicodeEncodeError as exc:  # a lone surrogate the caller's checks let through
+            raise ControllerError("invalid", f"request is not valid text: {exc.reason}") from exc
         if len(payload) > MAX_LINE_BYTES:
             raise ControllerError("too_long", f"request longer than {MAX_LINE_BYTES} bytes")
         sock = self._connect()

@@ -130,6 +130,8 @@ def text_error(field: str, value: Any, min_len: int, max_len: int,
         return field_error(field, value, f"{field}: must be text of {rule}; got {len(value)} characters")
     if single_line and any(unicodedata.category(ch) == "Cc" for ch in value):
         return field_error(field, value, f"{field}: must be text of {rule}; got a control character")
+    if any(unicodedata.category(ch) == "Cs" for ch in value):  # a lone surrogate, e.g. JSON "\\ud800"
+        return field_error(field, value, f"{field}: must be text of {rule}; got a lone surrogate (not a character)")
     return None
 
 

@@ -93,9 +93,12 @@ def test_pins_used_twice_are_refused_naming_both():
     data = example_data()
     data["gpio"]["heartbeat_pin"] = data["gpio"]["relay_pin"]
     data["sensors"][0]["xshut_pin"] = "GPIO25"  # the E-stop's pin, by name
+    data["gpio"]["buzzer_pin"] = 5
+    data["sensors"][1]["xshut_pin"] = "gpio05"  # the buzzer's, zero-padded
     errs = errors_of(data)
     assert "[gpio] heartbeat_pin = 23: is already used by [gpio] relay_pin" in errs
     assert "[sensors #1] xshut_pin = 'GPIO25': is already used by [gpio] estop_pin" in errs
+    assert "[sensors #2] xshut_pin = 'gpio05': is already used by [gpio] buzzer_pin" in errs
 
 
 def test_defaults_must_lie_inside_the_ceilings():
