@@ -57,6 +57,8 @@ PROFILE_CASES = [
     ("mode", "sideways", "reverse, forward", False),
     ("mode", "REVERSE", "reverse, forward", False),
     ("mode", None, "reverse, forward", False),
+    ("notes", "pain \ud800", "got a lone surrogate", False),
+    ("display_name", "\udfff", "got a lone surrogate", False),
     ("speed_cap_kmh", "1.2", "must be a number in km/h", False),
     ("speed_cap_kmh", True, "got bool", False),
     ("speed_cap_kmh", None, "got NoneType", False),
