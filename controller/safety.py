@@ -53,10 +53,12 @@ class SafetyCore(CommandHandler):
         self.overspeed_since: float | None = None
         self.overspeed_sent_t = -1e9
         self.stop_deadline: float | None = None
-        #: A controlled stop ends on a standing reading taken from this time on: one poll
-        #: after the stop, so a reading measured before the treadmill had the stop command
-        #: (a belt still speeding up from its start) cannot end it early.
+        #: A controlled stop ends on the second standing reading received from this time on
+        #: (one poll after the stop): a reading measured before the treadmill had the stop
+        #: command (a belt still speeding up from its start, a poll delayed by a stall) cannot
+        #: end it early. The link sends a stop before its next poll, so the second is after it.
         self.stop_settle_t: float | None = None
+        self.standing_readings = 0
         #: After a cap is lowered on a moving belt, gross overspeed is judged against the
         #: old cap for one grace time, while the belt slows (an E-stop would be a fall risk).
         self.prev_cap_mps = 0.0
@@ -94,6 +96,8 @@ class SafetyCore(CommandHandler):
         """The treadmill reported its actual speed."""
         if not self.belt.update(belt_speed_mps, t_mono):
             self._momentary.append(Cause("belt_implausible", f"implausible belt speed {belt_speed_mps!r} m/s", False))
+        elif self.state is State.STOPPING and t_mono >= (self.stop_settle_t or 0.0):
+            self.standing_readings = self.standing_readings + 1 if self.belt.speed_mps < MOVING_MPS else 0
         return self._step(t_mono)
 
     def on_link_fault(self, message: str, t_mono: float) -> Outputs:
@@ -251,7 +255,7 @@ class SafetyCore(CommandHandler):
         elif causes:
             self._note_reasons(causes)
         if self.state is State.STOPPING and not self.belt.moving(self.now) \
-                and self.belt.t_sample is not None and self.belt.t_sample >= (self.stop_settle_t or 0.0):
+                and self.standing_readings >= 2:
             self._set_state(State.READY, "controlled stop complete: belt standing")
         self._update_warn()
         self._ramp()
@@ -346,6 +350,7 @@ class SafetyCore(CommandHandler):
         self._send_stop()
         self.stop_deadline = self.now + 2.0 + 2.0 * v / self.cfg.treadmill.decel_mps2
         self.stop_settle_t = self.now + 1.0 / self.cfg.treadmill.poll_hz
+        self.standing_readings = 0
         self._set_state(State.STOPPING, message, actor)
 
     def _ramp_down(self, dt: float) -> None:

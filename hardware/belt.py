@@ -136,6 +136,11 @@ class TrackMasterBelt(SerialLink):
         self._next_poll_t = time.monotonic()
 
     def _step(self) -> None:
+        with self._request_lock:
+            stop_waiting = self._pending_stop
+        if stop_waiting:  # a stop goes before a poll that is due: sooner, and every later reading follows it
+            self._send_pending()
+            return
         now = time.monotonic()
         if now >= self._next_poll_t:
             next_t = self._next_poll_t + self.poll_period_s

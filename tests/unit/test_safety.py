@@ -308,10 +308,11 @@ def test_controlled_stop_ramps_down_to_ready_without_opening_the_relay():
     assert rig.last.state is State.READY and rig.last.relay_energized
 
 
-def test_controlled_stop_just_after_the_start_waits_for_a_reading_taken_after_the_stop():
+def test_controlled_stop_just_after_the_start_ends_only_on_two_standing_readings_after_the_stop():
     """The belt is still speeding up when STOP comes: its last reading (0.1 mph) is below the
-    standing threshold, but the next one, measured before the treadmill had the stop, is higher.
-    READY on the old reading would make that next one a 'belt moving without a start' trip."""
+    standing threshold, but the next ones, measured before the treadmill had the stop (one of
+    them delayed past a poll period by a stall), are not. READY on any of those would make the
+    next faster reading a 'belt moving without a start' trip."""
     rig = Rig()
     rig.ready()
     assert rig.command(K.START, 1.5).reply.ok
@@ -322,11 +323,15 @@ def test_controlled_stop_just_after_the_start_waits_for_a_reading_taken_after_th
     assert out.state is State.STOPPING
     rig.t += 0.002
     assert rig.belt(0.0447).state is State.STOPPING, "a reading measured before the stop reached the belt"
+    rig.t += 0.06  # a poll in flight at the stop, its answer delayed by a stall past one poll period
+    rig.all_sensors()
+    assert rig.belt(0.0447).state is State.STOPPING, "one standing reading after the settle time is not enough"
     rig.t += 0.001
     assert rig.belt(0.0894).state is State.STOPPING and not rig.core.reasons
-    rig.t += 0.05
-    rig.all_sensors()
-    out = rig.belt(0.0447)
+    for speed in (0.0447, 0.0):
+        rig.t += 0.05
+        rig.all_sensors()
+        out = rig.belt(speed)
     assert out.state is State.READY and out.relay_energized and not rig.core.reasons
     rig.t += 0.05
     rig.all_sensors()
