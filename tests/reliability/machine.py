@@ -97,20 +97,25 @@ class StallWatch:
                 proc.stdout.close()
 
 
-def run_delay_s(thread_names: tuple[str, ...]) -> float:
-    """Total time the named threads of this process have spent runnable but waiting for a CPU (s).
+def run_delays(thread_names: tuple[str, ...]) -> dict[int, float]:
+    """Per named thread of this process, the time it has spent runnable but waiting for a CPU (s).
 
     From /proc/self/task/*/schedstat (its second field): CPU taken by other processes and the
     machine, as opposed to waits inside the process (locks, the GIL), which it leaves out.
     """
-    total_ns = 0
+    out: dict[int, float] = {}
     for t in threading.enumerate():
         if t.name.startswith(thread_names) and t.native_id is not None:
             try:
-                total_ns += int(Path(f"/proc/self/task/{t.native_id}/schedstat").read_text().split()[1])
+                out[t.native_id] = int(Path(f"/proc/self/task/{t.native_id}/schedstat").read_text().split()[1]) / 1e9
             except (OSError, IndexError, ValueError):
                 continue
-    return total_ns / 1e9
+    return out
+
+
+def most_delayed_s(before: dict[int, float], after: dict[int, float]) -> float:
+    """The longest any one thread waited for a CPU between two ``run_delays`` readings."""
+    return max((after[tid] - before.get(tid, 0.0) for tid in after), default=0.0)
 
 
 @contextmanager
