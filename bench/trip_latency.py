@@ -49,6 +49,11 @@ def _machine_stall(bench: SimBench, what: str) -> Exception:
 
 def _trip_once(bench: SimBench, stop_mm: float) -> tuple[float, float]:
     bench.patient.set_gap(stop_mm + 70)
+    # Both sensors see the patient there before the reset: a reset between their samples would
+    # find them disagreeing by the whole step (the first round comes from farther away).
+    t_set = time.monotonic()
+    tracks = bench.controller.loop.core.sensors.values()
+    wait_until(lambda: all(t.t_sample is not None and t.t_sample > t_set for t in tracks), 1.0)
     deadline = time.monotonic() + 5.0
     while not bench.command(CommandKind.RESET, actor="bench").ok:
         if time.monotonic() > deadline:
