@@ -196,6 +196,8 @@ def send_and_check(bench: SimBench, path: str, line: bytes) -> None:
         if reply["ok"] is False or must_be_refused(line):
             assert reply["ok"] is False, f"{line[:200]!r} was accepted: {reply}"
             error = reply["error"]
+            if error["code"] == "internal":
+                TALLY.add("crashes")  # an exception the server caught: counted, then failed on
             assert error["code"] in REFUSALS and error["message"], reply
             if error["code"] == "invalid":
                 assert "[" in error["message"] and "]" in error["message"], reply  # names the field
