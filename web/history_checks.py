@@ -10,10 +10,10 @@ every value again; its own field errors come back as 400.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Callable
 
-from controller.fields import is_number
 from web.validation import choice_error, field_error, integer_error, invalid, number_error, text_error
 
 MODES = ("reverse", "forward")
@@ -61,12 +61,18 @@ def check_session_id(value: int) -> int:
     return value
 
 
+def _is_number(value: Any) -> bool:
+    """A finite int or float, never bool (an int of any size is finite: math.isfinite() overflows on some)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
 def _limit_type_error(field: str, value: Any, unit: str) -> FieldErr | None:
     """Only the type of a limit: its range is the installer's ceilings, which the controller knows."""
-    if is_number(value):
+    if _is_number(value):
         return None
-    got = ("a non-finite or out-of-range number" if isinstance(value, (int, float)) and not isinstance(value, bool)
-           else type(value).__name__)
+    got = "a non-finite number" if isinstance(value, float) else type(value).__name__
     return field_error(field, value, f"{field}: must be a number in {unit} (within the installer's ceilings); "
                                      f"got {got}")
 
@@ -110,7 +116,7 @@ def ranged_patient_errors(body: dict[str, Any], fields: Any) -> list[FieldErr]:
         if name not in body or not isinstance(allowed, dict):
             continue
         lo, hi = allowed.get("min"), allowed.get("max")
-        if not (is_number(lo) and is_number(hi)):
+        if not (_is_number(lo) and _is_number(hi)):
             continue
         error = number_error(name, body[name], float(lo), float(hi), str(allowed.get("unit") or ""))
         if error:
@@ -132,7 +138,7 @@ def session_start_errors(body: dict[str, Any]) -> list[FieldErr]:
 
 def _start_speed_error(value: Any) -> FieldErr | None:
     """A start speed is optional (null: the controller chooses); its cap is the patient's, known to the controller."""
-    if value is None or (is_number(value) and value > 0):
+    if value is None or (_is_number(value) and value > 0):
         return None
     return field_error("speed_kmh", value, "speed_kmh: must be a number above 0 km/h, at most the patient's "
                                            "speed cap (or left out)")
