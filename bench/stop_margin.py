@@ -29,7 +29,7 @@ from typing import Any
 from bench.common import save
 from controller.config import (KMH_PER_MPS, SENSOR_RELIABLE_RANGE_MM, Config, load_config, parse_config,
                                stop_distance_mm)
-from controller.simulation import EXAMPLE_CONFIG, SimBench, sim_config, wait_until
+from controller.simulation import EXAMPLE_CONFIG, STALE_INPUT_TRIPS, SimBench, sim_config, wait_until
 from hardware.belt_protocol import mps_to_tenths_mph_floor, tenths_mph_to_mps
 from hardware.sim.patient import PatientModel
 
@@ -41,8 +41,6 @@ CARRIED_DRIFT_MPS = 10.0
 #: A quicker ramp than the clinic's (0.5 km/h/s) keeps runs short; the stop does not depend on it.
 BENCH_RAMP_KMH_PER_S = 2.0
 BENCH_ACCEL_MPS2 = 1.0
-#: Trip causes a shared machine's stalls produce by themselves (a stale input): such a run is redone.
-ENVIRONMENT_TRIPS = ("sensor_stale:", "belt_stale", "link_fault")
 #: Codes of runs whose stop failed: they count against the goal.
 FAILED_STOPS = ("missed_trip", "belt_kept_running", "unlogged_trip")
 #: Runs a speed may redo (at least): beyond that the speed is reported incomplete, and its goal not met.
@@ -196,7 +194,7 @@ def measure_speed(speed_kmh: float, runs: int) -> dict[str, Any]:
                 except RuntimeError as exc:
                     reasons = "; ".join(bench.controller.status.get("reasons", {}))
                     redone.append(f"{exc} (controller reasons: {reasons or 'none'})")
-                if run is not None and run["code"].startswith(ENVIRONMENT_TRIPS) and not run["fell"]:
+                if run is not None and run["code"].startswith(STALE_INPUT_TRIPS) and not run["fell"]:
                     redone.append(f"trip {run['code']}")
                 elif run is not None:
                     done.append(run)

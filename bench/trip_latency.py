@@ -17,7 +17,7 @@ import time
 
 from bench.common import percentiles, save
 from controller.safety_types import CommandKind
-from controller.simulation import SimBench, wait_until
+from controller.simulation import STALE_INPUT_TRIPS, SimBench, wait_until
 
 
 #: Goals on the development machine (sample -> relay).
@@ -31,10 +31,6 @@ class Missed(Exception):
     """The relay did not open within MISSED_AFTER_S of the patient crossing the stop line."""
 
 
-#: Stale-input trips a machine stall causes by itself: the only ones a round is run again for.
-ENVIRONMENT_CODES = ("sensor_stale:", "belt_stale", "link_fault")
-
-
 class Spoiled(Exception):
     """A machine stall tripped the controller on stale input first: the trip says nothing of the stop zone."""
 
@@ -42,7 +38,7 @@ class Spoiled(Exception):
 def _machine_stall(bench: SimBench, what: str) -> Exception:
     """Spoiled if a stale input (a machine stall) opened the relay; otherwise a failure of this round."""
     reasons = list(bench.controller.status.get("reasons") or {})
-    if reasons and all(r.startswith(ENVIRONMENT_CODES) for r in reasons):
+    if reasons and all(r.startswith(STALE_INPUT_TRIPS) for r in reasons):
         return Spoiled(reasons[0])
     return Missed(f"{what}: {reasons}")
 
@@ -51,9 +47,7 @@ def _trip_once(bench: SimBench, stop_mm: float) -> tuple[float, float]:
     bench.patient.set_gap(stop_mm + 70)
     # Both sensors see the patient there before the reset: a reset between their samples would
     # find them disagreeing by the whole step (the first round comes from farther away).
-    t_set = time.monotonic()
-    tracks = bench.controller.loop.core.sensors.values()
-    wait_until(lambda: all(t.t_sample is not None and t.t_sample > t_set for t in tracks), 1.0)
+    bench.wait_sensors_sampled()
     deadline = time.monotonic() + 5.0
     while not bench.command(CommandKind.RESET, actor="bench").ok:
         if time.monotonic() > deadline:
@@ -74,7 +68,7 @@ def _trip_once(bench: SimBench, stop_mm: float) -> tuple[float, float]:
     bench.controller.events.flush()
     trip = bench.controller.events.recent(1, kind="trip")[0]
     if trip["code"] != "stop_zone":
-        if trip["code"].startswith(ENVIRONMENT_CODES):
+        if trip["code"].startswith(STALE_INPUT_TRIPS):
             raise Spoiled(trip["code"])
         raise Missed(f"tripped by {trip['code']} instead of the stop zone: {trip['message']}")
     return opened_t - trip["figures"]["input_t_mono"], opened_t - crossed_t

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.simulation import SimBench, wait_until
+from controller.simulation import STALE_INPUT_TRIPS, SimBench, wait_until
 
 
 def relay_opened_at(bench: SimBench, after_t: float = 0.0) -> float | None:
@@ -35,9 +35,8 @@ def reset_when_healthy(bench: SimBench, timeout_s: float = 3.0):
     return replies[-1]
 
 
-#: Trips a shared test machine causes by itself: a stall of tens of ms starves the sensor
-#: reader or the serial link, and the controller rightly trips on the stale input.
-ENVIRONMENT_TRIPS = ("sensor_stale:", "belt_stale", "link_fault")
+#: Trips a shared test machine causes by itself (controller/simulation.py).
+ENVIRONMENT_TRIPS = STALE_INPUT_TRIPS
 
 
 def on_a_calm_machine(make_bench, scenario, expected: tuple[str, ...] = ()) -> None:

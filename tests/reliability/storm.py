@@ -33,7 +33,7 @@ from typing import Callable
 from controller.assembly import Controller
 from controller.config import KMH_PER_MPS
 from controller.safety_types import CommandKind as K
-from controller.simulation import SimBench, sim_config, wait_until
+from controller.simulation import STALE_INPUT_TRIPS, SimBench, sim_config, wait_until
 from hardware import belt_protocol as proto
 from tests.reliability.machine import StallWatch, most_delayed_s, production_priority, run_delays
 
@@ -45,8 +45,6 @@ SLACK_S = 0.005
 MAX_DISTURBED = 0.03
 #: The threads on a trip's path: a late trip is excused by the CPU time they were denied meanwhile.
 TRIP_PATH_THREADS = ("decision", "tof-reader", "belt-link")
-#: Trips a machine stall causes by itself (the controller is right to trip on stale input).
-ENVIRONMENT_CODES = ("sensor_stale:", "belt_stale", "link_fault")
 
 
 @dataclass
@@ -135,13 +133,11 @@ def _walk_to(storm: "Storm", gap_mm: float, step_mm: float = 140.0) -> None:
     A jump of more than the sensors' tolerance would reach one sensor a period before the
     other: they would disagree, and that trip would come first.
     """
-    core = storm.bench.controller.loop.core
     patient = storm.bench.patient
     while abs(patient.gap_mm - gap_mm) > 1e-6:
         delta = max(-step_mm, min(step_mm, gap_mm - patient.gap_mm))
         patient.set_gap(patient.gap_mm + delta)
-        t_set = time.monotonic()
-        wait_until(lambda: all(t.t_sample is not None and t.t_sample > t_set for t in core.sensors.values()), 1.0)
+        storm.bench.wait_sensors_sampled()
 
 
 def _step_into_zone(storm: "Storm") -> None:
@@ -364,7 +360,7 @@ class Storm:
         """True if the controller tripped only on stale input (a machine stall); else record a failure."""
         wait_until(lambda: self._status().get("state") == "STOPPED", 0.5)
         reasons = list(self._status().get("reasons", {}))
-        if reasons and all(r.startswith(ENVIRONMENT_CODES) for r in reasons):
+        if reasons and all(r.startswith(STALE_INPUT_TRIPS) for r in reasons):
             return True
         self._fail(f"{what}: state {self._status().get('state')}, reasons {reasons}; {self._belt_picture()}")
         return False
@@ -450,7 +446,7 @@ class Storm:
         if not wait_until(lambda: self._status().get("state") == "READY" and self.bench.emulator.belt_speed_mps == 0,
                           4.0):
             codes = [e["code"] for e in self._trips_since(wall0)]
-            if not codes or not all(c.startswith(ENVIRONMENT_CODES) for c in codes):
+            if not codes or not all(c.startswith(STALE_INPUT_TRIPS) for c in codes):
                 self._fail(f"a controlled stop did not end in READY: {self._status().get('reasons')}, trips {codes}")
         self.normal_cycles += 1
 
@@ -462,6 +458,14 @@ class Storm:
             if self.outcomes and self.outcomes[-1].index == index:
                 self.outcomes[-1].cycle_s = time.monotonic() - t_cycle
 
+    def _again(self, index: int, fault: Fault, attempt: int) -> None:
+        """Run a fault again that a machine stall's trip preempted (at most three times)."""
+        self.preempted += 1
+        if attempt >= 3:
+            self._fail(f"{fault.name}: preempted by machine stalls four times in a row")
+            return
+        self._inject_timed(index, fault, attempt + 1)
+
     def _inject_timed(self, index: int, fault: Fault, attempt: int = 0) -> None:
         bench = self.bench
         if attempt:
@@ -472,9 +476,7 @@ class Storm:
         if running and not self._run_belt():
             if bench.watchdog.is_closed() and not self._tripped_by_the_machine(f"{fault.name}: the belt did not start"):
                 return
-            self.preempted += 1
-            return self._inject_timed(index, fault, attempt + 1) if attempt < 3 else self._fail(
-                    f"{fault.name}: preempted by machine stalls four times in a row")
+            return self._again(index, fault, attempt)
         if fault.name == "sensors disagree" or fault.name.startswith("sensor "):
             self.sensor = self.rng.choice([s.id for s in bench.cfg.sensors])
         wall0 = time.time()
@@ -489,9 +491,7 @@ class Storm:
             fault.clear(self)
             wait_until(lambda: bench.emulator.belt_speed_mps == 0.0, 4.0)
             if self._tripped_by_the_machine(f"{fault.name}: the relay opened before the fault"):
-                self.preempted += 1
-                return self._inject_timed(index, fault, attempt + 1) if attempt < 3 else self._fail(
-                    f"{fault.name}: preempted by machine stalls four times in a row")
+                self._again(index, fault, attempt)
             return
         deadline_s = arming_s + fault.deadline_s(self)
         delay0 = run_delays(TRIP_PATH_THREADS)
@@ -555,7 +555,7 @@ class Storm:
 
         if not wait_until(named, 1.0, poll_s=0.01):
             # A machine stall may have tripped first: the fault's own cause then joins the reasons while it lasts.
-            if outcome.trip_codes and all(c.startswith(ENVIRONMENT_CODES) for c in outcome.trip_codes[:1]):
+            if outcome.trip_codes and all(c.startswith(STALE_INPUT_TRIPS) for c in outcome.trip_codes[:1]):
                 outcome.disturbed_by_stall_s = max(outcome.disturbed_by_stall_s, 1e-9)
                 return
             self._fail(f"{fault.name}: tripped with {outcome.trip_codes}, reasons "
