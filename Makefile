@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean lock check-lock
 
 # Recipes are silent (@) and set-up output goes to stderr, so `make demo`'s first
 # lines on stdout are the demo's own: the dashboard's address and the password.
@@ -14,14 +14,36 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	@echo "installing the project into $(VENV)" >&2
 	@$(PY) -m pip install --quiet --upgrade pip >&2
-	@$(PY) -m pip install --quiet -e '.[test]' >&2
+	@$(PY) -m pip install --quiet -e '.[test,lock]' >&2
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	@$(VENV)/bin/treadmill-safety demo
 
-test: $(STAMP)
+# The system packages first (.ci/system-packages): as root it installs what is
+# missing, otherwise it stops here with the one command to run.
+test:
+	@bash .ci/system-packages
+	@$(MAKE) --no-print-directory $(STAMP)
 	$(PY) -m pytest -W error
+
+# The Pi's dependencies (the base ones and the `pi` extra), pinned with every
+# file's hash for Python 3.11 and up on every platform; `make install` installs
+# exactly these. `make lock` keeps the pins that still fit pyproject.toml;
+# `make lock UV_FLAGS=--upgrade` takes the newest releases.
+LOCK       := requirements-pi.lock
+UV_COMPILE  = $(VENV)/bin/uv pip compile pyproject.toml --extra pi --universal \
+              --python-version 3.11 --generate-hashes --custom-compile-command 'make lock' \
+              --quiet $(UV_FLAGS)
+
+lock: $(STAMP)
+	$(UV_COMPILE) -o $(LOCK)
+
+# CI: the lock still matches pyproject.toml, and every pin downloads, hash-checked,
+# for the Pi (aarch64, Python 3.11 and 3.13).
+check-lock: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp $(LOCK) "$$tmp/lock" && \
+	$(UV_COMPILE) -o "$$tmp/lock" && $(PY) .ci/check_lock.py $(LOCK) "$$tmp/lock"
 
 bench: $(STAMP)
 	$(PY) -m bench

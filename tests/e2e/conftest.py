@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from controller.demo_dashboard import free_port
 
-#: Debian's Chromium (installed by .ci/run with apt-get); Playwright never downloads a browser.
+#: Debian's Chromium (installed by .ci/system-packages); Playwright never downloads a browser.
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -48,6 +49,10 @@ def demo(browser):
 
 @pytest.fixture(scope="module")
 def browser():
+    # An error, never a skip: the browser test is part of the suite on every machine.
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `sudo bash .ci/system-packages` (make test runs it)",
+                    pytrace=False)
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
