@@ -28,6 +28,7 @@ UNIT_DIR=/etc/systemd/system
 UDEV_DIR=/etc/udev/rules.d
 UNITS=(treadmill-controller.service treadmill-dashboard.service)
 RULES=99-treadmill-safety.rules
+LOCK=requirements-pi.lock     # the base dependencies and the pi extra, pinned with hashes
 CTL_USER=treadmill            # runs the controller; primary group treadmill
 WEB_USER=treadmill-web        # runs the dashboard; the only member of group treadmill
 STATE_DIRS=("/var/lib/treadmill-safety:$CTL_USER" "/var/lib/treadmill-dashboard:$WEB_USER")
@@ -100,7 +101,8 @@ check_socket_group() {
 install_venv() {
     if [[ -n "$DESTDIR" ]]; then
         say "  (DESTDIR set) would run: $PYTHON -m venv $PREFIX"
-        say "  (DESTDIR set) would run: $PREFIX/bin/pip install --upgrade '$REPO[pi]'"
+        say "  (DESTDIR set) would run: $PREFIX/bin/pip install --require-hashes -r $REPO/$LOCK"
+        say "  (DESTDIR set) would run: $PREFIX/bin/pip install --no-deps --no-build-isolation $REPO"
         return 0
     fi
     if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -113,7 +115,10 @@ install_venv() {
     trap 'rm -rf "$TMP_SRC"' EXIT
     tar -C "$REPO" --exclude=./.venv --exclude=./.git --exclude=./build --exclude='*.egg-info' \
         --exclude=__pycache__ -cf - . | tar -C "$TMP_SRC" -xf -
-    "$PREFIX/bin/pip" install --quiet --disable-pip-version-check --upgrade "$TMP_SRC[pi]"
+    # Exactly the locked versions, each file hash-checked (`make lock`); then the project
+    # itself, built with the locked setuptools, adding no dependency of its own.
+    "$PREFIX/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$REPO/$LOCK"
+    "$PREFIX/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation "$TMP_SRC"
     rm -rf "$TMP_SRC"
     say "Installed treadmill-safety into $PREFIX."
 }

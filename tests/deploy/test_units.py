@@ -239,7 +239,8 @@ def test_install_with_destdir_places_files_and_is_idempotent(tmp_path):
     for state in ("var/lib/treadmill-safety", "var/lib/treadmill-dashboard"):
         assert stat.S_IMODE((root / state).stat().st_mode) == 0o700, state
     # Nothing on the real system was touched: what needs it is only printed.
-    for command in ("useradd --system", "/opt/treadmill-safety/bin/pip install", "systemctl daemon-reload",
+    for command in ("useradd --system", f"/opt/treadmill-safety/bin/pip install --require-hashes -r {REPO}/requirements-pi.lock",
+                    "/opt/treadmill-safety/bin/pip install --no-deps", "systemctl daemon-reload",
                     "udevadm control --reload", f"systemctl enable {CONTROLLER} {DASHBOARD}"):
         assert re.search(rf"would run: {re.escape(command)}", first.stdout) or \
             (command == "useradd --system" and "treadmill-web" in first.stdout and "usermod" in first.stdout), command
