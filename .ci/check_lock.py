@@ -100,7 +100,7 @@ def main(lock: Path, resolved: Path) -> int:
         subprocess.run([*pip, "--no-deps", "--no-build-isolation", str(REPO)], check=True,
                        cwd=tmp, env={**os.environ, "PIP_NO_CACHE_DIR": "1"})
         subprocess.run([str(venv / "bin" / "python"), "-c",
-                        "import controller.cli, lgpio, adafruit_vl53l0x, adafruit_extended_bus"], check=True, cwd=tmp)
+                        "import cli.main, lgpio, adafruit_vl53l0x, adafruit_extended_bus"], check=True, cwd=tmp)
     print("this machine: installed from the lock with --require-hashes, then the project with --no-deps")
     return 0
 

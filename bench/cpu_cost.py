@@ -22,8 +22,8 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from bench.common import save
 from controller.assembly import Controller
-from controller.safety_types import Command, CommandKind
-from controller.simulation import sim_config, wait_until
+from controller.safety.types import Command, CommandKind
+from sim.bench import sim_config, wait_until
 from hardware.sim.vl53l0x import SimI2C, bind_xshut
 
 TICKS = os.sysconf("SC_CLK_TCK")

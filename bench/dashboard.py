@@ -22,9 +22,9 @@ from pathlib import Path
 
 from bench.common import percentiles, save
 from bench.trip_latency import measure
-from controller.safety_types import CommandKind
-from controller.demo_dashboard import free_port, spawn_dashboard, stop_process
-from controller.simulation import SimBench, wait_until
+from controller.safety.types import CommandKind
+from sim.dashboard import free_port, spawn_dashboard, stop_process
+from sim.bench import SimBench, wait_until
 
 PASSWORD = "bench-password-1"
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 
 from bench.common import percentiles, save
-from controller.safety_types import Command, CommandKind
-from controller.safety import SafetyCore
-from controller.simulation import EXAMPLE_CONFIG
+from controller.safety.types import Command, CommandKind
+from controller.safety.core import SafetyCore
+from sim.bench import EXAMPLE_CONFIG
 from controller.config import load_config
 
 

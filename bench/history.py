@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 from bench.common import save
-from controller import records
-from controller.safety_types import CommandKind
-from controller.session_tracker import SessionTracker
-from controller.simulation import SimBench, sim_config, wait_until
-from controller.storage import HistoryStore
+from controller.storage import records
+from controller.safety.types import CommandKind
+from controller.therapy.tracker import SessionTracker
+from sim.bench import SimBench, sim_config, wait_until
+from controller.storage.store import HistoryStore
 
 PATIENT = {"patient_id": "BENCH", "display_name": "bench", "notes": "", "mode": "reverse", "speed_cap_kmh": 1.5,
            "base_stop_mm": 250, "warn_margin_mm": 200, "target_min": 30, "sessions_per_day": 2}

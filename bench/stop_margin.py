@@ -29,7 +29,7 @@ from typing import Any
 from bench.common import save
 from controller.config import (KMH_PER_MPS, SENSOR_RELIABLE_RANGE_MM, Config, load_config, parse_config,
                                stop_distance_mm)
-from controller.simulation import EXAMPLE_CONFIG, STALE_INPUT_TRIPS, SimBench, sim_config, wait_until
+from sim.bench import EXAMPLE_CONFIG, STALE_INPUT_TRIPS, SimBench, sim_config, wait_until
 from hardware.belt_protocol import mps_to_tenths_mph_floor, tenths_mph_to_mps
 from hardware.sim.patient import PatientModel
 

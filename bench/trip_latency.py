@@ -16,8 +16,8 @@ import logging
 import time
 
 from bench.common import percentiles, save
-from controller.safety_types import CommandKind
-from controller.simulation import STALE_INPUT_TRIPS, SimBench, wait_until
+from controller.safety.types import CommandKind
+from sim.bench import STALE_INPUT_TRIPS, SimBench, wait_until
 
 
 #: Goals on the development machine (sample -> relay).

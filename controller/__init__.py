@@ -1,1 +1,13 @@
-"""The controller process: config, safety decisions, the control loop, storage, CLI."""
+"""The controller process: it owns all hardware and all state.
+
+Layers, each importing only those listed before it:
+- ``fields``, ``config``: the config and the checked-field rules every layer uses;
+- ``safety/``: the pure safety decisions (no I/O);
+- ``storage/``: the history database, saved settings and export;
+- ``therapy/``: patients, progression and the session runner;
+- ``loop``, ``ipc``, ``notify``, ``service``, ``assembly``: the runtime; only ``assembly``
+  (the composition root) wires ``hardware/`` drivers to the loop;
+- ``doctor/``: the installer's hardware self-test.
+
+It never imports ``web/``, the simulation (``sim/``) or ``tests/``.
+"""

@@ -14,11 +14,11 @@ from typing import Any
 
 from controller.config import Config
 from controller.loop import ControlLoop
-from controller.safety import SafetyCore
-from controller.safety_types import Command, CommandKind, Mode
-from controller.sessions import SessionRunner
-from controller.settings_store import SettingsStore
-from controller.storage import HistoryStore
+from controller.safety.core import SafetyCore
+from controller.safety.types import Command, CommandKind, Mode
+from controller.therapy.runner import SessionRunner
+from controller.storage.settings import SettingsStore
+from controller.storage.store import HistoryStore
 from hardware import HardwareError, LinkError
 from hardware.belt import SpeedSensorBelt, TrackMasterBelt
 from hardware.io import GpioSpec, PanelIO

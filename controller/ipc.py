@@ -23,14 +23,15 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-from controller import patients, records
+from controller.storage import records
+from controller.therapy import patients
 from controller.config import Config, Limits
 from controller.fields import Choice, Num, check_value
 from controller.loop import ControlLoop
-from controller.safety_types import Command, CommandKind
-from controller.sessions import SessionError, SessionRunner
-from controller.database import StorageError
-from controller.storage import HistoryStore
+from controller.safety.types import Command, CommandKind
+from controller.therapy.runner import SessionError, SessionRunner
+from controller.storage.database import StorageError
+from controller.storage.store import HistoryStore
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from controller.safety import SafetyCore
-from controller.safety_types import ANYONE_COMMANDS, BeltAction, Command, Event, Outputs, Reply, State
+from controller.safety.core import SafetyCore
+from controller.safety.types import ANYONE_COMMANDS, BeltAction, Command, Event, Outputs, Reply, State
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import time
 from typing import Callable
 
 from controller.notify import Notifier
-from controller.safety import SafetyCore
+from controller.safety.core import SafetyCore
 
 log = logging.getLogger(__name__)
 

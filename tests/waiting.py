@@ -7,7 +7,7 @@ from typing import Callable
 
 import pytest
 
-from controller.simulation import wait_until
+from sim.bench import wait_until
 
 __all__ = ["wait_until", "expect", "holds_for"]
 

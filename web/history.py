@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from flask import Blueprint, Flask, Response, jsonify
 
-from controller.export_formats import SAMPLE_COLUMNS, samples_csv, sessions_csv
+from controller.storage.export_formats import SAMPLE_COLUMNS, samples_csv, sessions_csv
 from web.auth import actor, current_therapist, login_required
 from web.history_checks import (PATIENT_FIELDS, check_patient_id, check_session_id, pain_error,
                                 ranged_patient_errors, session_start_errors, static_patient_errors)

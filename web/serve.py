@@ -1,6 +1,6 @@
 """Run the dashboard under waitress, never Flask's development server.
 
-The command line is ``treadmill-safety web --config FILE`` (controller/cli.py);
+The command line is ``treadmill-safety web --config FILE`` (cli/main.py);
 the therapist password is set with ``treadmill-safety set-password``.
 """
 

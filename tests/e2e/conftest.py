@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from controller.demo_dashboard import free_port
+from sim.dashboard import free_port
 
 #: Debian's Chromium (installed by .ci/system-packages); Playwright never downloads a browser.
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -26,7 +26,7 @@ def demo(browser):
     It depends on the browser so Chromium's start-up load is over before the controller runs.
     """
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "demo", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "--port", str(port)],
                             stdout=subprocess.PIPE, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout.readline() for _ in range(2)), daemon=True)

@@ -516,7 +516,7 @@ def test_trackmaster_client_reads_sets_and_stops_the_emulator(make_emulator):
 
 def test_cli_prints_its_port_serves_polls_and_exits_0_on_sigint():
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "simulate-treadmill", "--dialect", "woodway"],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "simulate-treadmill", "--dialect", "woodway"],
                             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 10.0)

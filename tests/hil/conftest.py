@@ -1,4 +1,4 @@
-"""Hardware-in-the-loop fixtures: the real controller on simulated hardware (controller/simulation.py)."""
+"""Hardware-in-the-loop fixtures: the real controller on simulated hardware (sim/bench.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from gpiozero import Device
 
-from controller.simulation import SimBench, sim_config
+from sim.bench import SimBench, sim_config
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.simulation import STALE_INPUT_TRIPS, SimBench, wait_until
+from sim.bench import STALE_INPUT_TRIPS, SimBench, wait_until
 
 
 def relay_opened_at(bench: SimBench, after_t: float = 0.0) -> float | None:
@@ -29,13 +29,13 @@ def trips(bench: SimBench) -> list[dict]:
 
 def reset_when_healthy(bench: SimBench, timeout_s: float = 3.0):
     """Try a reset until it is accepted or the deadline passes; return the last reply."""
-    from controller.safety_types import CommandKind
+    from controller.safety.types import CommandKind
     replies = []
     wait_until(lambda: replies.append(bench.command(CommandKind.RESET)) or replies[-1].ok, timeout_s, poll_s=0.05)
     return replies[-1]
 
 
-#: Trips a shared test machine causes by itself (controller/simulation.py).
+#: Trips a shared test machine causes by itself (sim/bench.py).
 ENVIRONMENT_TRIPS = STALE_INPUT_TRIPS
 
 

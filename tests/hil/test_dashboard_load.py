@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from controller.safety_types import Command, CommandKind
-from controller.demo_dashboard import free_port, spawn_dashboard, stop_process
-from controller.simulation import SimBench, sim_config, wait_until
+from controller.safety.types import Command, CommandKind
+from sim.dashboard import free_port, spawn_dashboard, stop_process
+from sim.bench import SimBench, sim_config, wait_until
 from tests.hil.helpers import relay_opened_at, trips, wait_tripped
 from web.ipc_client import IpcClient
 

@@ -18,8 +18,8 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from controller.config import Config
-from controller.doctor import main_doctor, run_checks
-from controller.simulation import sim_config
+from controller.doctor.runner import main_doctor, run_checks
+from sim.bench import sim_config
 from hardware.sim.pins import watch_pin
 from hardware.sim.treadmill import TreadmillEmulator
 from hardware.sim.vl53l0x import SimI2C, SimVL53L0X, bind_xshut

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from controller import records
-from controller.database import connect
-from controller.simulation import wait_until
+from controller.storage import records
+from controller.storage.database import connect
+from sim.bench import wait_until
 from tests.hil.test_sessions import PATIENT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,8 +30,8 @@ STATES = ("STOPPED", "READY", "RUNNING", "STOPPING")
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
-    """``python -m controller.cli export ARGS`` in a child process."""
-    return subprocess.run([sys.executable, "-m", "controller.cli", "export", *args], check=False, cwd=REPO,
+    """``python -m cli.main export ARGS`` in a child process."""
+    return subprocess.run([sys.executable, "-m", "cli.main", "export", *args], check=False, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
 
 

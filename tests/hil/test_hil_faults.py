@@ -14,8 +14,8 @@ import pytest
 
 from controller.assembly import Controller
 from controller.config import KMH_PER_MPS
-from controller.safety_types import CommandKind as K
-from controller.simulation import wait_until
+from controller.safety.types import CommandKind as K
+from sim.bench import wait_until
 from hardware import belt_protocol as proto
 from hardware.sim.treadmill import SERVE_SLICE_S
 from tests.hil.helpers import relay_opened_at, reset_when_healthy, trips, wait_tripped

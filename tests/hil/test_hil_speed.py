@@ -7,8 +7,8 @@ import time
 import pytest
 
 from controller.config import KMH_PER_MPS
-from controller.safety_types import CommandKind as K
-from controller.simulation import wait_until
+from controller.safety.types import CommandKind as K
+from sim.bench import wait_until
 from tests.hil.helpers import relay_opened_at, trips, wait_tripped
 from tests.hil.test_hil_edge import a3_speeds_mps
 

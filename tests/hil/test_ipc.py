@@ -9,7 +9,7 @@ import time
 import pytest
 
 from controller.ipc import MAX_LINE_BYTES
-from controller.simulation import SimBench, wait_until
+from sim.bench import SimBench, wait_until
 from tests.hil.helpers import ENVIRONMENT_TRIPS, relay_opened_at, trips, wait_tripped
 from tests.hil.ipc_client import JsonLinesClient
 from web.ipc_client import ControllerError, ControllerOffline, IpcClient

@@ -13,9 +13,9 @@ import time
 import pytest
 
 from controller.notify import Notifier
-from controller.safety_types import CommandKind
+from controller.safety.types import CommandKind
 from controller.service import announce_ready, healthy_tick_hook
-from controller.simulation import EXAMPLE_CONFIG, SimBench, wait_until
+from sim.bench import EXAMPLE_CONFIG, SimBench, wait_until
 
 
 class NotifySocket:
@@ -68,7 +68,7 @@ def test_the_service_announces_ready_after_its_self_check_and_stops_cleanly(tmp_
                         .replace('ipc_group = "treadmill"', 'ipc_group = ""'))
     env = {**os.environ, "NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "1000000"}
     t_spawn = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "run", "--config", str(cfg_path), "--simulate"],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "run", "--config", str(cfg_path), "--simulate"],
                             env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_until(lambda: notify_socket.lines("READY=1"), 20.0), notify_socket.messages

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from controller.simulation import EXAMPLE_CONFIG, wait_until
-from controller.storage import HistoryStore
+from sim.bench import EXAMPLE_CONFIG, wait_until
+from controller.storage.store import HistoryStore
 from tests.hil.ipc_client import JsonLinesClient
 from tests.hil.test_sessions import PATIENT, THERAPIST, on_a_calm_machine
 
@@ -47,7 +47,7 @@ class ControllerProcess:
         """Start the child and wait until its socket answers."""
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "controller.cli", "run", "--simulate", "--config", str(self.config_path)],
+                [sys.executable, "-m", "cli.main", "run", "--simulate", "--config", str(self.config_path)],
                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         assert wait_until(self._answers, 20.0, POLL_S), f"the controller's socket never answered ({self.log_path})"
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from controller import records
-from controller.simulation import SimBench, wait_until
+from controller.storage import records
+from sim.bench import SimBench, wait_until
 from tests.hil.ipc_client import JsonLinesClient
 from tests.hil.test_sessions import PATIENT, THERAPIST, on_a_calm_machine
 from tests.waiting import expect

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from controller import records
+from controller.storage import records
 from controller.config import KMH_PER_MPS
-from controller.safety_types import CommandKind
-from controller.simulation import wait_until
-from controller.storage import HistoryStore
+from controller.safety.types import CommandKind
+from sim.bench import wait_until
+from controller.storage.store import HistoryStore
 from hardware.belt_protocol import decode_speed_field
 
 KMH_PER_MPH = 1.609344
@@ -125,7 +125,7 @@ def pause_resume_trip(bench):
 
 
 def test_a_session_needs_ready_and_a_therapist_and_refuses_bad_values_naming_the_field(session_bench):
-    from controller.sessions import SessionError
+    from controller.therapy.runner import SessionError
     bench = session_bench()
     runner = bench.controller.sessions
     bench.command(CommandKind.ESTOP)

@@ -7,7 +7,7 @@ import pytest
 
 from bench.stop_margin import bench_config, measure_speed
 from controller.config import KMH_PER_MPS, load_config
-from controller.simulation import EXAMPLE_CONFIG
+from sim.bench import EXAMPLE_CONFIG
 
 #: Allowance for one machine stall while the belt brakes: the patient model then moves on at the last speed read.
 STALL_S = 0.1

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from controller import records
-from controller.database import connect
-from controller.simulation import SimBench, sim_config, wait_until
-from controller.storage import HistoryStore
+from controller.storage import records
+from controller.storage.database import connect
+from sim.bench import SimBench, sim_config, wait_until
+from controller.storage.store import HistoryStore
 from tests.hil.helpers import on_a_calm_machine, relay_opened_at, reset_when_healthy, trips, wait_tripped
 
 PATIENT = {"patient_id": "P-7", "display_name": "C.D.", "notes": "", "mode": "reverse", "speed_cap_kmh": 1.5,

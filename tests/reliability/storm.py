@@ -32,8 +32,8 @@ from typing import Callable
 
 from controller.assembly import Controller
 from controller.config import KMH_PER_MPS
-from controller.safety_types import CommandKind as K
-from controller.simulation import STALE_INPUT_TRIPS, SimBench, sim_config, wait_until
+from controller.safety.types import CommandKind as K
+from sim.bench import STALE_INPUT_TRIPS, SimBench, sim_config, wait_until
 from hardware import belt_protocol as proto
 from tests.reliability.machine import StallWatch, most_delayed_s, production_priority, run_delays
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.demo_dashboard import free_port, spawn_dashboard, stop_process
-from controller.safety_types import CommandKind
-from controller.simulation import SimBench, sim_config
+from sim.dashboard import free_port, spawn_dashboard, stop_process
+from controller.safety.types import CommandKind
+from sim.bench import SimBench, sim_config
 from tests.hil.helpers import ENVIRONMENT_TRIPS
 from tests.reliability.machine import DASHBOARD_NICE, StallWatch, production_priority, renice_all_threads
 from tests.reliability.tally import TALLY

@@ -20,8 +20,8 @@ from gpiozero import Device
 from hypothesis import event, example, given, strategies as st
 
 from controller.ipc import MAX_LINE_BYTES
-from controller.safety_types import CommandKind
-from controller.simulation import SimBench
+from controller.safety.types import CommandKind
+from sim.bench import SimBench
 from tests.hil.ipc_client import JsonLinesClient
 from tests.reliability.tally import TALLY, fuzz
 from tests.waiting import expect

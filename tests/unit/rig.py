@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 
 from controller.config import KMH_PER_MPS, Config, load_config
-from controller.safety import SafetyCore
-from controller.safety_types import BeltAction, Command, CommandKind, Outputs, State
+from controller.safety.core import SafetyCore
+from controller.safety.types import BeltAction, Command, CommandKind, Outputs, State
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "systemd" / "config.example.toml"
 

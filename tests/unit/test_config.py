@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from controller.cli import main
+from cli.main import main
 from controller.config import ConfigError, load_config, parse_config
 from tests.unit.rig import EXAMPLE
 
@@ -137,7 +137,7 @@ def test_check_config_prints_every_error_and_exits_2(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(EXAMPLE.read_text().replace('protocol = "trackmaster"', 'protocol = "x"')
                     .replace("decel_mps2 = 1.0", "decel_mps2 = 9").replace("tick_hz = 100", "tick_hz = 1"))
-    proc = subprocess.run([sys.executable, "-m", "controller.cli", "check-config", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "check-config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "3 error(s)" in proc.stderr

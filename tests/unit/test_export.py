@@ -12,11 +12,11 @@ from datetime import datetime
 
 import pytest
 
-from controller import records
-from controller.export import export_history
-from controller.safety_types import Event
-from controller.database import StorageError
-from controller.storage import HistoryStore
+from controller.storage import records
+from controller.storage.export import export_history
+from controller.safety.types import Event
+from controller.storage.database import StorageError
+from controller.storage.store import HistoryStore
 from tests.waiting import expect
 
 NOW = 1_760_000_000.0  # a fixed export time, so the directory name is known

@@ -7,9 +7,9 @@ import threading
 import time
 
 from controller.loop import ControlLoop
-from controller.safety import SafetyCore
-from controller.safety_types import Command, CommandKind
-from controller.simulation import wait_until
+from controller.safety.core import SafetyCore
+from controller.safety.types import Command, CommandKind
+from sim.bench import wait_until
 from tests.unit.rig import example_config
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.patients import check_patient, check_patient_id
+from controller.therapy.patients import check_patient, check_patient_id
 from tests.hil.test_sessions import PATIENT
 from tests.unit.rig import example_config
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from controller.progression import (
+from controller.therapy.progression import (
     ProgressionError,
     pain_flag,
     pain_trend,

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from controller import records
-from controller.database import connect
+from controller.storage import records
+from controller.storage.database import connect
 
 SPEC_SUMMARY_KEYS = ["session_id", "patient_id", "status", "started_wall", "ended_wall", "planned_min", "mode",
                      "duration_s", "distance_m", "mean_kmh", "max_kmh", "warnings", "trips", "closest_mm",

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from controller.config import KMH_PER_MPS, stop_distance_mm
-from controller.safety_types import BeltAction, CommandKind as K, State
+from controller.safety.types import BeltAction, CommandKind as K, State
 from tests.unit.rig import Rig, example_config, kmh
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from controller.safety import SafetyCore
-from controller.safety_inputs import RANGE_STATUS_VALID
-from controller.safety_types import BeltAction, Command, CommandKind as K, State
+from controller.safety.core import SafetyCore
+from controller.safety.inputs import RANGE_STATUS_VALID
+from controller.safety.types import BeltAction, Command, CommandKind as K, State
 from tests.unit.rig import example_config, kmh
 
 CFG = example_config()

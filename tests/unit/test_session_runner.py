@@ -7,8 +7,8 @@ from concurrent.futures import Future
 
 import pytest
 
-from controller.sessions import SessionError, SessionRunner
-from controller.storage import HistoryStore
+from controller.therapy.runner import SessionError, SessionRunner
+from controller.storage.store import HistoryStore
 from tests.unit.rig import example_config
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from controller.safety_types import Event
-from controller.session_tracker import SessionTracker
+from controller.safety.types import Event
+from controller.therapy.tracker import SessionTracker
 
 
 def status(t, state="RUNNING", speed_mps=0.5, gap_mm=700.0, warning=False, reasons=None, target_mps=0.5):

@@ -12,11 +12,11 @@ import threading
 
 import pytest
 
-from controller import records
-from controller.safety_types import Event
-from controller.database import StorageError, connect
-from controller.settings_store import SettingsStore, atomic_write_text
-from controller.storage import HistoryStore
+from controller.storage import records
+from controller.safety.types import Event
+from controller.storage.database import StorageError, connect
+from controller.storage.settings import SettingsStore, atomic_write_text
+from controller.storage.store import HistoryStore
 from tests.unit.rig import example_config
 from tests.waiting import expect
 
@@ -152,7 +152,7 @@ def test_a_record_that_is_wrong_is_dropped_and_counted_and_the_rest_are_written(
     store.record(add_patient("A"))  # duplicate: can never be written
     store.record(lambda conn: records.update_session(conn, 1, colour="red"))
     store.record(add_patient("B"))
-    with caplog.at_level(logging.ERROR, logger="controller.storage"):
+    with caplog.at_level(logging.ERROR, logger="controller.storage.store"):
         assert store.flush()
     assert patient_ids(store) == ["A", "B"]
     assert store.write_errors == 2 and store.health()["ok"]
@@ -176,7 +176,7 @@ def test_put_task_runs_on_the_writer_and_its_os_error_is_logged(store, caplog):
         ran_on.append(threading.current_thread().name)
         raise OSError("no space left on device")
 
-    with caplog.at_level(logging.ERROR, logger="controller.storage"):
+    with caplog.at_level(logging.ERROR, logger="controller.storage.store"):
         store.put_task(fail)
         store.put(Event(1.0, "state", "ready", "ready"))
         assert store.flush()
@@ -186,7 +186,7 @@ def test_put_task_runs_on_the_writer_and_its_os_error_is_logged(store, caplog):
 
 def test_a_locked_database_never_blocks_put_and_loses_nothing(store, lock_holder, caplog):
     lock_holder.execute("BEGIN EXCLUSIVE")
-    with caplog.at_level(logging.ERROR, logger="controller.storage"):
+    with caplog.at_level(logging.ERROR, logger="controller.storage.store"):
         for i in range(500):
             store.put(Event(float(i), "state", f"s{i}", "state change"))
             store.record(add_patient(f"P{i:03d}", wall=float(i)), droppable=True)
@@ -278,7 +278,7 @@ def test_an_overflowing_backlog_drops_droppable_records_first_then_the_oldest(tm
     store = HistoryStore(blocker / "state", retry_s=0.02, max_backlog=5)
     store.start()
     try:
-        with caplog.at_level(logging.ERROR, logger="controller.storage"):
+        with caplog.at_level(logging.ERROR, logger="controller.storage.store"):
             for n, (name, droppable) in enumerate([("A1", False), ("A2", False), ("A3", False), ("D1", True),
                                                    ("D2", True), ("D3", True), ("D4", True), ("A4", False)]):
                 store.record(add_patient(name, wall=float(n)), droppable=droppable)
@@ -305,7 +305,7 @@ def test_close_with_a_locked_database_returns_within_its_timeout(store, lock_hol
     store.record(add_patient("P1"))
     expect(lambda: not store.health()["ok"], timeout_s=5, what="health to report the lock")
     store.record(add_patient("P2"))
-    with caplog.at_level(logging.ERROR, logger="controller.storage"):
+    with caplog.at_level(logging.ERROR, logger="controller.storage.store"):
         store.close(timeout_s=0.05)
         assert lock_holder.in_transaction, "close returned while the database was still locked"
         store.close()  # idempotent

@@ -7,7 +7,7 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 #: The config, and the CSV layouts shared with the export command; nothing else of the controller.
-ALLOWED_MODULES = ("controller.config", "controller.export_formats")
+ALLOWED_MODULES = ("controller.config", "controller.storage.export_formats")
 
 
 def _imports(path: Path) -> list[tuple[str, str]]:

@@ -9,9 +9,9 @@ latched: only a reset by a therapist leaves it, and only once no cause persists.
 from __future__ import annotations
 
 from controller.config import KMH_PER_MPS, Config, Limits, stop_distance_mm
-from controller.safety_commands import CommandHandler
-from controller.safety_inputs import MOVING_MPS, BeltTrack, Cause, SensorTrack
-from controller.safety_types import (
+from controller.safety.commands import CommandHandler
+from controller.safety.inputs import MOVING_MPS, BeltTrack, Cause, SensorTrack
+from controller.safety.types import (
     BELT_ACTIVE_STATES, NO_BELT_COMMAND, RELAY_ON_STATES, BeltAction, BeltCommand, Command,
     Event, Mode, Outputs, Reply, State,
 )

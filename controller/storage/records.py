@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Iterable, Sequence
 
-from controller.safety_types import State
+from controller.safety.types import State
 
 #: Tables of the therapy records; ``database.connect`` creates them with the events table.
 SCHEMA = """

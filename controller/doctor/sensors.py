@@ -1,6 +1,6 @@
 """The doctor's sensor checks: the I2C bus, each VL53L0X's identity, XSHUT addressing, first samples.
 
-A mixin of ``controller.doctor._Doctor``, which holds the state and prints the lines.
+A mixin of ``controller.doctor.runner._Doctor``, which holds the state and prints the lines.
 The small helpers shared by the doctor's modules live here, at the bottom of the import chain.
 """
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from controller.config import KMH_PER_MPS
-from controller.safety_inputs import MOVING_MPS
-from controller.safety_types import Event
+from controller.safety.inputs import MOVING_MPS
+from controller.safety.types import Event
 
 #: Within this of the plan a session counts as completed when the belt stands.
 COMPLETE_SLACK_S = 1.0

@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         if args.simulate:
-            from controller.simulation import SimBench, sim_config
+            from sim.bench import SimBench, sim_config
             bench = SimBench(sim_config(cfg.storage.state_dir, base=cfg, protocol=cfg.treadmill.protocol),
                              state_dir=cfg.storage.state_dir, ipc_socket=cfg.web.ipc_socket,
                              start_gap_mm=1000.0, on_healthy_tick=hook)
@@ -142,7 +142,7 @@ def cmd_set_password(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Hardware self-test for the installer: one PASS/FAIL line per check; 0 all pass, 1 a FAIL, 2 bad config."""
-    from controller.doctor import main_doctor
+    from controller.doctor.runner import main_doctor
     return main_doctor(args.config, args.relay_test)
 
 
@@ -176,8 +176,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     from pathlib import Path
 
-    from controller.export import export_history
-    from controller.database import StorageError
+    from controller.storage.export import export_history
+    from controller.storage.database import StorageError
     try:
         folder = export_history(Path(state_dir) / "history.db", Path(args.out))
     except StorageError as exc:
@@ -190,9 +190,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The controller on simulated hardware with the dashboard (or, --scripted, a terminal run)."""
     if args.scripted:
-        from controller.demo import run_demo
+        from sim.demo import run_demo
         return run_demo(args)
-    from controller.demo_dashboard import run_dashboard_demo
+    from sim.dashboard import run_dashboard_demo
     return run_dashboard_demo(args)
 
 

@@ -20,7 +20,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from controller.assembly import Controller
 from controller.config import Config, KMH_PER_MPS, load_config
-from controller.safety_types import Command, CommandKind, Reply
+from controller.safety.types import Command, CommandKind, Reply
 from hardware.sim.patient import PatientModel, PatientRunner
 from hardware.sim.pins import watch_pin
 from hardware.sim.treadmill import TreadmillEmulator

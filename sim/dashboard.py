@@ -27,8 +27,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from controller.safety_types import CommandKind
-from controller.simulation import EXAMPLE_CONFIG, SimBench, wait_until
+from controller.safety.types import CommandKind
+from sim.bench import EXAMPLE_CONFIG, SimBench, wait_until
 
 WEB_START_TIMEOUT_S = 20.0
 
@@ -61,7 +61,7 @@ def spawn_dashboard(port: int, socket_path: str, state_dir: str | Path, *,
 
     Returns the process, or None (and the process is ended) if it did not come up in time.
     """
-    web = subprocess.Popen([sys.executable, "-m", "controller.cli", "web", "--config", str(EXAMPLE_CONFIG),
+    web = subprocess.Popen([sys.executable, "-m", "cli.main", "web", "--config", str(EXAMPLE_CONFIG),
                             "--host", "127.0.0.1", "--port", str(port), "--ipc-socket", socket_path,
                             "--state-dir", str(state_dir)], stderr=stderr)
     try:  # the dashboard stays below the controller, whatever priority this process has

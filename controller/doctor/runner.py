@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from controller.config import Config, ConfigError, load_config
-from controller.doctor_panel import _PanelChecks
-from controller.doctor_sensors import SERVICE_USER, _SensorChecks, _exc_text
+from controller.doctor.panel import _PanelChecks
+from controller.doctor.sensors import SERVICE_USER, _SensorChecks, _exc_text
 from hardware.belt import SpeedSensorBelt, TrackMasterBelt
 from hardware.io import PanelIO, make_pin_factory
 from hardware.tof import TofArray

@@ -1,6 +1,6 @@
 """The doctor's panel checks: the serial link, GPIO, E-stop, relay and heartbeat.
 
-A mixin of ``controller.doctor._Doctor``, which holds the state and prints the lines.
+A mixin of ``controller.doctor.runner._Doctor``, which holds the state and prints the lines.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import serial
 
 from controller.assembly import gpio_spec
-from controller.doctor_sensors import SERVICE_UNIT, SERVICE_USER, _exc_text, _pin_name
+from controller.doctor.sensors import SERVICE_UNIT, SERVICE_USER, _exc_text, _pin_name
 from hardware import HardwareError, PinConfigError
 from hardware import belt_protocol as proto
 from hardware.belt import SpeedSensorBelt, TrackMasterBelt
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from controller.config import Config
 
 #: The doctor logs under one name, whichever of its modules does the logging.
-log = logging.getLogger("controller.doctor")
+log = logging.getLogger("controller.doctor.runner")
 
 #: How long the treadmill may take to answer C0 in the doctor (the controller allows ack_timeout_s).
 STATUS_ANSWER_WAIT_S = 0.5

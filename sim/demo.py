@@ -1,6 +1,6 @@
 """``make demo``: the whole controller on simulated hardware, with a patient who drifts back.
 
-Real drivers on simulated parts (see controller/simulation.py). A therapist
+Real drivers on simulated parts (see sim/bench.py). A therapist
 resets and starts the belt at the reverse cap; the patient then stops walking
 and is carried towards the rear edge. The controller warns, slows, and trips;
 the demo prints a status line at 5 Hz, then the event timeline, and exits.
@@ -13,7 +13,7 @@ import logging
 import time
 
 from controller.config import KMH_PER_MPS
-from controller.simulation import SimBench, wait_until
+from sim.bench import SimBench, wait_until
 
 STATUS_PERIOD_S = 0.2
 

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from controller.config import KMH_PER_MPS, LIMIT_TIGHTER_SIGN, Limits, ceiling_errors, limits_reach_errors
 from controller.fields import FieldError, Num, check_table, is_number
-from controller.safety_inputs import Cause
-from controller.safety_types import (
+from controller.safety.inputs import Cause
+from controller.safety.types import (
     ANYONE_COMMANDS, STANDING_STATES, Command, CommandKind, Event, Mode, Reply, State,
 )
 
 if TYPE_CHECKING:
-    from controller.safety import SafetyCore
+    from controller.safety.core import SafetyCore
 
 
 def _ok(message: str) -> Reply:

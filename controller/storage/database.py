@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from controller.records import SCHEMA as RECORDS_SCHEMA
+from controller.storage.records import SCHEMA as RECORDS_SCHEMA
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

@@ -23,14 +23,15 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from controller import patients, records
+from controller.storage import records
+from controller.therapy import patients
 from controller.config import KMH_PER_MPS, Config
 from controller.fields import FieldError, Num, check_value
-from controller.progression import pain_trend, sessions_today, suggest_duration
-from controller.session_tracker import SessionTracker
-from controller.safety_types import Command, CommandKind, Event
-from controller.database import StorageError
-from controller.storage import HistoryStore
+from controller.therapy.progression import pain_trend, sessions_today, suggest_duration
+from controller.therapy.tracker import SessionTracker
+from controller.safety.types import Command, CommandKind, Event
+from controller.storage.database import StorageError
+from controller.storage.store import HistoryStore
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from controller import records
-from controller.export_formats import samples_csv, sessions_csv
-from controller.database import StorageError, open_readonly
+from controller.storage import records
+from controller.storage.export_formats import samples_csv, sessions_csv
+from controller.storage.database import StorageError, open_readonly
 
 
 def export_history(db_path: Path, out_dir: Path, *, now: Callable[[], float] = time.time) -> Path:

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from controller.database import KEEP_CONNECTION_CODES, StorageError, connect, is_storage_fault, open_readonly
-from controller.safety_types import Event
+from controller.storage.database import KEEP_CONNECTION_CODES, StorageError, connect, is_storage_fault, open_readonly
+from controller.safety.types import Event
 
 log = logging.getLogger(__name__)
 
