@@ -15,7 +15,8 @@ import pytest
 from controller.storage import records
 from controller.safety.types import Event
 from controller.storage.database import StorageError, connect
-from controller.storage.settings import SettingsStore, atomic_write_text
+from controller.files import atomic_write_text
+from controller.storage.settings import SettingsStore
 from controller.storage.store import HistoryStore
 from tests.unit.rig import example_config
 from tests.waiting import expect
