@@ -15,7 +15,7 @@ from typing import Any
 from controller.config import Config
 from controller.loop import ControlLoop
 from controller.safety.core import SafetyCore
-from controller.safety.types import Command, CommandKind, Mode
+from controller.safety.types import Command, CommandKind, EventKind, Mode
 from controller.therapy.runner import SessionRunner
 from controller.storage.settings import SettingsStore
 from controller.storage.store import HistoryStore
@@ -124,7 +124,7 @@ class Controller:
         try:
             self.belt.open()
             self.belt.start()
-            # A controller that (re)starts tells the belt to stop (principle 3).
+            # A controller that (re)starts comes up stopped, and tells the belt so.
             self.belt.request_stop()
         except (LinkError, OSError) as exc:
             log.error("treadmill link: %s", exc)
@@ -152,7 +152,7 @@ class Controller:
         self.events.put(event)
         if self.sessions is not None:
             self.sessions.on_event(event)
-        if event.kind == "limits" or (event.kind == "state" and event.code == "mode"):
+        if event.kind == EventKind.LIMITS or (event.kind == EventKind.STATE and event.code == "mode"):
             # Runs on the decision thread: capture the values here, write on the writer thread.
             assert self.loop is not None
             limits, mode = self.loop.core.limits, self.loop.core.mode.value

@@ -28,7 +28,7 @@ from controller.therapy import patients
 from controller.config import Config, Limits
 from controller.fields import Choice, Num, check_value
 from controller.loop import ControlLoop
-from controller.safety.types import Command, CommandKind
+from controller.safety.types import Command, CommandKind, EventKind
 from controller.therapy.runner import SessionError, SessionRunner
 from controller.storage.database import StorageError
 from controller.storage.store import HistoryStore
@@ -46,7 +46,7 @@ IDLE_TIMEOUT_S = 10.0
 #: Connections accepted beyond max_clients may only stop: a full API never blocks an E-stop.
 STOP_ONLY_EXTRA = 16
 SEND_TIMEOUT_S = 2.0
-EVENT_KINDS = ("trip", "warn", "state", "command", "refused", "limits", "fault")
+EVENT_KINDS = tuple(kind.value for kind in EventKind)
 
 
 class RequestError(Exception):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from controller.safety.core import SafetyCore
-from controller.safety.types import ANYONE_COMMANDS, BeltAction, Command, Event, Outputs, Reply, State
+from controller.safety.types import ANYONE_COMMANDS, BeltAction, Command, Event, EventKind, Outputs, Reply, State
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ class ControlLoop:
                                    out.warning, out.state is State.STOPPED)
         self.steps += 1
         for event in out.events:
-            if event.kind == "trip":
+            if event.kind == EventKind.TRIP:
                 self.trips_by_reason[event.code] = self.trips_by_reason.get(event.code, 0) + 1
             self.event_sink(event)
         if out.events:

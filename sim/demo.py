@@ -13,6 +13,7 @@ import logging
 import time
 
 from controller.config import KMH_PER_MPS
+from controller.safety.types import EventKind
 from sim.bench import SimBench, wait_until
 
 STATUS_PERIOD_S = 0.2
@@ -58,7 +59,7 @@ def run_demo(args: argparse.Namespace) -> int:
         for e in events:
             who = f" [{e['actor']}]" if e["actor"] else ""
             print(f"  +{e['t_mono'] - t_first:6.2f}s {e['kind']:8s} {e['code']:14s}{who} {e['message']}")
-        trips = [e for e in events if e["kind"] == "trip"]
+        trips = [e for e in events if e["kind"] == EventKind.TRIP]
         if trips:
             f = trips[-1]["figures"]
             print(f"\ntrip figures: gap {f['gap_mm']} mm <= stop distance {f['stop_distance_mm']} mm = "

@@ -21,7 +21,7 @@ from controller.safety.checks import check_limits, check_mode, check_prescriptio
 from controller.safety.inputs import MOVING_MPS, BeltTrack, Cause, SensorTrack
 from controller.safety.types import (
     ANYONE_COMMANDS, BELT_ACTIVE_STATES, NO_BELT_COMMAND, RELAY_ON_STATES, STANDING_STATES, BeltAction,
-    BeltCommand, Command, CommandKind, Event, Mode, Outputs, Reply, State,
+    BeltCommand, Command, CommandKind, Event, EventKind, Mode, Outputs, Reply, State,
 )
 
 #: A correction for overspeed is re-sent this often while the overspeed lasts.
@@ -142,7 +142,7 @@ class SafetyCore:
         """A person's request; the reply says what happened."""
         self._advance(t_mono)
         reply = self._handle_command(command)
-        self._events.append(Event(self.now, "command" if reply.ok else "refused", command.kind.value,
+        self._events.append(Event(self.now, EventKind.COMMAND if reply.ok else EventKind.REFUSED, command.kind.value,
                                   reply.message, command.actor,
                                   {"value": command.value} if command.value is not None else {}))
         return self._step(t_mono, reply)
@@ -297,17 +297,17 @@ class SafetyCore:
         self._send_stop()
         for c in causes:
             self.reasons.setdefault(c.code, c.message)
-        self._events.append(Event(self.now, "trip", causes[0].code,
+        self._events.append(Event(self.now, EventKind.TRIP, causes[0].code,
                                   "; ".join(c.message for c in causes), figures=figures))
 
     def _note_reasons(self, causes: list[Cause]) -> None:
         for c in causes:
             if c.code not in self.reasons:
                 self.reasons[c.code] = c.message
-                self._events.append(Event(self.now, "fault", c.code, c.message, figures=self.figures()))
+                self._events.append(Event(self.now, EventKind.FAULT, c.code, c.message, figures=self.figures()))
 
     def _set_state(self, state: State, message: str, actor: str = "") -> None:
-        self._events.append(Event(self.now, "state", state.value, message, actor,
+        self._events.append(Event(self.now, EventKind.STATE, state.value, message, actor,
                                   {"from_state": self.state.value}))
         if state is State.RUNNING and self.state is not State.RUNNING:
             self.running_since = self.now
@@ -324,7 +324,7 @@ class SafetyCore:
             return
         if self.overspeed_since is None:
             self.overspeed_since = self.now
-            self._events.append(Event(self.now, "warn", "overspeed", f"belt at "
+            self._events.append(Event(self.now, EventKind.WARN, "overspeed", f"belt at "
                                       f"{self.belt.speed_mps * KMH_PER_MPS:.2f} km/h above the cap: slowing",
                                       figures=self.figures()))
         if self.can_command and self.state is State.RUNNING and \
@@ -348,7 +348,7 @@ class SafetyCore:
             return
         self.in_warn = True
         self.warn_exit_mm = warn_mm + WARN_HYSTERESIS_MM
-        self._events.append(Event(self.now, "warn", "warn_zone", f"patient {gap:.0f} mm from the rear edge, "
+        self._events.append(Event(self.now, EventKind.WARN, "warn_zone", f"patient {gap:.0f} mm from the rear edge, "
                                   f"inside the warn distance {warn_mm:.0f} mm", figures=self.figures()))
         if self.state is State.RUNNING and self.can_command:
             step = self.cfg.safety.warn_slowdown_kmh / KMH_PER_MPS
@@ -466,7 +466,7 @@ class SafetyCore:
                              "treadmill's console")
         self.ramping_down = True
         self.target_mps = min(self.target_mps, self.cfg.safety.min_speed_kmh / KMH_PER_MPS)
-        self._events.append(Event(self.now, "state", "ramp_down", f"ramping down to a stop for {cmd.actor}",
+        self._events.append(Event(self.now, EventKind.STATE, "ramp_down", f"ramping down to a stop for {cmd.actor}",
                                   cmd.actor, {"from_mps": round(self.commanded_mps, 3)}))
         return _ok("ramping down to a stop")
 
@@ -535,7 +535,7 @@ class SafetyCore:
             return _conflict("the mode changes only while the belt stands (STOPPED or READY, speed 0)")
         self.mode = mode
         self.target_mps = min(self.target_mps, self.cap_mps)
-        self._events.append(Event(self.now, "state", "mode", f"mode set to {mode.value} by {cmd.actor}",
+        self._events.append(Event(self.now, EventKind.STATE, "mode", f"mode set to {mode.value} by {cmd.actor}",
                                   cmd.actor, {"mode": mode.value}))
         return _ok(f"mode {mode.value}")
 
@@ -581,5 +581,5 @@ class SafetyCore:
             self.commanded_mps = self.cap_mps
             if self.state is State.RUNNING:
                 self._send_speed(self.commanded_mps)
-        self._events.append(Event(self.now, "limits", "limits", message, actor,
+        self._events.append(Event(self.now, EventKind.LIMITS, "limits", message, actor,
                                   {"old": dataclasses.asdict(old), "new": dataclasses.asdict(new), **extra}))

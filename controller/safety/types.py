@@ -49,7 +49,7 @@ class CommandKind(enum.Enum):
     APPLY_PRESCRIPTION = "apply_prescription"
 
 
-#: Commands anyone may give (principle 2: stop is always allowed).
+#: Commands anyone may give: stop is always allowed, go needs authority.
 ANYONE_COMMANDS = frozenset({CommandKind.ESTOP, CommandKind.STOP})
 
 
@@ -84,12 +84,30 @@ class BeltCommand:
 NO_BELT_COMMAND = BeltCommand()
 
 
+class EventKind(enum.StrEnum):
+    """What an event records; stored and sent as its value."""
+
+    TRIP = "trip"
+    WARN = "warn"
+    STATE = "state"
+    COMMAND = "command"
+    REFUSED = "refused"
+    LIMITS = "limits"
+    FAULT = "fault"
+
+
+#: Events logged at WARNING: something stopped the belt or was refused. A tuple, not a set:
+#: an event read back from storage has a plain string kind, equal to the member but not
+#: hashed like it.
+ALERT_EVENT_KINDS = (EventKind.TRIP, EventKind.REFUSED, EventKind.FAULT)
+
+
 @dataclass(frozen=True)
 class Event:
     """Something worth recording: a trip, a warning, a state change, a command."""
 
     t_mono: float
-    kind: str  # trip | warn | state | command | refused | limits | fault
+    kind: EventKind
     code: str
     message: str
     actor: str = ""

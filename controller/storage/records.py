@@ -8,6 +8,7 @@ functions only store and fetch them.
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 from typing import Any, Iterable, Sequence
 
@@ -65,6 +66,18 @@ PATIENT_FIELDS = ("patient_id", "display_name", "notes", "mode", "speed_cap_kmh"
 _PATIENT_COLUMNS = PATIENT_FIELDS + ("created_wall", "updated_wall")
 
 #: Keys of a session summary, in the order of the spec and the CSV.
+class SessionStatus(enum.StrEnum):
+    """A session's ``status`` column: open while active, then how it ended."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ENDED = "ended"
+    INTERRUPTED = "interrupted"
+
+
+#: The statuses of a session that is over.
+FINISHED_STATUSES = (SessionStatus.COMPLETED, SessionStatus.ENDED, SessionStatus.INTERRUPTED)
+
 SUMMARY_KEYS = ("session_id", "patient_id", "status", "started_wall", "ended_wall", "planned_min", "mode",
                 "duration_s", "distance_m", "mean_kmh", "max_kmh", "warnings", "trips", "closest_mm",
                 "pain_before", "pain_after", "pain_flag", "end_reason")
@@ -128,7 +141,8 @@ def insert_session(conn: sqlite3.Connection, patient_id: str, started_wall: floa
                    pain_before: int) -> int:
     """Open an "active" session with zero figures; returns its session_id."""
     cur = conn.execute("INSERT INTO sessions (patient_id, status, started_wall, planned_min, mode, pain_before) "
-                       "VALUES (?, 'active', ?, ?, ?, ?)", (patient_id, started_wall, planned_min, mode, pain_before))
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (patient_id, SessionStatus.ACTIVE, started_wall, planned_min, mode, pain_before))
     return int(cur.lastrowid)
 
 
@@ -217,13 +231,13 @@ def samples(conn: sqlite3.Connection, session_id: int, offset: int = 0,
 
 def recover_interrupted(conn: sqlite3.Connection) -> list[int]:
     """Mark sessions left "active" by a crash as "interrupted", ended at their last sample; returns their ids."""
-    active = conn.execute("SELECT session_id, started_wall, duration_s FROM sessions WHERE status = 'active' "
-                          "ORDER BY session_id").fetchall()
+    active = conn.execute("SELECT session_id, started_wall, duration_s FROM sessions WHERE status = ? "
+                          "ORDER BY session_id", (SessionStatus.ACTIVE,)).fetchall()
     for session_id, started_wall, duration_s in active:
         last = conn.execute("SELECT t_s FROM samples WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
                             (session_id,)).fetchone()
         ended_wall = started_wall + (last[0] if last is not None else duration_s)
-        update_session(conn, session_id, status="interrupted", ended_wall=ended_wall, end_reason=CRASH_REASON)
+        update_session(conn, session_id, status=SessionStatus.INTERRUPTED, ended_wall=ended_wall, end_reason=CRASH_REASON)
     return [row[0] for row in active]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from controller.storage.database import KEEP_CONNECTION_CODES, StorageError, connect, is_storage_fault, open_readonly
-from controller.safety.types import Event
+from controller.safety.types import ALERT_EVENT_KINDS, Event
 
 log = logging.getLogger(__name__)
 
@@ -438,6 +438,6 @@ class HistoryStore:
 
 
 def _log_event(e: Event) -> None:
-    level = logging.WARNING if e.kind in ("trip", "refused", "fault") else logging.INFO
+    level = logging.WARNING if e.kind in ALERT_EVENT_KINDS else logging.INFO
     who = f" [{e.actor}]" if e.actor else ""
     log.log(level, "%s %s%s: %s", e.kind, e.code, who, e.message)

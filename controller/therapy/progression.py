@@ -35,9 +35,8 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 
 from controller.fields import Choice, FieldError, Num
+from controller.storage.records import FINISHED_STATUSES, SessionStatus
 
-FINISHED = ("completed", "ended", "interrupted")
-STATUSES = ("active",) + FINISHED
 #: Days a level is walked before the next step (the regimen grows once a week).
 DAYS_PER_STEP = 7
 PAIN_WORSENING = "pain worsening: review the program"
@@ -47,7 +46,7 @@ _START = Num(1, 30, "min")
 _STEP = Num(0.5, 10, "min")
 _PLANNED = Num(0.25, 60, "min")
 _PAIN = Num(0, 10, integer=True)
-_STATUS = Choice(STATUSES)
+_STATUS = Choice(tuple(status.value for status in SessionStatus))
 #: Unix times up to the year 5138; fields.MAX_MAGNITUDE (1e9) is below today's clock.
 _MAX_WALL = 1e11
 
@@ -93,7 +92,7 @@ def _checked(sessions: list[dict]) -> list[dict]:
             "started_wall": _require_wall(section, "started_wall", s.get("started_wall")),
             # Only a completed session's planned duration sets the level.
             "planned_min": (_require(section, "planned_min", s.get("planned_min"), _PLANNED)
-                            if status == "completed" else None),
+                            if status == SessionStatus.COMPLETED else None),
             "pain_before": _pain(section, "pain_before", s.get("pain_before")),
             "pain_after": _pain(section, "pain_after", s.get("pain_after")),
         })
@@ -155,11 +154,11 @@ def suggest_duration(sessions: list[dict], target_min: float, start_min: float,
     def suggest(minutes: float, reason: str, held: bool) -> dict:
         return {"duration_min": bounded(minutes), "reason": reason, "held": held}
 
-    finished = [r for r in rows if r["status"] in FINISHED]
+    finished = [r for r in rows if r["status"] in FINISHED_STATUSES]
     if not finished:
         return suggest(lowest, f"first session: the regimen starts at about {_fmt(lowest)} "
                                f"and builds step by step to {_fmt(target)}", False)
-    completed = [r for r in finished if r["status"] == "completed"]
+    completed = [r for r in finished if r["status"] == SessionStatus.COMPLETED]
     level = completed[-1]["planned_min"] if completed else lowest
     holding = f"holding at {_fmt(bounded(level))}"
 
@@ -170,8 +169,8 @@ def suggest_duration(sessions: list[dict], target_min: float, start_min: float,
     if last["pain_before"] is not None and pain_flag(last["pain_before"], last["pain_after"]):
         return suggest(level, f"pain rose during the last session ({last['pain_before']} → "
                               f"{last['pain_after']}); {holding}", True)
-    if last["status"] != "completed":
-        how = "was ended early" if last["status"] == "ended" else "was interrupted"
+    if last["status"] != SessionStatus.COMPLETED:
+        how = "was ended early" if last["status"] == SessionStatus.ENDED else "was interrupted"
         return suggest(level, f"the last session {how}; {holding} until one is completed", True)
     if level >= target:
         return suggest(target, f"target of {_fmt(target)} reached", False)

@@ -24,12 +24,13 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from controller.storage import records
+from controller.storage.records import SessionStatus
 from controller.therapy import patients
 from controller.config import KMH_PER_MPS, Config
 from controller.fields import FieldError, Num, check_value
 from controller.therapy.progression import pain_trend, sessions_today, suggest_duration
 from controller.therapy.tracker import SessionTracker
-from controller.safety.types import Command, CommandKind, Event
+from controller.safety.types import Command, CommandKind, Event, EventKind
 from controller.storage.database import StorageError
 from controller.storage.store import HistoryStore
 
@@ -103,7 +104,7 @@ class SessionRunner:
 
     def on_event(self, event: Event) -> None:
         """Every event the core emits."""
-        if event.kind in ("warn", "trip"):
+        if event.kind in (EventKind.WARN, EventKind.TRIP):
             self._q.put(("event", event))
 
     # ---- from the IPC threads -------------------------------------------------------
@@ -197,9 +198,9 @@ class SessionRunner:
         tr = self.tracker
         assert tr is not None
         if status is None:
-            status = "completed" if tr.completed else "ended"
+            status = SessionStatus.COMPLETED if tr.completed else SessionStatus.ENDED
         if reason is None:
-            reason = "target reached" if status == "completed" else f"ended by {ended_by}"
+            reason = "target reached" if status == SessionStatus.COMPLETED else f"ended by {ended_by}"
         first, rows = tr.take_samples()
         sid, figures, ended = tr.session_id, tr.figures(), self.wall_clock()
 
@@ -217,7 +218,7 @@ class SessionRunner:
 
     def _shutdown(self, params: dict) -> None:
         if self.tracker is not None:
-            self._end_session(None, "interrupted", "controller stopped")
+            self._end_session(None, SessionStatus.INTERRUPTED, "controller stopped")
         self._stop = True
 
     # ---- requests -------------------------------------------------------------------
@@ -440,7 +441,7 @@ class SessionRunner:
             raise _invalid(errors)
         summary = self._summary(sid)
         until = summary["ended_wall"] or self.wall_clock()
-        events = self.store.recent(500, kinds=("warn", "trip"), since_wall=summary["started_wall"],
+        events = self.store.recent(500, kinds=(EventKind.WARN, EventKind.TRIP), since_wall=summary["started_wall"],
                                    until_wall=until)
         return {"session": summary, "events": list(reversed(events))}
 

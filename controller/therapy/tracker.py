@@ -12,7 +12,7 @@ from typing import Any
 
 from controller.config import KMH_PER_MPS
 from controller.safety.inputs import MOVING_MPS
-from controller.safety.types import Event
+from controller.safety.types import Event, EventKind
 
 #: Within this of the plan a session counts as completed when the belt stands.
 COMPLETE_SLACK_S = 1.0
@@ -97,9 +97,9 @@ class SessionTracker:
 
     def on_event(self, event: Event) -> None:
         """A warning or a trip of the controller during the session."""
-        if event.kind == "warn":
+        if event.kind == EventKind.WARN:
             self.warnings += 1
-        elif event.kind == "trip":
+        elif event.kind == EventKind.TRIP:
             self.trips += 1
             gap = event.figures.get("gap_mm")
             if gap is not None:
