@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.common import percentiles, save
 from bench.trip_latency import measure
 from controller.safety.types import CommandKind
-from sim.dashboard import free_port, spawn_dashboard, stop_process
+from sim.dashboard import CHROMIUM, CHROMIUM_ARGS, free_port, spawn_dashboard, stop_process
 from sim.bench import SimBench, wait_until
 
 PASSWORD = "bench-password-1"
@@ -50,7 +50,6 @@ def push_latency(bench: SimBench, url: str, cycles: int) -> dict:
     """E-stop over IPC, then time until the page's banner says STOPPED (ms)."""
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
     latencies = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -70,8 +69,8 @@ def push_latency(bench: SimBench, url: str, cycles: int) -> dict:
             bench.command(CommandKind.ESTOP, actor="bench", authorized=False)
             page.wait_for_function("() => window.__shown.some(s => s[0] === 'STOPPED')", timeout=5000)
             shown_ms = next(t for s, t in page.evaluate("() => window.__shown") if s == "STOPPED")
-            bench.controller.events.flush()
-            trip = bench.controller.events.recent(1, kind="trip")[0]
+            bench.controller.history.flush()
+            trip = bench.controller.history.recent(1, kind="trip")[0]
             latencies.append(shown_ms - trip["wall_time"] * 1000)
         browser.close()
     return percentiles(latencies)

@@ -46,7 +46,7 @@ def live(seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as state:
         bench = SimBench(sim_config(state), state_dir=state, start_gap_mm=1000.0).start()
         try:
-            runner, store = bench.controller.sessions, bench.controller.events
+            runner, store = bench.controller.sessions, bench.controller.history
             runner.request("save", {"patient": PATIENT, "create": True, **THERAPIST})
             assert wait_until(lambda: bench.command(CommandKind.RESET).ok, 5.0, poll_s=0.05), "reset refused"
             sid = runner.request("start", {"patient_id": "BENCH", "planned_min": 60, "pain_before": 2,

@@ -103,8 +103,8 @@ def _config_record(cfg: Config, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def _trip_after(bench: SimBench, t_mono: float) -> dict | None:
-    bench.controller.events.flush()
-    found = [e for e in bench.controller.events.recent(5, kind="trip") if e["t_mono"] >= t_mono]
+    bench.controller.history.flush()
+    found = [e for e in bench.controller.history.recent(5, kind="trip") if e["t_mono"] >= t_mono]
     return found[-1] if found else None
 
 

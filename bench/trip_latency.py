@@ -65,8 +65,8 @@ def _trip_once(bench: SimBench, stop_mm: float) -> tuple[float, float]:
             raise _machine_stall(bench, "the relay opened before the step")
         raise Missed(f"no trip {MISSED_AFTER_S} s after crossing: {bench.controller.status.get('reasons')}")
     opened_t = next(t for t, e in bench.relay_history[n_hist:] if not e)
-    bench.controller.events.flush()
-    trip = bench.controller.events.recent(1, kind="trip")[0]
+    bench.controller.history.flush()
+    trip = bench.controller.history.recent(1, kind="trip")[0]
     if trip["code"] != "stop_zone":
         if trip["code"].startswith(STALE_INPUT_TRIPS):
             raise Spoiled(trip["code"])

@@ -12,7 +12,6 @@ import threading
 
 from controller.config import ConfigError, load_config
 
-log = logging.getLogger("treadmill-safety")
 
 
 def setup_logging(level: int = logging.INFO) -> logging.handlers.QueueListener:

@@ -73,7 +73,7 @@ class Controller:
         self.tof: TofArray | None = None
         self.belt: TrackMasterBelt | SpeedSensorBelt | None = None
         self.loop: ControlLoop | None = None
-        self.events = HistoryStore(self.state_dir)
+        self.history = HistoryStore(self.state_dir)
         self.settings = SettingsStore(self.state_dir)
         self.sessions: SessionRunner | None = None
         self.ipc = None
@@ -87,7 +87,7 @@ class Controller:
         except OSError as exc:
             # No history and no saved settings, but the controller still guards the patient.
             log.error("state directory %s cannot be created: %s", self.state_dir, exc)
-        self.events.start()
+        self.history.start()
         limits, mode, errors = self.settings.load(self.cfg)
         for err in errors:
             log.warning("saved settings ignored, using the config's: %s", err)
@@ -100,7 +100,7 @@ class Controller:
         self.panel.on_reset_pressed = lambda t: loop.submit_command(
             Command(CommandKind.RESET, "reset button", authorized=True))
         loop.submit_estop(self.panel.estop_open, time.monotonic())
-        self.sessions = SessionRunner(self.cfg, loop, self.events).start()
+        self.sessions = SessionRunner(self.cfg, loop, self.history).start()
         loop.add_status_listener(self.sessions.on_status)
         self._start_belt(core)
         self._start_sensors()
@@ -149,21 +149,21 @@ class Controller:
                 loop.submit_sensor_fault(s.id, f"bring-up failed: {exc}", now)
 
     def _on_event(self, event) -> None:
-        self.events.put(event)
+        self.history.put(event)
         if self.sessions is not None:
             self.sessions.on_event(event)
         if event.kind == EventKind.LIMITS or (event.kind == EventKind.STATE and event.code == "mode"):
             # Runs on the decision thread: capture the values here, write on the writer thread.
             assert self.loop is not None
             limits, mode = self.loop.core.limits, self.loop.core.mode.value
-            self.events.put_task(lambda: self.settings.save(limits, mode))
+            self.history.put_task(lambda: self.settings.save(limits, mode))
 
     def serve_ipc(self, socket_path: str | Path | None = None, *, group: str | None = None,
                   demo_actions=None):
         """Serve the API socket (default: [web] ipc_socket, group [web] ipc_group)."""
         from controller.ipc import IpcServer
         assert self.loop is not None, "start() first"
-        self.ipc = IpcServer(self.loop, self.events, self.cfg, socket_path or self.cfg.web.ipc_socket,
+        self.ipc = IpcServer(self.loop, self.history, self.cfg, socket_path or self.cfg.web.ipc_socket,
                              group=self.cfg.web.ipc_group if group is None else group,
                              demo_actions=demo_actions, sessions=self.sessions).start()
         return self.ipc
@@ -195,7 +195,7 @@ class Controller:
         for name, action in (("belt", lambda: self.belt and self.belt.stop_then_close()),
                              ("sensors", lambda: self.tof and self.tof.close()),
                              ("panel", lambda: self.panel and self.panel.close()),
-                             ("events", self.events.close)):
+                             ("history", self.history.close)):
             try:
                 action()
             except Exception:  # noqa: BLE001 - every part gets its chance to shut down

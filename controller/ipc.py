@@ -172,10 +172,10 @@ class _Client:
 class IpcServer:
     """Serves the loop's status, events and commands on a Unix socket (mode 0660)."""
 
-    def __init__(self, loop: ControlLoop, events: HistoryStore, cfg: Config, socket_path: str | Path, *,
+    def __init__(self, loop: ControlLoop, history: HistoryStore, cfg: Config, socket_path: str | Path, *,
                  group: str = "", demo_actions: dict[str, Callable[[], str]] | None = None,
                  max_clients: int = 32, sessions: SessionRunner | None = None):
-        self.loop, self.events, self.cfg = loop, events, cfg
+        self.loop, self.history, self.cfg = loop, history, cfg
         self.sessions = sessions
         self.path = Path(socket_path)
         self.group = group
@@ -344,7 +344,7 @@ class IpcServer:
         runner = self.sessions
         return {"session": runner.snapshot if runner else None,
                 "selected_patient": runner.selected_patient if runner else None,
-                "storage": self.events.health()}
+                "storage": self.history.health()}
 
     def _m_status(self, client: _Client, params: dict) -> dict[str, Any]:
         return self.status()
@@ -362,8 +362,8 @@ class IpcServer:
             check_value("events", "kind", kind, Choice(EVENT_KINDS), errors)
         if errors:
             raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
-        self.events.flush(1.0)
-        return self.events.recent(int(limit), kind)
+        self.history.flush(1.0)
+        return self.history.recent(int(limit), kind)
 
     def _m_limits(self, client: _Client, params: dict) -> dict[str, Any]:
         core = self.loop.core
@@ -436,7 +436,7 @@ class IpcServer:
         }
 
     def _patients(self) -> dict[str, Any]:
-        return {"patients": self.events.read(records.list_patients), "fields": patients.describe_fields(self.cfg)}
+        return {"patients": self.history.read(records.list_patients), "fields": patients.describe_fields(self.cfg)}
 
     def _session_samples(self, params: dict) -> dict[str, Any]:
         errors: list = []
@@ -445,9 +445,9 @@ class IpcServer:
         limit = check_value("session", "limit", params.get("limit", 5000), Num(1, 5000, integer=True), errors)
         if errors:
             raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
-        if self.events.read(lambda conn: records.get_session(conn, sid)) is None:
+        if self.history.read(lambda conn: records.get_session(conn, sid)) is None:
             raise RequestError("not_found", f"no session {sid}")
-        rows, total = self.events.read(lambda conn: records.samples(conn, sid, offset, limit))
+        rows, total = self.history.read(lambda conn: records.samples(conn, sid, offset, limit))
         following = offset + len(rows)
         return {"columns": ["t_s", "gap_mm", "belt_kmh", "state", "warning"], "rows": rows, "total": total,
                 "next_offset": following if following < total else None}

@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +38,13 @@ WEB_START_TIMEOUT_S = 20.0
 DEMO_PATIENT = {"patient_id": "DEMO-1", "display_name": "Demo patient", "notes": "created by the demo",
                 "mode": "reverse", "speed_cap_kmh": 1.5, "base_stop_mm": 250, "warn_margin_mm": 200,
                 "target_min": 20, "sessions_per_day": 2}
+
+
+#: Debian's Chromium (installed by .ci/system-packages); Playwright drives it and never downloads one.
+#: The flags keep it off the network: no background fetches, no QUIC, no sync.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def answers(url: str) -> bool:

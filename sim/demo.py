@@ -52,8 +52,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 break
             time.sleep(STATUS_PERIOD_S)
         wait_until(lambda: bench.emulator.belt_speed_mps == 0.0, 3.0)
-        bench.controller.events.flush()
-        events = list(reversed(bench.controller.events.recent(100)))
+        bench.controller.history.flush()
+        events = list(reversed(bench.controller.history.recent(100)))
         print("\ntimeline:")
         t_first = events[0]["t_mono"] if events else 0.0
         for e in events:

@@ -202,18 +202,6 @@ def list_sessions(conn: sqlite3.Connection, patient_id: str) -> list[dict[str, A
     return [_summary(r) for r in rows]
 
 
-def sessions_between(conn: sqlite3.Connection, patient_id: str, since_wall: float,
-                     until_wall: float | None = None) -> list[dict[str, Any]]:
-    """A patient's sessions started in [since_wall, until_wall), newest first."""
-    sql = _SELECT_SESSIONS + " WHERE patient_id = ? AND started_wall >= ?"
-    args: list[Any] = [patient_id, since_wall]
-    if until_wall is not None:
-        sql += " AND started_wall < ?"
-        args.append(until_wall)
-    rows = conn.execute(sql + " ORDER BY started_wall DESC, session_id DESC", args).fetchall()
-    return [_summary(r) for r in rows]
-
-
 def all_sessions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every session of every patient, oldest first (exports)."""
     return [_summary(r) for r in conn.execute(_SELECT_SESSIONS + " ORDER BY session_id").fetchall()]

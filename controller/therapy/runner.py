@@ -60,9 +60,9 @@ def _invalid(errors: list[FieldError]) -> SessionError:
 class SessionRunner:
     """Runs sessions beside the control loop; every request is answered from one thread."""
 
-    def __init__(self, cfg: Config, loop: Any, store: HistoryStore, *, wall_clock: Callable[[], float] = time.time,
+    def __init__(self, cfg: Config, loop: Any, history: HistoryStore, *, wall_clock: Callable[[], float] = time.time,
                  mono_clock: Callable[[], float] = time.monotonic):
-        self.cfg, self.loop, self.store = cfg, loop, store
+        self.cfg, self.loop, self.history = cfg, loop, history
         self.wall_clock, self.mono_clock = wall_clock, mono_clock
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -78,7 +78,7 @@ class SessionRunner:
 
     def start(self) -> "SessionRunner":
         """Close sessions a crash left open, then start the thread."""
-        self.store.record(records.recover_interrupted)
+        self.history.record(records.recover_interrupted)
         self._thread = threading.Thread(target=self._run, name="sessions", daemon=True)
         self._thread.start()
         return self
@@ -156,7 +156,7 @@ class SessionRunner:
         if now >= self._next_prune_t:
             self._next_prune_t = now + RETENTION_CHECK_S
             cutoff = self.wall_clock() - self.cfg.storage.sample_retention_days * 86400.0
-            self.store.record(lambda conn: records.prune_samples(conn, cutoff))
+            self.history.record(lambda conn: records.prune_samples(conn, cutoff))
         tr = self.tracker
         if tr is None:
             return
@@ -182,7 +182,7 @@ class SessionRunner:
             if rows:
                 records.insert_samples(conn, sid, first, rows)
             records.update_session(conn, sid, **figures)
-        self.store.record(op)
+        self.history.record(op)
 
     def _finish(self, actor: str) -> None:
         tr = self.tracker
@@ -208,7 +208,7 @@ class SessionRunner:
             if rows:
                 records.insert_samples(conn, sid, first, rows)
             records.update_session(conn, sid, status=status, ended_wall=ended, end_reason=reason, **figures)
-        self.store.record(op)
+        self.history.record(op)
         log.info("session %s of patient %s %s: %s", sid, tr.patient_id, status, reason)
         self.tracker = None
         self.snapshot = None
@@ -241,7 +241,7 @@ class SessionRunner:
         pid = patients.check_patient_id(patient_id, errors)
         if errors:
             raise _invalid(errors)
-        found = self.store.read(lambda conn: records.get_patient(conn, pid))
+        found = self.history.read(lambda conn: records.get_patient(conn, pid))
         if found is None:
             raise SessionError("not_found", f"no patient {pid!r}")
         return found
@@ -290,13 +290,13 @@ class SessionRunner:
                                + (": reset it first" if state == "STOPPED" else ""))
         self._apply(patient, actor)
         started = self.wall_clock()
-        sid = self.store.call(lambda conn: records.insert_session(
+        sid = self.history.call(lambda conn: records.insert_session(
             conn, patient["patient_id"], started, float(planned), patient["mode"], int(pain_before)))
         start_kmh = float(speed) if speed is not None else float(patient["speed_cap_kmh"])
         reply = self.loop.command(Command(CommandKind.START, actor, True, min(start_kmh,
                                                                              patient["speed_cap_kmh"])))
         if not reply.ok:
-            self.store.record(lambda conn: records.delete_session(conn, sid))
+            self.history.record(lambda conn: records.delete_session(conn, sid))
             raise SessionError(reply.code, reply.message, reply.errors)
         self.tracker = SessionTracker(sid, patient["patient_id"], float(planned) * 60.0, self.mono_clock(),
                                       end_warning_s=self.cfg.sessions.end_warning_s,
@@ -366,7 +366,7 @@ class SessionRunner:
                 raise ValueError(found["pain_after"])
             records.update_session(conn, sid, pain_after=int(pain_after))
         try:
-            self.store.call(op)
+            self.history.call(op)
         except LookupError:
             raise SessionError("not_found", f"no session {sid}") from None
         except ValueError as exc:
@@ -380,7 +380,7 @@ class SessionRunner:
         pid = patient["patient_id"]
         if self.tracker is not None and self.tracker.patient_id == pid:
             raise SessionError("conflict", f"patient {pid} is walking a session now: end it first")
-        self.store.call(lambda conn: records.delete_patient(conn, pid))
+        self.history.call(lambda conn: records.delete_patient(conn, pid))
         if self.selected_patient == pid:
             self.selected_patient = None
         return {"deleted": pid}
@@ -397,9 +397,9 @@ class SessionRunner:
         wall = self.wall_clock()
         try:
             if create:
-                saved = self.store.call(lambda conn: records.insert_patient(conn, data, wall))
+                saved = self.history.call(lambda conn: records.insert_patient(conn, data, wall))
             else:
-                saved = self.store.call(lambda conn: records.update_patient(conn, data, wall))
+                saved = self.history.call(lambda conn: records.update_patient(conn, data, wall))
         except LookupError:
             raise SessionError("not_found", f"no patient {data['patient_id']!r}") from None
         except sqlite3.IntegrityError:
@@ -416,7 +416,7 @@ class SessionRunner:
     # ---- reads (any thread: read-only connections) -------------------------------------
 
     def _summary(self, sid: int) -> dict[str, Any]:
-        found = self.store.read(lambda conn: records.get_session(conn, sid))
+        found = self.history.read(lambda conn: records.get_session(conn, sid))
         if found is None:
             raise SessionError("not_found", f"no session {sid}")
         return found
@@ -424,7 +424,7 @@ class SessionRunner:
     def patient_page(self, patient_id: Any) -> dict[str, Any]:
         """A patient's profile, sessions, suggestion, pain trend and today's count."""
         patient = self._patient(patient_id)
-        history = self.store.read(lambda conn: records.list_sessions(conn, patient["patient_id"]))
+        history = self.history.read(lambda conn: records.list_sessions(conn, patient["patient_id"]))
         s = self.cfg.sessions
         now = self.wall_clock()
         return {"patient": patient, "sessions": history,
@@ -441,7 +441,7 @@ class SessionRunner:
             raise _invalid(errors)
         summary = self._summary(sid)
         until = summary["ended_wall"] or self.wall_clock()
-        events = self.store.recent(500, kinds=(EventKind.WARN, EventKind.TRIP), since_wall=summary["started_wall"],
+        events = self.history.recent(500, kinds=(EventKind.WARN, EventKind.TRIP), since_wall=summary["started_wall"],
                                    until_wall=until)
         return {"session": summary, "events": list(reversed(events))}
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 MM_PER_M = 1000.0
 #: Bounds for the runner's step: fine enough for mm resolution at therapy speeds.
@@ -215,7 +215,7 @@ class PatientRunner:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=max(1.0, 10 * self._step_s))
             if thread.is_alive():
-                logger.error("patient runner did not stop within its join timeout")
+                log.error("patient runner did not stop within its join timeout")
 
     def _run(self) -> None:
         try:
@@ -230,7 +230,7 @@ class PatientRunner:
         # Keep the cause for the test to report instead of dying silently on a daemon thread.
         except Exception as exc:
             self._error = exc
-            logger.exception("patient runner stopped")
+            log.exception("patient runner stopped")
 
     def __enter__(self) -> PatientRunner:
         self.start()

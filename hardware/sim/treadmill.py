@@ -27,7 +27,7 @@ from typing import Self
 from hardware import belt_protocol as proto
 from hardware.sim.treadmill_model import TreadmillModel
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 EMULATOR_DIALECTS = ("trackmaster", "woodway", "speed-sensor")
 #: Default top speeds: TrackMaster 15 mph, Woodway 29.9 mph, a sensor reads what it sees.
@@ -125,7 +125,7 @@ class TreadmillEmulator:
         self._plug()
         self._thread = threading.Thread(target=self._serve, name="treadmill-emulator", daemon=True)
         self._thread.start()
-        logger.info("%s emulator serving %s", self.dialect, self.port)
+        log.info("%s emulator serving %s", self.dialect, self.port)
         return self
 
     def close(self) -> None:
@@ -276,7 +276,7 @@ class TreadmillEmulator:
             tmp_path = f"{self.link_path}.tmp{os.getpid()}"
             os.symlink(self.port, tmp_path)
             os.replace(tmp_path, self.link_path)
-        logger.info("emulator plugged in at %s", self.port)
+        log.info("emulator plugged in at %s", self.port)
 
     def _unplug_now(self) -> None:
         if self._master_fd is None:
@@ -288,7 +288,7 @@ class TreadmillEmulator:
         self._frame.clear()
         if self.link_path is not None and os.path.islink(self.link_path):
             os.unlink(self.link_path)
-        logger.info("emulator unplugged from %s", self.port)
+        log.info("emulator unplugged from %s", self.port)
 
     # ---- serving thread ----------------------------------------------------------------
 
@@ -297,7 +297,7 @@ class TreadmillEmulator:
             while not self._stop.is_set():
                 self._serve_once()
         except Exception:  # noqa: BLE001 - log the emulator's own bug; the driver will see silence
-            logger.exception("treadmill emulator crashed")
+            log.exception("treadmill emulator crashed")
 
     def _serve_once(self) -> None:
         while not self._control.empty():
@@ -329,11 +329,11 @@ class TreadmillEmulator:
             partial_expired = bool(self._frame) and now - self._frame_t > PARTIAL_FRAME_TIMEOUT_S
             fire = self._model.check_disconnect_stop(now)
         if partial_expired:
-            logger.info("emulator dropped partial frame %s", proto.describe_frame(bytes(self._frame)))
+            log.info("emulator dropped partial frame %s", proto.describe_frame(bytes(self._frame)))
             self._record(self._commands, bytes(self._frame), now)
             self._frame.clear()
         if fire:
-            logger.warning("emulator disconnect stop: no command for %.0f ms, belt stopping, sending BD",
+            log.warning("emulator disconnect stop: no command for %.0f ms, belt stopping, sending BD",
                            self._model.disconnect_timeout_s * 1000)
             self._send(bytes([proto.MASTER_TIMEOUT]), now)
         if self.dialect == "speed-sensor" and now >= self._next_line_t:
@@ -413,7 +413,7 @@ class TreadmillEmulator:
             os.write(fd, payload)
         except BlockingIOError:
             # Nobody reads the port and the pty buffer is full: a real UART drops bytes too.
-            logger.debug("emulator dropped %d bytes: pty buffer full", len(payload))
+            log.debug("emulator dropped %d bytes: pty buffer full", len(payload))
 
     def _record(self, log: deque[SerialEvent], frame: bytes, now: float) -> None:
         with self._lock:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,12 +10,8 @@ import threading
 
 import pytest
 
-from sim.dashboard import free_port
+from sim.dashboard import CHROMIUM, CHROMIUM_ARGS, free_port
 
-#: Debian's Chromium (installed by .ci/system-packages); Playwright never downloads a browser.
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")

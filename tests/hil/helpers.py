@@ -23,8 +23,8 @@ def wait_tripped(bench: SimBench, timeout_s: float = 3.0) -> bool:
 
 def trips(bench: SimBench) -> list[dict]:
     """Trip events from the event log, oldest first."""
-    bench.controller.events.flush()
-    return list(reversed(bench.controller.events.recent(200, kind="trip")))
+    bench.controller.history.flush()
+    return list(reversed(bench.controller.history.recent(200, kind="trip")))
 
 
 def reset_when_healthy(bench: SimBench, timeout_s: float = 3.0):

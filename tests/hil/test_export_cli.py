@@ -155,7 +155,7 @@ def check_samples_csv(path: Path, db: sqlite3.Connection, session_id: int) -> in
 
 
 def test_export_while_the_controller_runs_copies_history_patients_sessions_and_timelines(bench, tmp_path):
-    store = bench.controller.events
+    store = bench.controller.history
     state_dir = bench.controller.state_dir
     done, early, live = record_history(store)
     out = tmp_path / "backups"

@@ -216,7 +216,7 @@ def test_a_session_needs_a_ready_controller_and_a_therapist(served_bench):
 
         status = ipc.ok("status")
         assert status["state"] == "READY" and status["session"] is None and bench.emulator.belt_speed_mps == 0
-    assert bench.controller.events.read(lambda conn: conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]) == 0
+    assert bench.controller.history.read(lambda conn: conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]) == 0
 
 
 def test_selecting_a_patient_while_the_belt_runs_tightens_at_once_and_refuses_looser(served_bench):
@@ -330,7 +330,7 @@ def session_over_the_socket(bench):
         assert ipc.refused("session", {"session_id": sid})["code"] == "not_found"
         assert ipc.refused("session_samples", {"session_id": sid})["code"] == "not_found"
         expect(lambda: ipc.ok("status")["selected_patient"] is None, 1.0, "the deleted patient no longer selected")
-    left = bench.controller.events.read(lambda conn: records.samples(conn, sid))
+    left = bench.controller.history.read(lambda conn: records.samples(conn, sid))
     assert left == ([], 0), "the timeline went with the patient"
 
 

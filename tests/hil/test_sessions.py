@@ -68,7 +68,7 @@ def session_to_the_plan(bench):
     assert sent[peak:] == sorted(sent[peak:], reverse=True)
     assert bench.emulator.commands(include_status_requests=False)[-1].frame[0] == 0xAA, "then an auto stop"
 
-    bench.controller.events.flush()
+    bench.controller.history.flush()
     summary = runner.session_page(sid)["session"]
     assert summary["status"] == "completed" and summary["end_reason"] == "target reached"
     assert 15.0 <= summary["duration_s"] <= 16.5
@@ -76,7 +76,7 @@ def session_to_the_plan(bench):
     assert summary["distance_m"] == pytest.approx(summary["mean_kmh"] * summary["duration_s"] / KMH_PER_MPS,
                                                   rel=0.25)
     assert summary["warnings"] == 0 and summary["trips"] == 0 and 900 <= summary["closest_mm"] <= 1200
-    rows, total = bench.controller.events.read(lambda conn: records.samples(
+    rows, total = bench.controller.history.read(lambda conn: records.samples(
         conn, sid, 0, 5000))
     # The timeline at 10 Hz over the whole session, the ramp-down included.
     assert total == len(rows) and total >= 5 * (summary["duration_s"] + 2)
@@ -116,7 +116,7 @@ def pause_resume_trip(bench):
     bench.patient.set_drift(0.0)
     reply = runner.request("end", THERAPIST)
     assert reply["session"]["status"] == "ended" and reply["session"]["end_reason"] == "ended by Ann"
-    bench.controller.events.flush()
+    bench.controller.history.flush()
     page = runner.session_page(sid)
     summary = page["session"]
     assert summary["trips"] == 1 and summary["warnings"] >= 1
@@ -143,5 +143,5 @@ def test_a_session_needs_ready_and_a_therapist_and_refuses_bad_values_naming_the
     with pytest.raises(SessionError) as exc:
         runner.request("start", {"patient_id": "P-9", "planned_min": 5, "pain_before": 1, **THERAPIST})
     assert exc.value.code == "not_found"
-    assert bench.controller.events.read(lambda conn: conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]) == 0
-    assert isinstance(bench.controller.events, HistoryStore)
+    assert bench.controller.history.read(lambda conn: conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]) == 0
+    assert isinstance(bench.controller.history, HistoryStore)

@@ -79,7 +79,7 @@ def test_trips_meet_their_deadlines_and_nothing_is_lost_while_the_database_fails
         state = tmp_path / f"state{len(benches)}"
         bench = SimBench(sim_config(state), state_dir=state, start_gap_mm=1000.0)
         fault = Fault(kind, state / "history.db")
-        bench.controller.events = HistoryStore(state, connect=fault.connect)
+        bench.controller.history = HistoryStore(state, connect=fault.connect)
         bench.fault = fault
         benches.append(bench)
         return bench.start()
@@ -91,7 +91,7 @@ def test_trips_meet_their_deadlines_and_nothing_is_lost_while_the_database_fails
             bench.fault.off()  # so the trips of a stalled run can be read back
 
     def walk_through_a_fault(bench):
-        runner, store, fault = bench.controller.sessions, bench.controller.events, bench.fault
+        runner, store, fault = bench.controller.sessions, bench.controller.history, bench.fault
         runner.request("save", {"patient": PATIENT, "create": True, **THERAPIST})
         assert reset_when_healthy(bench, 5.0).ok
         sid = runner.request("start", {"patient_id": "P-7", "planned_min": 10, "pain_before": 1,

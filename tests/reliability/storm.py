@@ -366,8 +366,8 @@ class Storm:
         return False
 
     def _trips_since(self, wall_t: float) -> list[dict]:
-        self.bench.controller.events.flush()
-        return list(reversed(self.bench.controller.events.recent(20, kind="trip", since_wall=wall_t)))
+        self.bench.controller.history.flush()
+        return list(reversed(self.bench.controller.history.recent(20, kind="trip", since_wall=wall_t)))
 
     def _status(self) -> dict:
         return self.bench.controller.status
@@ -621,8 +621,8 @@ class Storm:
         return self
 
     def _all_trips(self) -> list[dict]:
-        self.bench.controller.events.flush()
-        return list(reversed(self.bench.controller.events.recent(None, kind="trip")))
+        self.bench.controller.history.flush()
+        return list(reversed(self.bench.controller.history.recent(None, kind="trip")))
 
     # -- verdicts ----------------------------------------------------------------------------
 

@@ -117,8 +117,8 @@ def served_dashboard(tmp_path):
 
 
 def first_trip_since(bench: SimBench, t_mono: float) -> dict | None:
-    bench.controller.events.flush()
-    recent = bench.controller.events.recent(10, kind="trip")
+    bench.controller.history.flush()
+    recent = bench.controller.history.recent(10, kind="trip")
     return min((e for e in recent if e["t_mono"] >= t_mono), key=lambda e: e["t_mono"], default=None)
 
 

@@ -171,8 +171,8 @@ def safety_snapshot(bench: SimBench) -> tuple:
 
 def core_commands(bench: SimBench) -> int:
     """Commands the safety core logged, accepted or refused."""
-    bench.controller.events.flush()
-    return sum(len(bench.controller.events.recent(None, kind=kind)) for kind in ("command", "refused"))
+    bench.controller.history.flush()
+    return sum(len(bench.controller.history.recent(None, kind=kind)) for kind in ("command", "refused"))
 
 
 def send_and_check(bench: SimBench, path: str, line: bytes) -> None:
