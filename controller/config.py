@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from controller.fields import FieldError, Num, Choice, Text, Flag, Pin, check_table
+from hardware import vl53l0x_regs
+from hardware.gpio_rules import ESTOP_BOUNCE_MS_DEFAULT, ESTOP_BOUNCE_MS_RANGE, PIN_FACTORIES, pin_clashes
 
 #: VL53L0X reach that still holds on dark clothing in a lit room (datasheet: 1.2 m
 #: on white indoors, much less on dark, low-reflectance targets).
 SENSOR_RELIABLE_RANGE_MM = 800
 KMH_PER_MPS = 3.6
 PROTOCOLS = ("trackmaster", "woodway", "speed-sensor")
-PIN_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 
 
 class ConfigError(ValueError):
@@ -60,11 +61,12 @@ class SensorConfig:
     """One VL53L0X looking forward from the rear edge at the patient."""
 
     id: str = field(metadata={"spec": Text("a short name, e.g. \"left\"", max_len=16)})
-    i2c_address: int = field(metadata={"spec": Num(0x08, 0x77, integer=True, hex=True)})
-    xshut_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
+    i2c_address: int = field(metadata={"spec": Num(*vl53l0x_regs.ADDRESS_RANGE, integer=True, hex=True)})
+    xshut_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
     #: Distance from the sensor's window to the rear edge (sensor behind the edge > 0).
     mount_offset_mm: float = field(default=0.0, metadata={"spec": Num(-200, 300, "mm")})
-    timing_budget_ms: int = field(default=33, metadata={"spec": Num(20, 200, "ms", integer=True)})
+    timing_budget_ms: int = field(default=33, metadata={"spec": Num(*vl53l0x_regs.TIMING_BUDGET_MS_RANGE, "ms",
+                                                                    integer=True)})
 
     @property
     def period_s(self) -> float:
@@ -88,12 +90,13 @@ class GpioConfig:
     heartbeat_pin: int | str = field(metadata={"spec": Pin()})
     estop_pin: int | str = field(metadata={"spec": Pin()})
     relay_active_high: bool = field(default=True, metadata={"spec": Flag()})
-    estop_bounce_ms: float = field(default=5.0, metadata={"spec": Num(1.0, 10.0, "ms")})
-    reset_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
-    buzzer_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
-    lamp_green_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
-    lamp_amber_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
-    lamp_red_pin: int | str | None = field(default=None, metadata={"spec": Pin(optional=True)})
+    estop_bounce_ms: float = field(default=ESTOP_BOUNCE_MS_DEFAULT,
+                                   metadata={"spec": Num(*ESTOP_BOUNCE_MS_RANGE, "ms")})
+    reset_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
+    buzzer_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
+    lamp_green_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
+    lamp_amber_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
+    lamp_red_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
 
 
 @dataclass(frozen=True)
@@ -299,22 +302,13 @@ def _load_sensors(raw: Any, errors: list[FieldError]) -> tuple[SensorConfig, ...
 
 def _pin_errors(gpio: dict, sensors: list) -> list[FieldError]:
     """Every pin used once only (checked on the raw tables, so it runs beside field errors)."""
-    used: dict[str, str] = {}
-    errors = []
     named = [("gpio", k, v) for k, v in gpio.items() if k.endswith("_pin")] if isinstance(gpio, dict) else []
     if isinstance(sensors, list):
         named += [(f"sensors #{i}", "xshut_pin", t.get("xshut_pin")) for i, t in enumerate(sensors, start=1)
                   if isinstance(t, dict)]
-    for section, key, pin in named:
-        if Pin().check(pin) is not None:
-            continue  # an invalid pin has its own error (and an integer too long to print has no name)
-        # The BCM number, so that 5, "GPIO5" and "GPIO05" are one pin.
-        norm = str(pin if isinstance(pin, int) else int(str(pin).upper().removeprefix("GPIO").removeprefix("BCM")))
-        if norm in used:
-            errors.append(FieldError(section, key, pin, f"is already used by {used[norm]}"))
-        else:
-            used[norm] = f"[{section}] {key}"
-    return errors
+    # Invalid pins are skipped: each has its own error (and an integer too long to print has no name).
+    return [FieldError(section, key, pin, f"is already used by [{first[0]}] {first[1]}")
+            for (section, key, pin), first in pin_clashes((user, user[2]) for user in named)]
 
 
 def parse_config(data: dict[str, Any], path: str | None = None) -> Config:

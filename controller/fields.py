@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
-# BCM names only: BOARD/J8/WPI numbering would hide a pin used twice under two names.
-_PIN_NAME = re.compile(r"^(GPIO|BCM)([0-9]{1,2})$", re.IGNORECASE)
+from hardware.gpio_rules import PIN_RULE, bcm_number
 
 
 @dataclass(frozen=True)
@@ -159,19 +157,11 @@ class Flag:
 
 @dataclass(frozen=True)
 class Pin:
-    """A BCM pin number (0-27), as a number or a name such as "GPIO17"."""
-
-    optional: bool = False
+    """A BCM pin number (0-27), as a number or a name such as "GPIO17"; the rule is the panel driver's."""
 
     def check(self, value: Any) -> str | None:
         """None if valid, else the reason."""
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 27:
-            return None
-        # fullmatch: with match(), "$" also matches before a trailing newline ("GPIO17\n").
-        match = _PIN_NAME.fullmatch(value) if isinstance(value, str) else None
-        if match and 0 <= int(match.group(2)) <= 27:
-            return None
-        return 'must be a BCM pin number from 0 to 27, or its name like "GPIO17"'
+        return None if bcm_number(value) is not None else PIN_RULE
 
     def convert(self, value: Any) -> int | str:
         """The stored form."""

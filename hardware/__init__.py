@@ -32,7 +32,7 @@ class RangeReading:
 
     sensor_id: str
     distance_mm: int
-    #: Device range status, bits 6:3 of RESULT_RANGE_STATUS (0x14); 11 = valid.
+    #: Device range status from RESULT_RANGE_STATUS; valid is ``vl53l0x_regs.RANGE_STATUS_VALID``.
     range_status: int
     t_mono: float
 

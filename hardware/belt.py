@@ -32,7 +32,7 @@ from hardware.belt_link import (
 
 __all__ = ["BeltLinkStats", "SpeedSensorBelt", "TrackMasterBelt"]
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def _check_speed_request(belt_speed_mps: float, max_speed_mps: float) -> float:
@@ -180,7 +180,7 @@ class TrackMasterBelt(SerialLink):
 
     def _command(self, frame: bytes) -> bool:
         self.stats.commands += 1
-        logger.debug("-> %s on %s", proto.describe_frame(frame), self.port)
+        log.debug("-> %s on %s", proto.describe_frame(frame), self.port)
         if self._exchange(frame, 0) is None:
             return False
         self.stats.acks += 1
@@ -370,5 +370,5 @@ class SpeedSensorBelt(SerialLink):
 
     def _garbage_line(self, n_bytes: int, line: bytes | bytearray) -> None:
         self.stats.garbage_lines += 1
-        logger.debug("garbage line from speed sensor on %s: %r", self.port, bytes(line[:32]))
+        log.debug("garbage line from speed sensor on %s: %r", self.port, bytes(line[:32]))
         self._count_garbage(n_bytes)

@@ -18,7 +18,7 @@ import serial
 
 from hardware import BeltReading, LinkError, LinkFault
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 #: Serial read timeout: the worker's slice of waiting, short so it notices requests and close().
 READ_SLICE_S = 0.01
@@ -114,7 +114,7 @@ class SerialLink:
             with self._fault_lock:
                 self._faulted = False
             self._start_locked()
-        logger.info("belt link on %s reopened", self.port)
+        log.info("belt link on %s reopened", self.port)
 
     def close(self) -> None:
         """Stop the worker and close the port; safe to call twice. Sends nothing to the belt."""
@@ -155,7 +155,7 @@ class SerialLink:
             port.close()
             raise LinkError(f"cannot use serial port {self.port}: {exc}") from exc
         self._serial = port
-        logger.info("belt link opened %s at %d baud 8N1", self.port, self.baudrate)
+        log.info("belt link opened %s at %d baud 8N1", self.port, self.baudrate)
 
     def _start_locked(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -171,7 +171,7 @@ class SerialLink:
         if thread is not None and thread is not threading.current_thread():
             thread.join(JOIN_TIMEOUT_S)
             if thread.is_alive():
-                logger.error("belt-link worker on %s did not stop within %.1f s", self.port, JOIN_TIMEOUT_S)
+                log.error("belt-link worker on %s did not stop within %.1f s", self.port, JOIN_TIMEOUT_S)
 
     def _close_port_locked(self) -> None:
         port, self._serial = self._serial, None
@@ -181,7 +181,7 @@ class SerialLink:
             port.close()
         except (serial.SerialException, OSError) as exc:
             # The port may already be gone (unplugged); closing is best effort.
-            logger.warning("closing serial port %s failed: %s", self.port, exc)
+            log.warning("closing serial port %s failed: %s", self.port, exc)
 
     # ---- worker thread --------------------------------------------------------------------
 
@@ -193,11 +193,11 @@ class SerialLink:
         except (serial.SerialException, OSError) as exc:
             if self._stop.is_set():
                 # close() from a callback pulled the port away: shutting down, not a fault.
-                logger.debug("belt-link worker for %s stopped during close: %s", self.port, exc)
+                log.debug("belt-link worker for %s stopped during close: %s", self.port, exc)
             else:
                 self._fault_from_exception(exc)
         except Exception as exc:  # noqa: BLE001 - a bug must latch a fault, not kill the link silently
-            logger.exception("unexpected error in the belt-link worker for %s", self.port)
+            log.exception("unexpected error in the belt-link worker for %s", self.port)
             self._fault(f"unexpected error in the belt-link worker for {self.port}: {exc!r}")
 
     def _fault_from_exception(self, exc: BaseException) -> None:
@@ -234,12 +234,12 @@ class SerialLink:
             fault = LinkFault(message, time.monotonic())
             self.last_fault = fault
             self.stats.faults += 1
-        logger.error("%s", message)
+        log.error("%s", message)
         self._on_latched_fault()
         try:
             self._on_fault(fault)
         except Exception:  # noqa: BLE001 - the owner's bug must not hide the fault from the log
-            logger.exception("on_fault callback raised for %s", self.port)
+            log.exception("on_fault callback raised for %s", self.port)
 
     def _deliver(self, belt_speed_mps: float, t_mono: float) -> None:
         if self._faulted or self._stop.is_set():
@@ -253,7 +253,7 @@ class SerialLink:
             return
         self.stats.garbage_bytes += n_bytes
         self._garbage_since_valid += n_bytes
-        logger.debug("%d garbage bytes on %s", n_bytes, self.port)
+        log.debug("%d garbage bytes on %s", n_bytes, self.port)
         if self._garbage_since_valid > GARBAGE_LIMIT_BYTES:
             self._fault(
                 f"serial port {self.port} sent {self._garbage_since_valid} bytes of garbage "

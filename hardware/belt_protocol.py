@@ -20,9 +20,7 @@ TrackMaster/Woodway framing (4800 8N1, one command outstanding at a time):
 from __future__ import annotations
 
 import math
-from typing import Literal
 
-Dialect = Literal["trackmaster", "woodway"]
 DIALECTS: tuple[str, ...] = ("trackmaster", "woodway")
 
 #: Exact by definition (international mile, hour).

@@ -23,21 +23,17 @@ from gpiozero.exc import DeviceClosed
 from gpiozero.pins import Factory
 
 from hardware import HardwareError, PinConfigError
+from hardware.gpio_rules import (
+    ESTOP_BOUNCE_MS_DEFAULT,
+    ESTOP_BOUNCE_MS_RANGE,
+    PIN_FACTORY_CLASSES,
+    PIN_RULE,
+    bcm_number,
+    pin_clashes,
+)
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
-#: Pin factory names accepted in the config, and the gpiozero class behind each.
-FACTORY_CLASSES: dict[str, tuple[str, str]] = {
-    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
-    "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
-    "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
-    "native": ("gpiozero.pins.native", "NativeFactory"),
-    "mock": ("gpiozero.pins.mock", "MockFactory"),
-}
-
-ESTOP_BOUNCE_MIN_MS = 0.0  # 0 disables debouncing
-#: Longer debouncing would delay the E-stop edge; the level is polled every tick anyway.
-ESTOP_BOUNCE_MAX_MS = 10.0
 #: The reset button is a "go" input, so a generous debounce costs nothing.
 RESET_BOUNCE_S = 0.02
 #: safe_off() waits this long for a caller holding the lock, then acts anyway:
@@ -56,17 +52,17 @@ _LAMP_FIELDS = ("lamp_green_pin", "lamp_amber_pin", "lamp_red_pin")
 
 def make_pin_factory(name: str) -> Factory:
     """Instantiate the gpiozero pin factory *name*; PinConfigError if unknown or it fails to load."""
-    allowed = ", ".join(FACTORY_CLASSES)
-    if name not in FACTORY_CLASSES:
+    allowed = ", ".join(PIN_FACTORY_CLASSES)
+    if name not in PIN_FACTORY_CLASSES:
         raise PinConfigError(
             f"[gpio] pin_factory = {name!r}: unknown pin factory; allowed: {allowed}")
-    module_name, class_name = FACTORY_CLASSES[name]
+    module_name, _, class_name = PIN_FACTORY_CLASSES[name].partition(":")
     try:
         factory_class = getattr(importlib.import_module(module_name), class_name)
         if name == "mock":
-            # PWM-capable mock pins, so any device class can be tried in the demo.
-            from gpiozero.pins.mock import MockPWMPin
-            return factory_class(pin_class=MockPWMPin)
+            # PWM-capable mock pins, so any device class can be tried in the demo; gpiozero
+            # finds the class by this name, so the product never imports its mock pins.
+            return factory_class(pin_class="mockpwmpin")
         return factory_class()
     # Backends fail in their own ways (ImportError, OSError, RuntimeError,
     # lgpio.error, pigpio connection errors); all mean "this factory is unusable".
@@ -76,28 +72,17 @@ def make_pin_factory(name: str) -> Factory:
             f"({type(exc).__name__}: {exc}); allowed: {allowed}") from exc
 
 
-def _pin_key(pin: PinName) -> str:
-    """A comparison key for the common spellings of one BCM pin (17, "17", "GPIO17", "BCM17")."""
-    text = str(pin).strip().upper()
-    for prefix in ("GPIO", "BCM"):
-        if text.startswith(prefix) and text[len(prefix):].isdigit():
-            return f"GPIO{int(text[len(prefix):])}"
-    if text.isdigit():
-        return f"GPIO{int(text)}"
-    return text
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GpioSpec:
-    """Which pin does what, validated on construction; pins are BCM ints or gpiozero names."""
+    """Which pin does what, validated on construction by ``hardware.gpio_rules``, as the config is."""
 
     relay_pin: PinName
     #: True: pin high energizes the relay. No default: a wrong guess would invert "off".
     relay_active_high: bool
     heartbeat_pin: PinName
     estop_pin: PinName
-    #: 0 disables debouncing; the upper bound keeps the E-stop edge prompt.
-    estop_bounce_ms: float = 5.0
+    #: Within ESTOP_BOUNCE_MS_RANGE.
+    estop_bounce_ms: float = ESTOP_BOUNCE_MS_DEFAULT
     reset_pin: PinName | None = None
     buzzer_pin: PinName | None = None
     lamp_green_pin: PinName | None = None
@@ -109,28 +94,24 @@ class GpioSpec:
             value = getattr(self, field_name)
             if value is None and field_name in _OPTIONAL_PIN_FIELDS:
                 continue
-            if not _is_pin_name(value):
-                raise PinConfigError(
-                    f"[gpio] {field_name} = {value!r}: must be a GPIO number (int >= 0) "
-                    f"or a gpiozero pin name such as 'GPIO17' or 'BOARD11'")
+            if bcm_number(value) is None:
+                raise PinConfigError(f"[gpio] {field_name} = {value!r}: {PIN_RULE}")
         if not isinstance(self.relay_active_high, bool):
             raise PinConfigError(
                 f"[gpio] relay_active_high = {self.relay_active_high!r}: must be true or false")
         bounce_ms = self.estop_bounce_ms
+        low_ms, high_ms = ESTOP_BOUNCE_MS_RANGE
         if (isinstance(bounce_ms, bool) or not isinstance(bounce_ms, int | float)
-                or not math.isfinite(bounce_ms)
-                or not ESTOP_BOUNCE_MIN_MS <= bounce_ms <= ESTOP_BOUNCE_MAX_MS):
+                or not math.isfinite(bounce_ms) or not low_ms <= bounce_ms <= high_ms):
             raise PinConfigError(
-                f"[gpio] estop_bounce_ms = {bounce_ms!r}: must be between "
-                f"{ESTOP_BOUNCE_MIN_MS:g} and {ESTOP_BOUNCE_MAX_MS:g} ms (0 = no debounce)")
-        seen: dict[str, str] = {}
-        for field_name, pin in self.configured_pins().items():
-            key = _pin_key(pin)
-            if key in seen:
-                raise PinConfigError(
-                    f"[gpio] {seen[key]} and {field_name} both use pin {pin!r}: "
-                    f"each signal needs its own pin")
-            seen[key] = field_name
+                f"[gpio] estop_bounce_ms = {bounce_ms!r}: must be between {low_ms:g} and {high_ms:g} ms")
+        pins = self.configured_pins()
+        clashes = pin_clashes(pins.items())
+        if clashes:
+            field_name, first_user = clashes[0]
+            raise PinConfigError(
+                f"[gpio] {first_user} and {field_name} both use pin {pins[field_name]!r}: "
+                f"each signal needs its own pin")
 
     def configured_pins(self) -> dict[str, PinName]:
         """Field name -> pin for every pin that is set, in declaration order."""
@@ -139,15 +120,6 @@ class GpioSpec:
             for f in fields(self)
             if f.name.endswith("_pin") and getattr(self, f.name) is not None
         }
-
-
-def _is_pin_name(value: object) -> bool:
-    """True for an int >= 0 (not bool) or a non-empty string without blanks."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return value >= 0
-    return isinstance(value, str) and bool(value) and not any(c.isspace() for c in value)
 
 
 class PanelIO:
@@ -177,13 +149,12 @@ class PanelIO:
         self._lamps: dict[str, DigitalOutputDevice] = {}
         self._reset: DigitalInputDevice | None = None
         try:
-            self._check_physical_pins_distinct()
             # The relay is claimed first, so it is driven off before anything else happens.
             self._relay = self._claim("relay_pin", lambda pin: OutputDevice(
                 pin, active_high=spec.relay_active_high, initial_value=False,
                 pin_factory=pin_factory))
             self._heartbeat = self._claim("heartbeat_pin", self._new_output)
-            bounce_s = spec.estop_bounce_ms / 1000.0 if spec.estop_bounce_ms > 0 else None
+            bounce_s = spec.estop_bounce_ms / 1000.0
             # Normally-closed contact to ground with pull-up: closed (healthy) = low =
             # "active"; pressed or a broken wire = high = inactive = open.
             self._estop = self._claim("estop_pin", lambda pin: DigitalInputDevice(
@@ -222,26 +193,6 @@ class PanelIO:
         self._devices.append((field_name, device))
         return device
 
-    def _check_physical_pins_distinct(self) -> None:
-        """Resolve every pin on this board, so 17 and "BOARD11" are seen to be the same pin."""
-        try:
-            board_info = self._factory.board_info
-        except Exception as exc:  # backend-specific failures; all mean "cannot map pins"
-            raise PinConfigError(
-                f"[gpio] pin_factory: cannot read the board's pin map: {exc}") from exc
-        owner_by_pin: dict[str, str] = {}
-        for field_name, pin in self._spec.configured_pins().items():
-            matches = [info.name for _header, info in board_info.find_pin(pin)]
-            if not matches:
-                raise PinConfigError(
-                    f"[gpio] {field_name} = {pin!r}: not a valid pin name on this board")
-            physical = matches[0]
-            if physical in owner_by_pin:
-                raise PinConfigError(
-                    f"[gpio] {owner_by_pin[physical]} and {field_name} both use "
-                    f"{physical}: each signal needs its own pin")
-            owner_by_pin[physical] = field_name
-
     # -- event thread callbacks -----------------------------------------------
 
     def _on_estop_contact_closed(self) -> None:
@@ -263,7 +214,7 @@ class PanelIO:
         # An exception escaping into gpiozero's event thread could end edge delivery
         # for every pin; the loop still polls estop_open each tick.
         except Exception:
-            logger.exception("%s callback failed", name)
+            log.exception("%s callback failed", name)
 
     # -- inputs ----------------------------------------------------------------
 
@@ -282,16 +233,6 @@ class PanelIO:
             return not self._estop.is_active
         except DeviceClosed:
             return True
-
-    @property
-    def reset_pressed(self) -> bool:
-        """True while the reset button is held; False without one or after close."""
-        if self._closed or self._reset is None:
-            return False
-        try:
-            return bool(self._reset.is_active)
-        except DeviceClosed:
-            return False
 
     # -- outputs ---------------------------------------------------------------
 
@@ -353,7 +294,7 @@ class PanelIO:
         """Relay off first, then buzzer and lamps, each on its own; returns the failures."""
         got_lock = self._lock.acquire(timeout=SAFE_OFF_LOCK_TIMEOUT_S)
         if not got_lock:
-            logger.error("safe_off: lock busy for %.1f s; acting without it",
+            log.error("safe_off: lock busy for %.1f s; acting without it",
                          SAFE_OFF_LOCK_TIMEOUT_S)
         try:
             if self._closed:
@@ -368,7 +309,7 @@ class PanelIO:
                 try:
                     turn_off()
                 except Exception as exc:
-                    logger.exception("safe_off: could not switch off %s", field_name)
+                    log.exception("safe_off: could not switch off %s", field_name)
                     failures.append(f"{field_name}: {type(exc).__name__}: {exc}")
             return tuple(failures)
         finally:
@@ -391,7 +332,7 @@ class PanelIO:
             try:
                 device.close()
             except Exception:
-                logger.exception("could not release %s", field_name)
+                log.exception("could not release %s", field_name)
 
     def __enter__(self) -> PanelIO:
         return self

@@ -21,15 +21,20 @@ from adafruit_bus_device.i2c_device import I2CDevice
 from gpiozero import DigitalOutputDevice, Factory, GPIOZeroError
 
 from hardware import HardwareError, PinConfigError, RangeReading, SensorFault, SensorNotFound
+from hardware.gpio_rules import PIN_RULE, bcm_number, pin_clashes
+from hardware.vl53l0x_regs import (
+    ADDRESS_RANGE,
+    DEFAULT_ADDRESS,
+    MODEL_ID,
+    MODEL_ID_REGISTER,
+    RESULT_RANGE_STATUS,
+    TIMING_BUDGET_MS_RANGE,
+    range_status_of,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ADDRESS = 0x29
-MODEL_ID_REGISTER = 0xC0
-MODEL_ID = 0xEE
-RANGE_STATUS_REGISTER = 0x14
-_STATUS_INDEX = bytes([RANGE_STATUS_REGISTER])
-TIMING_BUDGET_MS_RANGE = (20, 200)
+_STATUS_INDEX = bytes([RESULT_RANGE_STATUS])
 #: The datasheet boot time is 1.2 ms; the margin covers a loaded Linux scheduler.
 BOOT_TIMEOUT_S = 0.1
 BOOT_POLL_S = 0.001
@@ -63,10 +68,15 @@ class TofSpec:
     def __post_init__(self) -> None:
         if not self.sensor_id:
             raise ValueError("sensor_id must be a non-empty string")
-        if not isinstance(self.address, int) or not 0x08 <= self.address <= 0x77:
+        low_address, high_address = ADDRESS_RANGE
+        if not isinstance(self.address, int) or not low_address <= self.address <= high_address:
             raise ValueError(
                 f"address of sensor {self.sensor_id!r} must be a 7-bit I2C address "
-                f"in 0x08..0x77, got {self.address!r}"
+                f"in 0x{low_address:02x}..0x{high_address:02x}, got {self.address!r}"
+            )
+        if self.xshut_pin is not None and bcm_number(self.xshut_pin) is None:
+            raise ValueError(
+                f"xshut_pin of sensor {self.sensor_id!r} {PIN_RULE}, got {self.xshut_pin!r}"
             )
         low_ms, high_ms = TIMING_BUDGET_MS_RANGE
         budget = self.timing_budget_ms
@@ -138,15 +148,19 @@ class TofArray:
         for what, values in (
             ("sensor_id", [s.sensor_id for s in specs]),
             ("address", [s.address for s in specs]),
-            ("xshut_pin", [s.xshut_pin for s in specs if s.xshut_pin is not None]),
         ):
             if len(set(values)) != len(values):
                 raise ValueError(f"{what} must differ between sensors, got {values!r}")
+        xshut_pins = [(s.sensor_id, s.xshut_pin) for s in specs if s.xshut_pin is not None]
+        if pin_clashes(xshut_pins):
+            raise ValueError(
+                f"xshut_pin must differ between sensors, got {[pin for _, pin in xshut_pins]!r}"
+            )
         if len(specs) > 1 and any(s.xshut_pin is None for s in specs):
             missing = [s.sensor_id for s in specs if s.xshut_pin is None]
             raise ValueError(
                 f"xshut_pin is required when there are 2 or more sensors "
-                f"(they all boot at 0x29); missing for {missing!r}"
+                f"(they all boot at 0x{DEFAULT_ADDRESS:02X}); missing for {missing!r}"
             )
         self._specs = specs
         self._i2c = i2c
@@ -387,7 +401,7 @@ class TofArray:
         # Status first: range() clears the interrupt, after which the next result may land.
         with sensor.status_reg:
             sensor.status_reg.write_then_readinto(_STATUS_INDEX, sensor.status_buf)
-        range_status = (sensor.status_buf[0] >> 3) & 0x0F
+        range_status = range_status_of(sensor.status_buf[0])
         distance_mm = sensor.device.range  # continuous mode: latest result, clears interrupt
         t_mono = time.monotonic()
         sensor.last_data_t = t_mono

@@ -13,9 +13,9 @@ ones (``main_doctor``), the tests the simulation's. Checks never raise; the
 relay is energized only by the click test (``--relay-test``) and everything
 opened is closed again, relay first, whatever happens.
 
-This module runs the checks in order, prints the lines and closes what was
-opened; the checks themselves live in ``doctor_sensors`` (I2C bus, VL53L0X)
-and ``doctor_panel`` (serial link, GPIO), mixed into ``_Doctor``.
+This module runs the checks in order and closes what was opened; the checks
+live in ``sensors`` (I2C bus, VL53L0X) and ``panel`` (serial link, GPIO), each
+reading the run's config, report and pin factory from one ``DoctorContext``.
 """
 
 from __future__ import annotations
@@ -28,94 +28,60 @@ from pathlib import Path
 from typing import Any
 
 from controller.config import Config, ConfigError, load_config
-from controller.doctor.panel import _PanelChecks
-from controller.doctor.sensors import SERVICE_USER, _SensorChecks, _exc_text
-from hardware.belt import SpeedSensorBelt, TrackMasterBelt
-from hardware.io import PanelIO, make_pin_factory
-from hardware.tof import TofArray
+from controller.doctor.context import (
+    SERVICE_USER,
+    DoctorContext,
+    LazyPinFactory,
+    Out,
+    Report,
+    exc_text,
+    log,
+)
+from controller.doctor.panel import PanelChecks
+from controller.doctor.sensors import SensorChecks
+from hardware.io import make_pin_factory
 
-log = logging.getLogger(__name__)
 
-Out = Callable[[str], Any]
-
-
-class _Doctor(_SensorChecks, _PanelChecks):
-    """One doctor run: the resources it opened, and the report it prints."""
+class Doctor:
+    """One doctor run: the checks in order, the report they print, and closing what they opened."""
 
     def __init__(self, cfg: Config, *, i2c_factory: Callable[[int], Any], smbus_factory: Callable[[int], Any],
                  pin_factory_factory: Callable[[str], Any], port: str | None, relay_test: bool, out: Out):
-        self.cfg = cfg
-        self.i2c_factory = i2c_factory
-        self.smbus_factory = smbus_factory
-        self.pin_factory_factory = pin_factory_factory
-        self.port = port or cfg.treadmill.port
-        self.relay_test = relay_test
-        self.out = out
-        self.failed = False
-        self.i2c: Any = None
-        self.smbus: Any = None
-        self.bus_error: str | None = None
-        self.pin_factory: Any = None
-        self.pin_factory_error: str | None = None
-        self.tof: TofArray | None = None
-        self.belt: TrackMasterBelt | SpeedSensorBelt | None = None
-        self.panel: PanelIO | None = None
-        self.panel_error: str | None = None
-
-    # ---- reporting -------------------------------------------------------------------
-
-    def ok(self, check: str, detail: str) -> None:
-        self._emit(f"PASS {check}: {detail}")
-
-    def fail(self, check: str, problem: str, hint: str) -> None:
-        self.failed = True
-        self._emit(f"FAIL {check}: {problem} — hint: {hint}")
-
-    def skip(self, check: str, detail: str) -> None:
-        self._emit(f"SKIP {check}: {detail}")
-
-    def _emit(self, line: str) -> None:
-        try:
-            self.out(" ".join(line.split("\n")))
-        except Exception:  # noqa: BLE001 - a broken output must not leave hardware open
-            log.exception("doctor: could not print %r", line)
-
-    def guarded(self, check: str, body: Callable[[], None]) -> None:
-        """Run one check; an unexpected exception becomes its FAIL line."""
-        try:
-            body()
-        except Exception as exc:  # noqa: BLE001 - checks never raise
-            log.exception("doctor check %r failed unexpectedly", check)
-            self.fail(check, f"unexpected {type(exc).__name__}: {_exc_text(exc)}",
-                      "this is a bug in the doctor or a driver; report it with the output above")
-
-    # ---- the run ---------------------------------------------------------------------
+        self._cfg = cfg
+        self._port = port or cfg.treadmill.port
+        self._report = Report(out)
+        self._pins = LazyPinFactory(cfg.gpio.pin_factory, pin_factory_factory)
+        ctx = DoctorContext(cfg, self._report, self._pins)
+        self._sensors = SensorChecks(ctx, i2c_factory=i2c_factory, smbus_factory=smbus_factory)
+        self._panel = PanelChecks(ctx, port=self._port, relay_test=relay_test)
 
     def run(self) -> bool:
+        """Run every check, then close everything; True only if nothing FAILed."""
+        guarded = self._report.guarded
         try:
-            self.guarded("config valid", self.check_config)
-            self.guarded("I2C bus present", self.check_bus)
-            self.check_sensors()
-            self.check_belt()
-            self.guarded("GPIO pins claimable", self.check_gpio)
-            self.guarded("E-stop circuit closed", self.check_estop)
-            self.guarded("relay click test", self.check_relay)
-            self.guarded("heartbeat pin toggling", self.check_heartbeat)
-            self.guarded("state directory writable", self.check_state_dir)
+            guarded("config valid", self.check_config)
+            guarded("I2C bus present", self._sensors.check_bus)
+            self._sensors.check_sensors()
+            self._panel.check_belt()
+            guarded("GPIO pins claimable", self._panel.check_gpio)
+            guarded("E-stop circuit closed", self._panel.check_estop)
+            guarded("relay click test", self._panel.check_relay)
+            guarded("heartbeat pin toggling", self._panel.check_heartbeat)
+            guarded("state directory writable", self.check_state_dir)
         finally:
             self.close()
-        return not self.failed
+        return not self._report.failed
 
     def close(self) -> None:
         """Relay off first, then every other part, each on its own."""
         steps: list[tuple[str, Callable[[], Any]]] = [
-            ("relay", lambda: self.panel and self.panel.safe_off()),
-            ("belt link", lambda: self.belt and self.belt.close()),
-            ("sensors", lambda: self.tof and self.tof.close()),
-            ("GPIO panel", lambda: self.panel and self.panel.close()),
-            ("smbus", lambda: self.smbus is not None and self.smbus.close()),
-            ("I2C bus", lambda: self.i2c is not None and hasattr(self.i2c, "deinit") and self.i2c.deinit()),
-            ("pin factory", lambda: self.pin_factory is not None and self.pin_factory.close()),
+            ("relay", self._panel.drop_relay),
+            ("belt link", self._panel.close_belt),
+            ("sensors", self._sensors.close_sensors),
+            ("GPIO panel", self._panel.close_panel),
+            ("smbus", self._sensors.close_smbus),
+            ("I2C bus", self._sensors.close_i2c),
+            ("pin factory", self._pins.close),
         ]
         for name, step in steps:
             try:
@@ -126,29 +92,21 @@ class _Doctor(_SensorChecks, _PanelChecks):
     # ---- 1. config -------------------------------------------------------------------
 
     def check_config(self) -> None:
-        c = self.cfg
-        detail = (f"{len(c.sensors)} sensor(s), protocol {c.treadmill.protocol} on {self.port}, "
+        """PASS with a summary of the config (it was loaded and checked before the run)."""
+        c = self._cfg
+        detail = (f"{len(c.sensors)} sensor(s), protocol {c.treadmill.protocol} on {self._port}, "
                   f"I2C bus {c.i2c.bus}, pin factory {c.gpio.pin_factory}")
         if c.warnings:
             detail += f", {len(c.warnings)} warning(s): " + "; ".join(c.warnings)
-        self.ok("config valid", detail)
-
-    # ---- the pin factory, shared by XSHUT (3./4.) and GPIO (6.-9.) ------------------
-
-    def _ensure_pin_factory(self) -> Any:
-        if self.pin_factory is None and self.pin_factory_error is None:
-            name = self.cfg.gpio.pin_factory
-            try:
-                self.pin_factory = self.pin_factory_factory(name)
-            except Exception as exc:  # noqa: BLE001 - PinConfigError and backend errors
-                self.pin_factory_error = f"pin factory {name!r} did not load: {_exc_text(exc)}"
-        return self.pin_factory
+        self._report.ok("config valid", detail)
 
     # ---- 10. state directory ---------------------------------------------------------
 
     def check_state_dir(self) -> None:
+        """Create, write, fsync and remove a file where the controller keeps its state."""
+        report = self._report
         check = "state directory writable"
-        path = Path(self.cfg.storage.state_dir)
+        path = Path(self._cfg.storage.state_dir)
         hint = (f"point [storage] state_dir at a directory the service user owns "
                 f"(sudo install -d -o {SERVICE_USER} -g {SERVICE_USER} {path})")
         # A directory that does not exist yet is created by the controller (and systemd's
@@ -157,7 +115,7 @@ class _Doctor(_SensorChecks, _PanelChecks):
         while not probe_dir.exists() and probe_dir.parent != probe_dir:
             probe_dir = probe_dir.parent
         if not probe_dir.is_dir():
-            self.fail(check, f"cannot create {path}: {probe_dir} is not a directory", hint)
+            report.fail(check, f"cannot create {path}: {probe_dir} is not a directory", hint)
             return
         try:
             fd, name = tempfile.mkstemp(prefix=".doctor-", dir=probe_dir)
@@ -168,13 +126,13 @@ class _Doctor(_SensorChecks, _PanelChecks):
                 os.close(fd)
                 os.unlink(name)
         except OSError as exc:
-            self.fail(check, f"cannot create, write and remove a file in {probe_dir}: {_exc_text(exc)}", hint)
+            report.fail(check, f"cannot create, write and remove a file in {probe_dir}: {exc_text(exc)}", hint)
             return
         if probe_dir == path:
-            self.ok(check, f"{path}: a file was created, written, fsynced and removed")
+            report.ok(check, f"{path}: a file was created, written, fsynced and removed")
         else:
-            self.ok(check, f"{path} does not exist yet; the controller creates it in {probe_dir}, where a file "
-                           "was created, written, fsynced and removed")
+            report.ok(check, f"{path} does not exist yet; the controller creates it in {probe_dir}, where a file "
+                             "was created, written, fsynced and removed")
 
 
 def run_checks(cfg: Config, *, i2c_factory: Callable[[int], Any], smbus_factory: Callable[[int], Any],
@@ -187,8 +145,8 @@ def run_checks(cfg: Config, *, i2c_factory: Callable[[int], Any], smbus_factory:
     are FAIL lines. ``port`` overrides [treadmill] port. Everything opened is closed again,
     the relay de-energized first.
     """
-    return _Doctor(cfg, i2c_factory=i2c_factory, smbus_factory=smbus_factory,
-                   pin_factory_factory=pin_factory_factory, port=port, relay_test=relay_test, out=out).run()
+    return Doctor(cfg, i2c_factory=i2c_factory, smbus_factory=smbus_factory,
+                  pin_factory_factory=pin_factory_factory, port=port, relay_test=relay_test, out=out).run()
 
 
 def _real_i2c(bus: int) -> Any:

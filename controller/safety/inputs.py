@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from controller.config import SensorConfig
 
+# The VL53L0X's encoding as the rule reads it. hardware/vl53l0x_regs.py is its home; the pure
+# core may not import hardware, so tests/unit/test_layers.py checks that the two agree.
 #: Device range status (bits 6:3 of register 0x14) of a valid measurement.
 RANGE_STATUS_VALID = 11
-#: Range values the VL53L0X reports when nothing returns enough light.
+#: Range values the VL53L0X reports when nothing returns enough light; no distance reaches them.
 NO_TARGET_MM = frozenset({8190, 8191})
 #: Below this the belt counts as standing (one count of a 0.1 mph display is 0.045 m/s).
 MOVING_MPS = 0.05
@@ -65,7 +67,7 @@ class SensorTrack:
                    and math.isfinite(distance_mm))
         if numeric and int(distance_mm) in NO_TARGET_MM:
             self.reading = Reading.NO_TARGET
-        elif range_status != RANGE_STATUS_VALID or not numeric or not 0 <= distance_mm < 8190:
+        elif range_status != RANGE_STATUS_VALID or not numeric or not 0 <= distance_mm < min(NO_TARGET_MM):
             self.reading = Reading.INVALID
         elif distance_mm < obstruction_mm:
             self.reading = Reading.OBSTRUCTED

@@ -25,16 +25,21 @@ from dataclasses import dataclass
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from hardware.sim.pins import watch_pin
+from hardware.vl53l0x_regs import (
+    DEFAULT_ADDRESS,
+    MODEL_ID,
+    MODEL_ID_REGISTER,
+    NO_TARGET_MM,
+    RANGE_STATUS_MASK,
+    RANGE_STATUS_NO_TARGET,
+    RANGE_STATUS_SHIFT,
+    RANGE_STATUS_VALID,
+    RESULT_RANGE_STATUS,
+)
 
 DistanceFn = Callable[[], float | None]
 Buffer = bytes | bytearray | memoryview
 
-DEFAULT_ADDRESS = 0x29
-#: Device range status (RESULT_RANGE_STATUS bits 6:3) of a valid result.
-RANGE_STATUS_VALID = 11
-#: Device range status and range the model reports when nothing is in view.
-RANGE_STATUS_NO_TARGET = 4
-NO_TARGET_MM = 8190
 FAULT_KINDS = frozenset(
     {"i2c_error", "hang", "no_target", "invalid_status", "phantom", "wrong_chip", "absent"}
 )
@@ -44,7 +49,6 @@ _SYSRANGE_START = 0x00
 _SYSTEM_SEQUENCE_CONFIG = 0x01
 _SYSTEM_INTERRUPT_CLEAR = 0x0B
 _RESULT_INTERRUPT_STATUS = 0x13
-_RESULT_RANGE_STATUS = 0x14
 _RESULT_RANGE_MM = 0x1E  # big-endian u16 at 0x1E/0x1F (RESULT_RANGE_STATUS + 10)
 _I2C_SLAVE_DEVICE_ADDRESS = 0x8A
 _INTERRUPT_NEW_SAMPLE = 0x04
@@ -59,7 +63,7 @@ _BOOT_REGISTERS = {
     (0, 0x70): 0x04, (0, 0x71): 0x01, (0, 0x72): 0xFE,  # final range VCSEL period, timeout
     (0, 0x84): 0x11, (0, _I2C_SLAVE_DEVICE_ADDRESS): DEFAULT_ADDRESS,
     **{(0, reg): 0xFF for reg in range(0xB0, 0xB6)},  # reference SPAD map
-    (0, 0xC0): 0xEE, (0, 0xC1): 0xAA, (0, 0xC2): 0x10,  # model id, type, revision
+    (0, MODEL_ID_REGISTER): MODEL_ID, (0, 0xC1): 0xAA, (0, 0xC2): 0x10,  # model id, type, revision
     (1, 0x91): 0x3C,  # "stop variable" read during init
 }
 
@@ -246,7 +250,7 @@ class SimVL53L0X:
                 distance_mm, status = max(0, int(round(true_mm))), RANGE_STATUS_VALID
         if "invalid_status" in self._faults and distance_mm != NO_TARGET_MM:
             status = self.invalid_range_status
-        self._regs[(0, _RESULT_RANGE_STATUS)] = (status & 0x0F) << 3
+        self._regs[(0, RESULT_RANGE_STATUS)] = (status & RANGE_STATUS_MASK) << RANGE_STATUS_SHIFT
         self._regs[(0, _RESULT_RANGE_MM)] = (distance_mm >> 8) & 0xFF
         self._regs[(0, _RESULT_RANGE_MM + 1)] = distance_mm & 0xFF
         self._interrupt_status = _INTERRUPT_NEW_SAMPLE
@@ -276,7 +280,7 @@ class SimVL53L0X:
                 return self._regs.get((0, reg), 0) & ~0x01  # start bit self-clears
             if reg == _RESULT_INTERRUPT_STATUS:
                 return self._interrupt_status
-            if reg == 0xC0 and "wrong_chip" in self._faults:
+            if reg == MODEL_ID_REGISTER and "wrong_chip" in self._faults:
                 return self.wrong_model_id
         elif self._page == 7 and reg == 0x92:
             return _SPAD_INFO

@@ -19,8 +19,9 @@ from gpiozero.pins.mock import MockFactory
 
 from hardware import HardwareError, RangeReading, SensorFault, SensorNotFound
 from hardware.sim.pins import WatchedPin
-from hardware.sim.vl53l0x import NO_TARGET_MM, SimI2C, bind_xshut
+from hardware.sim.vl53l0x import SimI2C, bind_xshut
 from hardware.tof import TofArray, TofSpec
+from hardware.vl53l0x_regs import NO_TARGET_MM
 
 IO_TIMEOUT_S = 0.05
 
@@ -340,6 +341,18 @@ def test_timing_budget_out_of_range_refused(budget_ms):
 def test_two_sensors_without_xshut_refused(bus, rec):
     specs = [TofSpec("a", 0x30, None, 20), TofSpec("b", 0x31, 27, 20)]
     with pytest.raises(ValueError, match="xshut_pin is required"):
+        TofArray(specs, i2c=bus, on_reading=rec.on_reading, on_fault=rec.on_fault)
+
+
+@pytest.mark.parametrize("pin", ["BOARD11", 28, "17"])
+def test_xshut_pin_outside_the_config_rule_refused(pin):
+    with pytest.raises(ValueError, match=r"xshut_pin of sensor 'rear' must be a BCM pin number from 0 to 27"):
+        TofSpec("rear", 0x30, pin, 20)
+
+
+def test_one_xshut_pin_under_two_spellings_refused(bus, rec):
+    specs = [TofSpec("a", 0x30, 17, 20), TofSpec("b", 0x31, "GPIO17", 20)]
+    with pytest.raises(ValueError, match="xshut_pin must differ"):
         TofArray(specs, i2c=bus, on_reading=rec.on_reading, on_fault=rec.on_fault)
 
 
