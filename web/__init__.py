@@ -2,8 +2,11 @@
 
 A separate process from the controller: a dashboard under load or crashed can
 neither delay nor prevent a trip. It imports nothing from ``hardware/``, and
-from ``controller/`` only the config and the CSV layouts (``export_formats``,
-shared with the ``export`` command so both downloads have the same columns).
+from ``controller/`` only the config, the CSV layouts (``export_formats``,
+shared with the ``export`` command so both downloads have the same columns) and
+the atomic file writer (``files``). Every value rule is the controller's: the
+dashboard checks a request's shape and size and passes on the controller's
+named refusals.
 """
 
 from __future__ import annotations

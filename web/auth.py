@@ -18,8 +18,9 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import generate_csrf
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from controller.files import atomic_write_text
 from web.errors import json_error
-from web.state import PASSWORD_FILE, ensure_state_dir, tighten_mode, write_private_file
+from web.state import PASSWORD_FILE, PRIVATE_MODE, ensure_state_dir, tighten_mode
 from web.validation import request_json
 
 bp = Blueprint("auth", __name__)
@@ -45,7 +46,8 @@ def set_password(state_dir: str | Path, password: str) -> None:
         raise ValueError(f"password: must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters "
                          f"(got {length})")
     directory = ensure_state_dir(state_dir)
-    write_private_file(_password_path(directory), generate_password_hash(password, method="scrypt") + "\n")
+    atomic_write_text(_password_path(directory), generate_password_hash(password, method="scrypt") + "\n",
+                      mode=PRIVATE_MODE)
 
 
 def password_is_set(state_dir: str | Path) -> bool:

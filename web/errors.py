@@ -25,7 +25,8 @@ CONTROLLER_CODE_STATUS = {
     "conflict": 409,
     "not_found": 404,
     "unknown_method": 404,
-    "too_long": 400,
+    # A request too long for the controller's line: a size cap, as the body's own (413).
+    "too_long": 413,
     # The controller's client limit: try again shortly.
     "busy": 503,
     # The history database cannot be written; the message says why.

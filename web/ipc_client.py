@@ -38,13 +38,6 @@ class ControllerError(Exception):
         self.message = message
         self.errors = errors or []
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON body for the HTTP layer."""
-        out: dict[str, Any] = {"ok": False, "code": self.code, "message": self.message}
-        if self.errors:
-            out["errors"] = self.errors
-        return out
-
 
 def _read_line(sock: socket.socket, buffer: bytearray, max_bytes: int = MAX_STATUS_BYTES) -> bytes:
     """One line from ``sock`` (leftovers stay in ``buffer``); a line over ``max_bytes`` is refused."""
@@ -84,11 +77,10 @@ class IpcClient:
         """One request on a fresh connection; returns ``result`` or raises."""
         request_id = next(self._ids)
         # UTF-8, not \u escapes: the longest notes (2000 characters of up to 4 bytes) stay within the limit.
-        try:
-            payload = json.dumps({"id": request_id, "method": method, "params": params or {}},
-                                 ensure_ascii=False).encode() + b"\n"
-        except UnicodeEncodeError as exc:  # a lone surrogate the caller's checks let through
-            raise ControllerError("invalid", f"request is not valid text: {exc.reason}") from exc
+        # A lone surrogate (JSON "\ud800") has no UTF-8 form: backslashreplace writes it back as that
+        # same JSON escape, so the controller receives it as sent and refuses it, naming the field.
+        text = json.dumps({"id": request_id, "method": method, "params": params or {}}, ensure_ascii=False)
+        payload = text.encode("utf-8", "backslashreplace") + b"\n"
         if len(payload) > MAX_LINE_BYTES:
             raise ControllerError("too_long", f"request longer than {MAX_LINE_BYTES} bytes")
         sock = self._connect()

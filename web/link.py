@@ -33,8 +33,6 @@ class ControllerLink:
     def init_app(self, app: Flask) -> None:
         """Attach to ``app``."""
         app.extensions[EXTENSION_KEY] = self
-        # The hub alone too, for code that only wants to close it (tests/hil).
-        app.extensions["status_hub"] = self.hub
 
     def start(self) -> None:
         """Start the status subscription once (idempotent; never after close)."""

@@ -1,8 +1,8 @@
 """The dashboard's own state directory: the session secret and the password hash.
 
-Both files hold secrets, so they are created with mode 0600 and written
-atomically (a temporary file in the same directory, then a rename or a link),
-so a crash mid-write never leaves a half-written key or hash behind.
+Both files hold secrets: they are written with mode 0600 by the one atomic
+writer of both processes (controller/files.py), so a crash mid-write never
+leaves a half-written key or hash behind, nor one readable by others.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import logging
 import os
 import secrets
 import stat
-import tempfile
 from pathlib import Path
+
+from controller.files import create_text_once
 
 log = logging.getLogger(__name__)
 
@@ -30,46 +31,6 @@ def ensure_state_dir(state_dir: str | Path) -> Path:
     return path
 
 
-def _write_temp(directory: Path, data: str) -> str:
-    """Write ``data`` to a new 0600 file in ``directory``, flushed to disk; return its path."""
-    # mkstemp creates the file with mode 0600 already, so the secret is never
-    # readable by others, not even for an instant.
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError:
-        os.unlink(tmp_path)
-        raise
-    return tmp_path
-
-
-def write_private_file(path: Path, data: str) -> None:
-    """Replace ``path`` atomically with ``data``, mode 0600."""
-    tmp_path = _write_temp(path.parent, data)
-    try:
-        os.replace(tmp_path, path)
-    except OSError:
-        os.unlink(tmp_path)
-        raise
-
-
-def create_private_file(path: Path, data: str) -> bool:
-    """Create ``path`` atomically with ``data`` (mode 0600) unless it exists; True if created."""
-    tmp_path = _write_temp(path.parent, data)
-    try:
-        # link() fails when the target exists: two processes starting at once
-        # both end up with the first one's secret instead of each its own.
-        os.link(tmp_path, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp_path)
-
-
 def tighten_mode(path: Path) -> None:
     """Make a secret file 0600 again if someone loosened it (copied with cp, restored from backup)."""
     mode = stat.S_IMODE(path.stat().st_mode)
@@ -82,7 +43,8 @@ def load_secret_key(state_dir: str | Path) -> str:
     """The session secret from ``<state_dir>/secret_key``, generated on first use."""
     path = ensure_state_dir(state_dir) / SECRET_KEY_FILE
     if not path.exists():
-        create_private_file(path, secrets.token_hex(32))
+        # Created once, by link: two dashboards starting at once both end up with the first one's secret.
+        create_text_once(path, secrets.token_hex(32), mode=PRIVATE_MODE)
     tighten_mode(path)
     key = path.read_text(encoding="utf-8").strip()
     if len(key) < SECRET_KEY_MIN_CHARS:

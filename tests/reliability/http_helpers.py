@@ -23,12 +23,12 @@ from flask import Flask
 from hypothesis import strategies as st
 from werkzeug.routing import AnyConverter, Rule
 
-from tests.web.fake_checks import PATIENT_ID
-from tests.web.fake_controller import RANGES, FakeController
+from controller.therapy import patients
+from controller.therapy.patients import FIELDS as PATIENT_FIELDS
+from controller.therapy.runner import PAIN, PLANNED_MIN
+from tests.web.fake_controller import DEMO_ACTIONS, RANGES, FakeController
 from tests.web.helpers import VALID_PATIENT
-from web.api import DEMO_ACTIONS, MODES
 from web.history import PATIENT_BODY_MAX_BYTES
-from web.history_checks import PATIENT_FIELDS
 from web.validation import MAX_BODY_BYTES
 
 #: What parse() answers for a body that is not JSON.
@@ -204,6 +204,20 @@ class Pattern:
 
 
 @dataclass(frozen=True)
+class Spec:
+    """What one of the controller's own field specs accepts (the one home of the rule); values to try from ``like``."""
+
+    spec: Any
+    like: Kind
+
+    def accepts(self, value: Any) -> bool:
+        return self.spec.check(value) is None
+
+    def candidates(self) -> st.SearchStrategy[Any]:
+        return self.like.candidates()
+
+
+@dataclass(frozen=True)
 class Same:
     """Exactly ``value`` (a field that must repeat the URL's id)."""
 
@@ -235,7 +249,7 @@ class Body:
         if not isinstance(data, dict):
             return {"body"}
         if self.nonempty and not data:
-            return {"body"}
+            return {"body", ""}  # the controller's "[limits]: no limit given" names no key
         faults = {key for key in data if key not in self.fields} if self.strict else set()
         faults |= {key for key in self.required if key not in data}
         faults |= {key for key, kind in self.fields.items() if key in data and not kind.accepts(data[key])}
@@ -337,17 +351,23 @@ def body_specs(fake: FakeController) -> dict[str, Body]:
     with fake.lock:
         cap_kmh = fake.status["cap_kmh"]
         fields = fake.therapy.fields()
-    patient_id = Pattern(PATIENT_ID.pattern, ("", "P" * 17, "_P01", "P 01", "P01\n", "Pé1", "P01 "))
-    profile = {"patient_id": patient_id, "display_name": Text(1, 40, forbid="Cc"), "notes": Text(0, 2000),
-               "mode": Choice(MODES)}
+        cfg = fake.config()
+    modes = tuple(fields["mode"]["choices"])
+    patient_id = Pattern(fields["patient_id"]["pattern"], ("", "P" * 17, "_P01", "P 01", "P01\n", "Pé1", "P01 "))
+    specs = patients.specs(cfg)
+    profile = {"patient_id": patient_id, "display_name": Spec(specs["display_name"], Text(1, 40, forbid="Cc")),
+               "notes": Spec(specs["notes"], Text(0, 2000)), "mode": Choice(modes)}
     for name in ("speed_cap_kmh", "base_stop_mm", "warn_margin_mm", "target_min", "sessions_per_day"):
-        profile[name] = Num(fields[name]["min"], fields[name]["max"], integer=fields[name]["integer"])
-    pain = Num(0, 10, integer=True)
+        like = Num(fields[name]["min"], fields[name]["max"], integer=fields[name]["integer"])
+        profile[name] = Spec(specs[name], like)
+    pain = Spec(PAIN, Num(0, 10, integer=True))
+    min_kmh = cfg.safety.min_speed_kmh
+    start_kmh = max(cfg.ceilings.max_reverse_cap_kmh, cfg.ceilings.max_forward_cap_kmh)
     return {
-        "api.start": Body({"speed_kmh": Num(0.0, cap_kmh, nullable=True)}),
-        "api.speed": Body({"speed_kmh": Num(0.0, cap_kmh)}, {"speed_kmh": 1.0}, frozenset({"speed_kmh"})),
-        "api.mode": Body({"mode": Choice(MODES)}, {"mode": "forward"}, frozenset({"mode"})),
-        "api.set_limits": Body({name: Num(r["min"], r["max"]) for name, r in RANGES.items()}, {"base_stop_mm": 300},
+        "api.start": Body({"speed_kmh": Num(min_kmh, cap_kmh, nullable=True)}),
+        "api.speed": Body({"speed_kmh": Num(min_kmh, cap_kmh)}, {"speed_kmh": 1.0}, frozenset({"speed_kmh"})),
+        "api.mode": Body({"mode": Choice(modes)}, {"mode": "forward"}, frozenset({"mode"})),
+        "api.set_limits": Body({name: Num(r["min"], r["max"]) for name, r in RANGES.items()}, {"base_stop_mm": 260},
                                nonempty=True),
         "auth.login": Body({"name": Text(1, 40, forbid="C", strip=True), "password": Text(1, 1024)},
                            {"name": "Dana", "password": "not the password"}, frozenset({"name", "password"}),
@@ -356,8 +376,9 @@ def body_specs(fake: FakeController) -> dict[str, Body]:
                                        max_bytes=PATIENT_BODY_MAX_BYTES),
         # history.patient_update: see Rig.spec (its patient_id must repeat the URL's).
         "history.patient_update": Body(profile),
-        "history.session_start": Body({"patient_id": patient_id, "planned_min": Num(0.25, 60), "pain_before": pain,
-                                       "speed_kmh": Num(0.0, above=True, nullable=True)},
+        "history.session_start": Body({"patient_id": patient_id, "planned_min": Spec(PLANNED_MIN, Num(0.25, 60)),
+                                       "pain_before": pain,
+                                       "speed_kmh": Num(min_kmh, start_kmh, nullable=True)},
                                       {"patient_id": "P01", "planned_min": 7.5, "pain_before": 4},
                                       frozenset({"patient_id", "planned_min", "pain_before"})),
         "history.session_pain": Body({"pain_after": pain}, {"pain_after": 3}, frozenset({"pain_after"})),

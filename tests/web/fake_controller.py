@@ -1,38 +1,42 @@
 """A stand-in for the controller's Unix-socket API (JSON lines), for the dashboard's tests.
 
 A real socket server in a thread, so the dashboard's real IpcClient and
-StatusHub are under test. It answers the IPC contract with canned data, keeps a
-small state machine, records every command, and refuses as the controller does:
-unauthorized without authority, invalid values naming the field and the range,
-conflict when the state forbids. Patients and therapy sessions live in memory
-in :class:`tests.web.fake_therapy.FakeTherapy` (``fake.therapy``).
+StatusHub are under test. It answers the IPC contract from a small state
+machine on the example config, records every call, and refuses with the
+controller's own rules (controller.safety.checks for commands; patients and
+sessions in :class:`tests.web.fake_therapy.FakeTherapy`, ``fake.therapy``):
+every field error it words is the controller's FieldError.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
-import math
 import os
 import socket
 import tempfile
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
-from tests.web.fake_checks import Refusal
-from tests.web.fake_therapy import FakeTherapy
+from controller.config import KMH_PER_MPS, Ceilings, Config, Limits, load_config
+from controller.fields import Choice, FieldError, Num, check_value, spec_of
+from controller.ipc import EVENT_KINDS, IpcServer, RequestError
+from controller.safety.checks import check_limits, check_mode, check_speed, loosens
+from controller.safety.types import ANYONE_COMMANDS, Mode
+from tests.web.fake_therapy import FakeTherapy, invalid
 
-MODES = ("reverse", "forward")
+EXAMPLE_CONFIG = load_config(Path(__file__).resolve().parents[2] / "systemd" / "config.example.toml")
+#: The controller's ``limits`` reply: each limit's range from its field spec.
+RANGES = {f.name: {"min": spec_of(f).lo, "max": spec_of(f).hi, "unit": spec_of(f).unit}
+          for f in dataclasses.fields(Limits)}
+#: The range the controller gives inline for an events query (controller/ipc.py).
+EVENTS_LIMIT = Num(1, 500, integer=True)
+#: The simulation's demo controls (sim/bench.py), which a demo controller serves.
 DEMO_ACTIONS = ("drift_back", "console_speed_up", "unplug_sensor", "unplug_treadmill", "recover")
-#: As the real controller: the config's ranges for each limit (ceilings are checked after).
-RANGES = {
-    "reverse_cap_kmh": {"min": 0.5, "max": 6.0, "unit": "km/h"},
-    "forward_cap_kmh": {"min": 0.5, "max": 6.0, "unit": "km/h"},
-    "base_stop_mm": {"min": 100, "max": 600, "unit": "mm"},
-    "warn_margin_mm": {"min": 50, "max": 500, "unit": "mm"},
-}
-MIN_SPEED_KMH = 0.5
+ANYONE = {kind.value for kind in ANYONE_COMMANDS}
 #: As controller.loop: upper bounds of the decision latency histogram's buckets.
 LATENCY_BUCKETS_S = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01)
 PUSH_INTERVAL_S = 0.05
@@ -51,7 +55,7 @@ class FakeController:
         #: Every request as (method, params), in order.
         self.calls: list[tuple[str, dict[str, Any]]] = []
         #: method → the refusal its next call gets (a test's way of making the controller refuse).
-        self.refusals: dict[str, Refusal] = {}
+        self.refusals: dict[str, RequestError] = {}
         self.events: list[dict[str, Any]] = []
         self.status = self._initial_status(demo, state)
         self.therapy = FakeTherapy(self)
@@ -117,12 +121,10 @@ class FakeController:
             "sensors": {"left": {"distance_mm": 900.0, "gap_mm": 900.0, "reading": "ok", "fresh": True},
                         "right": {"distance_mm": 910.0, "gap_mm": 910.0, "reading": "ok", "fresh": True}},
             "link_ok": True, "running_for_s": None, "trip_count": 4,
-            "limits": {"reverse_cap_kmh": 2.0, "forward_cap_kmh": 2.2, "base_stop_mm": 250.0,
-                       "warn_margin_mm": 200.0},
-            "ceilings": {"max_reverse_cap_kmh": 2.2, "max_forward_cap_kmh": 2.2, "min_base_stop_mm": 200.0,
-                         "min_warn_margin_mm": 100.0},
-            "units": "km/h", "demo": demo,
-            "session": None, "selected_patient": None, "storage": {"ok": True, "message": "history saved"},
+            "limits": dataclasses.asdict(EXAMPLE_CONFIG.limits),
+            "ceilings": dataclasses.asdict(EXAMPLE_CONFIG.ceilings), "units": EXAMPLE_CONFIG.display.units,
+            "demo": demo, "session": None, "selected_patient": None,
+            "storage": {"ok": True, "message": "history saved"},
             # Fleet counters and the decision step's latency histogram (cumulative counts), as the controller.
             "counters": {"trips_by_reason": {"stop_zone": 3, "estop": 1}, "sensor_faults": 2, "link_faults": 1,
                          "decisions": 1000},
@@ -130,6 +132,10 @@ class FakeController:
                                  "counts": [100, 400, 800, 950, 990, 998, 999, 999], "count": 1000,
                                  "sum_s": 0.3125},
         }
+
+    def config(self) -> Config:
+        """The example config with the ceilings the status shows (a test may change them with update())."""
+        return dataclasses.replace(EXAMPLE_CONFIG, ceilings=Ceilings(**self.status["ceilings"]))
 
     def update(self, **changes: Any) -> None:
         """Change the status and push it to subscribers (a test's way of moving the patient)."""
@@ -145,7 +151,7 @@ class FakeController:
     def refuse_next(self, method: str, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         """The next call of ``method`` is refused with this code, message and field errors."""
         with self.lock:
-            self.refusals[method] = Refusal(code, message, errors)
+            self.refusals[method] = RequestError(code, message, errors)
 
     def set_storage_fault(self, message: str | None) -> None:
         """The history database cannot be written (``message`` says why), or works again (None)."""
@@ -231,70 +237,66 @@ class FakeController:
             self.requests.append(method)
             self.calls.append((method, copy.deepcopy(params)))
             refusal = self.refusals.pop(method, None)
-        try:
-            if refusal is not None:
-                raise refusal
-            handler = {"status": self._m_status, "events": self._m_events, "limits": self._m_limits,
-                       "command": self._m_command, "demo": self._m_demo, **self.therapy.handlers()}.get(method)
-            if handler is None or (method == "demo" and not self.status["demo"]):
-                raise Refusal("unknown_method", f"unknown method {method!r}")
-            with self.lock:
-                result = handler(params)
-            return {"id": request.get("id"), "ok": True, "result": result}
-        except Refusal as err:
-            error: dict[str, Any] = {"code": err.code, "message": err.message}
-            if err.errors:
-                error["errors"] = err.errors
-            return {"id": request.get("id"), "ok": False, "error": error}
+            try:
+                if refusal is not None:
+                    raise refusal
+                handler = {"status": self._m_status, "events": self._m_events, "limits": self._m_limits,
+                           "command": self._m_command, "demo": self._m_demo, **self.therapy.handlers()}.get(method)
+                if handler is None or (method == "demo" and not self.status["demo"]):
+                    raise RequestError("unknown_method", f"unknown method {method!r}")
+                return {"id": request.get("id"), "ok": True, "result": handler(params)}
+            except RequestError as err:
+                return IpcServer.error_reply(request.get("id"), err)
 
     def _m_status(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self.lock:
-            return copy.deepcopy(self.status)
+        return copy.deepcopy(self.status)
 
     def _m_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        limit = params.get("limit", 50)
-        if not isinstance(limit, int) or not 1 <= limit <= 500:
-            raise Refusal("invalid", "[events] limit: must be 1 to 500")
+        errors: list[FieldError] = []
+        limit = check_value("events", "limit", params.get("limit", 50), EVENTS_LIMIT, errors)
         kind = params.get("kind")
-        if kind is not None and kind not in ("trip", "warn", "state", "command", "refused", "limits", "fault"):
-            field = {"field": "[events] kind", "value": kind, "message": "unknown kind"}
-            raise Refusal("invalid", f"[events] kind = {kind!r}: unknown kind", [field])
-        with self.lock:
-            return [e for e in self.events if kind is None or e["kind"] == kind][:limit]
+        if kind is not None:
+            check_value("events", "kind", kind, Choice(EVENT_KINDS), errors)
+        if errors:
+            raise invalid(errors)
+        return [e for e in self.events if kind is None or e["kind"] == kind][:limit]
 
     def _m_limits(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self.lock:
-            return {"limits": dict(self.status["limits"]), "ceilings": dict(self.status["ceilings"]),
-                    "mode": self.status["mode"], "units": self.status["units"], "ranges": copy.deepcopy(RANGES)}
+        return {"limits": dict(self.status["limits"]), "ceilings": dict(self.status["ceilings"]),
+                "mode": self.status["mode"], "units": self.status["units"], "ranges": copy.deepcopy(RANGES)}
 
     def _m_demo(self, params: dict[str, Any]) -> dict[str, Any]:
         action = params.get("action")
         if action not in DEMO_ACTIONS:
-            raise Refusal("invalid", f"[demo] action = {action!r}: must be one of {', '.join(DEMO_ACTIONS)}")
-        with self.lock:
-            self.demo_calls.append(action)
+            raise RequestError("invalid", f"[demo] action = {action!r:.60}: must be one of {', '.join(DEMO_ACTIONS)}")
+        self.demo_calls.append(action)
         return {"message": f"demo: {action}"}
 
-    # ---- commands -------------------------------------------------------------------
+    # ---- commands: the order of the safety core's (authority, the value, then the state) --------
 
     def _m_command(self, params: dict[str, Any]) -> dict[str, Any]:
-        with self.lock:
-            self.commands.append(copy.deepcopy(params))
-            kind, actor = params.get("command"), params.get("actor")
-            authorized, value = params.get("authorized"), params.get("value")
-            if not isinstance(actor, str) or not 0 < len(actor.strip()) <= 80:
-                raise Refusal("invalid", f"[command] actor = {actor!r}: must be 1 to 80 characters")
-            if kind not in ("estop", "stop") and not authorized:
-                raise Refusal("unauthorized", f"{kind} needs a logged-in therapist")
-            handler = {"estop": self._c_estop, "stop": self._c_stop, "reset": self._c_reset,
-                       "start": self._c_start, "set_speed": self._c_speed, "set_mode": self._c_mode,
-                       "set_limits": self._c_limits}.get(kind)
-            if handler is None:
-                raise Refusal("invalid", f"[command] command = {kind!r}: unknown")
-            message = handler(value, actor)
-            self._event("command", kind, f"{kind} by {actor}", actor)
-            self._bump()
-            return {"ok": True, "code": "ok", "message": message}
+        self.commands.append(copy.deepcopy(params))
+        kind, actor, value = params.get("command"), params.get("actor"), params.get("value")
+        if kind not in ANYONE and not params.get("authorized"):
+            raise RequestError("unauthorized", f"{kind} needs a logged-in therapist")
+        handler: Callable[[Any, str], str] | None = {
+            "estop": self._c_estop, "stop": self._c_stop, "reset": self._c_reset, "start": self._c_start,
+            "set_speed": self._c_speed, "set_mode": self._c_mode, "set_limits": self._c_limits}.get(kind)
+        if handler is None:
+            raise RequestError("invalid", f"[command] command = {kind!r}: unknown")
+        message = handler(value, actor)
+        self._event("command", kind, f"{kind} by {actor}", actor)
+        self._bump()
+        return {"ok": True, "code": "ok", "message": message}
+
+    @staticmethod
+    def _checked(check: Callable[..., Any], *args: Any) -> Any:
+        """What a check of controller.safety.checks returns, or its refusal naming the field and range."""
+        errors: list[FieldError] = []
+        result = check(*args, errors)
+        if result is None:
+            raise invalid(errors)
+        return result
 
     def _c_estop(self, value: Any, actor: str) -> str:
         self._set_state("STOPPED", {"estop_command": f"E-stop pressed on the dashboard by {actor}"})
@@ -308,62 +310,38 @@ class FakeController:
 
     def _c_reset(self, value: Any, actor: str) -> str:
         if self.status["state"] != "STOPPED":
-            raise Refusal("conflict", f"nothing to reset: the controller is {self.status['state']}")
+            raise RequestError("conflict", f"nothing to reset: the controller is {self.status['state']}")
         self._set_state("READY")
         return "ready"
 
-    def _speed(self, value: Any) -> float:
-        cap = self.status["cap_kmh"]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or not MIN_SPEED_KMH <= value <= cap:
-            message = f"must be a number from {MIN_SPEED_KMH:g} to {cap:g} km/h"
-            raise Refusal("invalid", f"[command] speed_kmh = {value!r}: {message}",
-                          [{"field": "[command] speed_kmh", "value": value if ok else repr(value),
-                            "message": message}])
-        return float(value)
+    def _target_mps(self, value: Any) -> float:
+        return self._checked(check_speed, value, Mode(self.status["mode"]), Limits(**self.status["limits"]),
+                             EXAMPLE_CONFIG.safety.min_speed_kmh)
 
     def _c_start(self, value: Any, actor: str) -> str:
-        speed_kmh = MIN_SPEED_KMH if value is None else self._speed(value)
+        target_mps = EXAMPLE_CONFIG.safety.min_speed_kmh / KMH_PER_MPS if value is None else self._target_mps(value)
         if self.status["state"] != "READY":
-            raise Refusal("conflict", f"start needs READY; the controller is {self.status['state']}")
+            raise RequestError("conflict", f"start needs READY; the controller is {self.status['state']}")
         self._set_state("RUNNING")
-        self.status["target_mps"] = speed_kmh / 3.6
+        self.status["target_mps"] = target_mps
         return "running"
 
     def _c_speed(self, value: Any, actor: str) -> str:
-        self.status["target_mps"] = self._speed(value) / 3.6
+        self.status["target_mps"] = self._target_mps(value)
         return f"speed set to {value:.1f} km/h"
 
     def _c_mode(self, value: Any, actor: str) -> str:
-        if value not in MODES:
-            raise Refusal("invalid", f"[command] mode = {value!r}: must be \"reverse\" or \"forward\"",
-                          [{"field": "[command] mode", "value": repr(value), "message": "reverse or forward"}])
+        mode = self._checked(check_mode, value, "command")
         if self.status["state"] not in ("STOPPED", "READY"):
-            raise Refusal("conflict", "the mode changes only while the belt stands (STOPPED or READY, speed 0)")
-        self.status["mode"] = value
-        return f"mode {value}"
+            raise RequestError("conflict", "the mode changes only while the belt stands (STOPPED or READY, speed 0)")
+        self.status["mode"] = mode.value
+        return f"mode {mode.value}"
 
     def _c_limits(self, value: Any, actor: str) -> str:
-        if not isinstance(value, dict) or not value:
-            raise Refusal("invalid", "[limits]: no limit given")
-        errors = []
-        ceilings = self.status["ceilings"]
-        bounds = {"reverse_cap_kmh": (None, ceilings["max_reverse_cap_kmh"]),
-                  "forward_cap_kmh": (None, ceilings["max_forward_cap_kmh"]),
-                  "base_stop_mm": (ceilings["min_base_stop_mm"], None),
-                  "warn_margin_mm": (ceilings["min_warn_margin_mm"], None)}
-        for field, v in value.items():
-            if field not in RANGES:
-                errors.append({"field": f"[limits] {field}", "value": repr(v), "message": "unknown option"})
-                continue
-            lo = max(RANGES[field]["min"], bounds[field][0] or RANGES[field]["min"])
-            hi = min(RANGES[field]["max"], bounds[field][1] or RANGES[field]["max"])
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:
-                errors.append({"field": f"[limits] {field}", "value": v,
-                               "message": f"must be from {lo:g} to {hi:g} {RANGES[field]['unit']} (ceilings)"})
-        if errors:
-            raise Refusal("invalid", "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
-        if self.status["state"] == "RUNNING":
-            raise Refusal("conflict", "looser limits apply only while the belt stands; tighter ones apply at once")
-        self.status["limits"].update(value)
+        old = Limits(**self.status["limits"])
+        new = self._checked(check_limits, value, old, self.config())
+        if loosens(new, old) and self.status["state"] == "RUNNING":
+            raise RequestError("conflict", "looser limits apply only while the belt stands; tighter ones apply "
+                                           "at once")
+        self.status["limits"] = dataclasses.asdict(new)
         return "limits applied"

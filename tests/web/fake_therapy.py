@@ -1,26 +1,42 @@
-"""The fake controller's patients and therapy sessions, kept in memory (SPEC issue 6, "IPC methods").
+"""The fake controller's patients and therapy sessions, kept in memory.
 
-Checks every field as the controller does (errors ``[patient] key`` with the
-allowed range), refuses as it does (unauthorized, not_found, conflict,
-storage), and moves the fake's status along: the selected patient, the
-session's phase and timer, the belt state.
+Every value is checked by the controller's own rules on the fake's config: a
+profile by controller.therapy.patients, planned minutes and pain by the session
+runner's scales, and the suggestion, pain trend and today's count come from
+controller.therapy.progression. It refuses as the controller does
+(unauthorized, not_found, conflict, storage) and moves the fake's status along:
+the selected patient, the session's phase and timer, the belt state.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from tests.web.fake_checks import PATIENT_ID, Refusal, field_error, invalid, num_check, check_patient
+from controller.config import KMH_PER_MPS, Limits
+from controller.fields import FieldError, Num, check_value
+from controller.ipc import RequestError
+from controller.safety.checks import loosens
+from controller.storage.export_formats import SAMPLE_COLUMNS
+from controller.therapy import patients
+from controller.therapy.progression import pain_flag, pain_trend, sessions_today, suggest_duration
+from controller.therapy.runner import PAIN, PLANNED_MIN
 
 if TYPE_CHECKING:  # pragma: no cover
     from tests.web.fake_controller import FakeController
 
-SAMPLE_COLUMNS = ["t_s", "gap_mm", "belt_kmh", "state", "warning"]
-MAX_SAMPLES_PAGE = 5000
-START_DURATION_MIN = 5.0
-WEEKLY_STEP_MIN = 2.5
+#: The ranges the controller gives inline where it reads a session id or a page of samples
+#: (controller/ipc.py, controller/therapy/runner.py).
+SESSION_ID = Num(1, 1e9, integer=True)
+SAMPLES_OFFSET = Num(0, 1e9, integer=True)
+SAMPLES_LIMIT = Num(1, 5000, integer=True)
+
+
+def invalid(errors: list[FieldError]) -> RequestError:
+    """The controller's "invalid" refusal: every error's text, and each as ``FieldError.as_dict``."""
+    return RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
 
 
 class FakeTherapy:
@@ -46,43 +62,36 @@ class FakeTherapy:
                 "session_samples": self.m_session_samples}
 
     def fields(self) -> dict[str, dict[str, Any]]:
-        """The allowed values of each profile field, from the fake's ceilings (as describe_fields)."""
-        c = self.fake.status["ceilings"]
-        return {
-            "patient_id": {"pattern": PATIENT_ID.pattern, "max_len": 16},
-            "display_name": {"min_len": 1, "max_len": 40},
-            "notes": {"min_len": 0, "max_len": 2000},
-            "mode": {"choices": ["reverse", "forward"]},
-            "speed_cap_kmh": {"min": 0.5, "max": max(c["max_reverse_cap_kmh"], c["max_forward_cap_kmh"]),
-                              "unit": "km/h", "integer": False},
-            "base_stop_mm": {"min": c["min_base_stop_mm"], "max": 600, "unit": "mm", "integer": False},
-            "warn_margin_mm": {"min": c["min_warn_margin_mm"], "max": 500, "unit": "mm", "integer": False},
-            "target_min": {"min": 1, "max": 60, "unit": "min", "integer": False},
-            "sessions_per_day": {"min": 1, "max": 4, "unit": "", "integer": True},
-        }
+        """The allowed values of each profile field, as the controller describes them for its config."""
+        return patients.describe_fields(self.fake.config())
 
     def m_patients(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Every profile, sorted by id, and the allowed values of each field."""
         return {"patients": [copy.deepcopy(self.patients[k]) for k in sorted(self.patients)],
                 "fields": self.fields()}
 
     def m_patient(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One profile with its sessions (newest first), the suggestion, the pain trend and today's count."""
         patient = self._patient(params.get("patient_id"))
         sessions = self._sessions_of(patient["patient_id"])
+        regimen, now = self.fake.config().sessions, time.time()
         return {"patient": copy.deepcopy(patient), "sessions": copy.deepcopy(sessions),
-                "suggestion": self._suggestion(patient, sessions), "pain": self._pain(sessions),
-                "today": self._today(patient, sessions)}
+                "suggestion": suggest_duration(sessions, patient["target_min"], regimen.start_duration_min,
+                                               regimen.weekly_step_min, now),
+                "pain": pain_trend(sessions),
+                "today": {"done": sessions_today(sessions, now), "per_day": patient["sessions_per_day"]}}
 
     def m_patient_save(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace a profile, checked as the controller checks it."""
         self._authority(params, "saving a patient")
-        data, create = params.get("patient"), params.get("create")
-        if not isinstance(create, bool):
-            raise invalid([field_error("patient_save", "create", create, "must be true or false")])
-        profile = check_patient(data, self.fields(), self.fake.status["ceilings"])
-        pid = profile["patient_id"]
+        profile, errors = patients.check_patient(params.get("patient"), self.fake.config())
+        if errors:
+            raise invalid(errors)
+        pid, create = profile["patient_id"], params.get("create")
         if create and pid in self.patients:
-            raise Refusal("conflict", f"patient {pid} exists already; choose another id")
+            raise RequestError("conflict", f"patient {pid} exists already; choose another id")
         if not create and pid not in self.patients:
-            raise Refusal("not_found", f"no patient {pid}")
+            raise RequestError("not_found", f"no patient {pid}")
         self._writable()
         now = time.time()
         profile["created_wall"] = now if create else self.patients[pid]["created_wall"]
@@ -91,11 +100,12 @@ class FakeTherapy:
         return {"patient": copy.deepcopy(profile)}
 
     def m_patient_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Delete a profile with its sessions and samples (refused during its active session)."""
         self._authority(params, "deleting a patient")
         pid = self._patient(params.get("patient_id"))["patient_id"]
         active = self._active()
         if active is not None and active["patient_id"] == pid:
-            raise Refusal("conflict", f"patient {pid} is in session {active['session_id']}; end it first")
+            raise RequestError("conflict", f"patient {pid} is in session {active['session_id']}; end it first")
         self._writable()
         del self.patients[pid]
         for sid in [s for s, row in self.sessions.items() if row["patient_id"] == pid]:
@@ -107,6 +117,7 @@ class FakeTherapy:
         return {"deleted": pid}
 
     def m_patient_select(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Apply the patient's prescription to the status."""
         self._authority(params, "choosing a patient")
         patient = self._patient(params.get("patient_id"))
         self._select(patient)
@@ -115,53 +126,53 @@ class FakeTherapy:
                            f"{patient['speed_cap_kmh']:g} km/h", "patient_id": patient["patient_id"]}
 
     def m_session_start(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Start a session: the runner's scales, then the patient, then the state."""
         self._authority(params, "starting a session")
-        errors = []
-        checks = (("planned_min", num_check(0.25, 60, "min")), ("pain_before", num_check(0, 10, integer=True)))
-        for key, check in checks:
-            reason = check(params.get(key))
-            if reason:
-                errors.append(field_error("session", key, params.get(key), reason))
+        cfg, errors = self.fake.config(), []
+        planned = check_value("session", "planned_min", params.get("planned_min"), PLANNED_MIN, errors)
+        pain_before = check_value("session", "pain_before", params.get("pain_before"), PAIN, errors)
+        speed_kmh = params.get("speed_kmh")
+        if speed_kmh is not None:
+            # The session runner's start speed: any the installer allows; the patient's cap limits it after.
+            ceiling = max(cfg.ceilings.max_reverse_cap_kmh, cfg.ceilings.max_forward_cap_kmh)
+            check_value("session", "speed_kmh", speed_kmh, Num(cfg.safety.min_speed_kmh, ceiling, "km/h"), errors)
         if errors:
             raise invalid(errors)
         patient = self._patient(params.get("patient_id"))
-        speed_kmh = params.get("speed_kmh")
-        if speed_kmh is not None:
-            reason = num_check(0.5, patient["speed_cap_kmh"], "km/h")(speed_kmh)
-            if reason:
-                raise invalid([field_error("session", "speed_kmh", speed_kmh, reason + " (the patient's cap)")])
         active = self._active()
         if active is not None:
-            raise Refusal("conflict", f"session {active['session_id']} is still active; end it first")
+            raise RequestError("conflict", f"session {active['session_id']} is still active; end it first")
         if self.fake.status["state"] != "READY":
-            raise Refusal("conflict", "a session starts from READY; the controller is "
-                                      f"{self.fake.status['state']}")
+            raise RequestError("conflict", f"a session starts from READY; the controller is "
+                                           f"{self.fake.status['state']}")
         self._select(patient)
-        row = self.add_session(patient["patient_id"], status="active", ended_wall=None,
-                               planned_min=params["planned_min"], pain_before=int(params["pain_before"]),
-                               pain_after=None, end_reason="", duration_s=0.0, distance_m=0.0, mean_kmh=0.0,
-                               max_kmh=0.0, closest_mm=None)
+        row = self.add_session(patient["patient_id"], status="active", ended_wall=None, planned_min=planned,
+                               pain_before=pain_before, pain_after=None, end_reason="", duration_s=0.0,
+                               distance_m=0.0, mean_kmh=0.0, max_kmh=0.0, closest_mm=None)
         self.fake._set_state("RUNNING")
-        self.fake.status["target_mps"] = (speed_kmh or 0.5) / 3.6
+        cap = patient["speed_cap_kmh"]
+        self.fake.status["target_mps"] = min(cap if speed_kmh is None else speed_kmh, cap) / KMH_PER_MPS
         self.fake.status["session"] = self._status_session(row, "walking")
         self.fake._bump()
         return {"session": copy.deepcopy(row)}
 
     def m_session_pause(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Pause the active session (the belt stops)."""
         self._authority(params, "pausing a session")
         row = self._need_active()
         if self.fake.status["session"]["phase"] == "paused":
-            raise Refusal("conflict", f"session {row['session_id']} is paused already")
+            raise RequestError("conflict", f"session {row['session_id']} is paused already")
         self.fake._set_state("READY")
         self.fake.status["session"].update(phase="paused", paused_reason=f"paused by {params['actor']}")
         self.fake._bump()
         return {"message": "paused: stopping", "session": copy.deepcopy(self.fake.status["session"])}
 
     def m_session_resume(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Resume the paused session."""
         self._authority(params, "resuming a session")
         row = self._need_active()
         if self.fake.status["session"]["phase"] != "paused":
-            raise Refusal("conflict", f"session {row['session_id']} is not paused")
+            raise RequestError("conflict", f"session {row['session_id']} is not paused")
         self.fake._set_state("RUNNING")
         self.fake.status["session"].update(phase="walking", paused_reason=None)
         self.fake._bump()
@@ -183,22 +194,26 @@ class FakeTherapy:
         return {"message": f"session {row['status']}", "session": copy.deepcopy(row)}
 
     def m_session_pain(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Record the pain after an ended session, once."""
         self._authority(params, "recording pain")
-        reason = num_check(0, 10, integer=True)(params.get("pain_after"))
-        if reason:
-            raise invalid([field_error("session", "pain_after", params.get("pain_after"), reason)])
-        row = self._session(params.get("session_id"))
+        errors: list[FieldError] = []
+        check_value("session", "session_id", params.get("session_id"), SESSION_ID, errors)
+        pain_after = check_value("session", "pain_after", params.get("pain_after"), PAIN, errors)
+        if errors:
+            raise invalid(errors)
+        row = self._session(params["session_id"])
         if row["status"] == "active":
-            raise Refusal("conflict", f"session {row['session_id']} is still running; record pain after its end")
+            raise RequestError("conflict", f"session {row['session_id']} is still running; record pain after "
+                                           "its end")
         if row["pain_after"] is not None:
-            raise Refusal("conflict", f"pain after session {row['session_id']} is recorded already "
-                                       f"({row['pain_after']})")
+            raise RequestError("conflict", f"pain after session {row['session_id']} is recorded already "
+                                           f"({row['pain_after']})")
         self._writable()
-        row["pain_after"] = int(params["pain_after"])
-        row["pain_flag"] = row["pain_after"] > row["pain_before"]
+        row.update(pain_after=pain_after, pain_flag=pain_flag(row["pain_before"], pain_after))
         return {"session": copy.deepcopy(row)}
 
     def m_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One session's summary and its warn and trip events, oldest first."""
         row = self._session(params.get("session_id"))
         end = row["ended_wall"] if row["ended_wall"] is not None else float("inf")
         events = [e for e in reversed(self.fake.events)
@@ -206,16 +221,14 @@ class FakeTherapy:
         return {"session": copy.deepcopy(row), "events": copy.deepcopy(events)}
 
     def m_session_samples(self, params: dict[str, Any]) -> dict[str, Any]:
-        offset, limit = params.get("offset", 0), params.get("limit", MAX_SAMPLES_PAGE)
-        errors = []
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            errors.append(field_error("session_samples", "offset", offset, "must be a whole number from 0"))
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_SAMPLES_PAGE:
-            errors.append(field_error("session_samples", "limit", limit,
-                                       f"must be a whole number from 1 to {MAX_SAMPLES_PAGE}"))
+        """One page of a session's timeline."""
+        errors: list[FieldError] = []
+        check_value("session", "session_id", params.get("session_id"), SESSION_ID, errors)
+        offset = check_value("session", "offset", params.get("offset", 0), SAMPLES_OFFSET, errors)
+        limit = check_value("session", "limit", params.get("limit", 5000), SAMPLES_LIMIT, errors)
         if errors:
             raise invalid(errors)
-        row = self._session(params.get("session_id"))
+        row = self._session(params["session_id"])
         rows = self.samples.get(row["session_id"], [])
         page = rows[offset:offset + limit]
         after = offset + len(page)
@@ -259,29 +272,31 @@ class FakeTherapy:
 
     # ---- helpers -------------------------------------------------------------------------
 
-    def _authority(self, params: dict[str, Any], what: str) -> None:
-        actor = params.get("actor")
-        if not isinstance(actor, str) or not 0 < len(actor.strip()) <= 80:
-            raise Refusal("invalid", f"[request] actor = {actor!r}: must be 1 to 80 characters")
+    @staticmethod
+    def _authority(params: dict[str, Any], what: str) -> None:
         if params.get("authorized") is not True:
-            raise Refusal("unauthorized", f"{what} needs a logged-in therapist")
+            raise RequestError("unauthorized", f"{what} needs a logged-in therapist")
 
     def _writable(self) -> None:
         if self.storage_fault:
-            raise Refusal("storage", self.storage_fault)
+            raise RequestError("storage", self.storage_fault)
 
     def _patient(self, pid: Any) -> dict[str, Any]:
-        if not isinstance(pid, str) or not PATIENT_ID.fullmatch(pid):
-            raise invalid([field_error("patient", "patient_id", pid, "must be 1 to 16 letters, digits, _ or -")])
+        errors: list[FieldError] = []
+        patients.check_patient_id(pid, errors)
+        if errors:
+            raise invalid(errors)
         if pid not in self.patients:
-            raise Refusal("not_found", f"no patient {pid}")
+            raise RequestError("not_found", f"no patient {pid}")
         return self.patients[pid]
 
     def _session(self, sid: Any) -> dict[str, Any]:
-        if not isinstance(sid, int) or isinstance(sid, bool) or sid < 1:
-            raise invalid([field_error("session", "session_id", sid, "must be a whole number from 1")])
+        errors: list[FieldError] = []
+        check_value("session", "session_id", sid, SESSION_ID, errors)
+        if errors:
+            raise invalid(errors)
         if sid not in self.sessions:
-            raise Refusal("not_found", f"no session {sid}")
+            raise RequestError("not_found", f"no session {sid}")
         return self.sessions[sid]
 
     def _sessions_of(self, pid: str) -> list[dict[str, Any]]:
@@ -294,39 +309,20 @@ class FakeTherapy:
     def _need_active(self) -> dict[str, Any]:
         row = self._active()
         if row is None or self.fake.status.get("session") is None:
-            raise Refusal("conflict", "no session is running")
+            raise RequestError("conflict", "no session is running")
         return row
 
     def _select(self, patient: dict[str, Any]) -> None:
+        """The patient's prescription as the controller applies it: looser or another mode only standing."""
         status = self.fake.status
-        if status["state"] == "RUNNING" and status["mode"] != patient["mode"]:
-            raise Refusal("conflict", "the mode changes only while the belt stands (STOPPED or READY)")
-        status["mode"] = patient["mode"]
-        status["limits"][f"{patient['mode']}_cap_kmh"] = patient["speed_cap_kmh"]
-        status["selected_patient"] = patient["patient_id"]
+        new = patients.prescription_limits(patient, self.fake.config())
+        if status["state"] == "RUNNING" and (status["mode"] != patient["mode"]
+                                             or loosens(new, Limits(**status["limits"]))):
+            raise RequestError("conflict", "the mode changes only while the belt stands (STOPPED or READY)")
+        status.update(mode=patient["mode"], limits=dataclasses.asdict(new), selected_patient=patient["patient_id"])
 
     def _status_session(self, row: dict[str, Any], phase: str) -> dict[str, Any]:
         planned_s = row["planned_min"] * 60.0
         return {"session_id": row["session_id"], "patient_id": row["patient_id"], "phase": phase,
                 "elapsed_s": 0.0, "planned_s": planned_s, "remaining_s": planned_s, "end_warning": False,
                 "paused_reason": None}
-
-    def _suggestion(self, patient: dict[str, Any], sessions: list[dict[str, Any]]) -> dict[str, Any]:
-        done = [s for s in sessions if s["status"] != "active"]
-        if not done:
-            return {"duration_min": START_DURATION_MIN, "reason": "first session"}
-        step = min(patient["target_min"], done[0]["planned_min"] + WEEKLY_STEP_MIN / 2)
-        return {"duration_min": step, "reason": f"last session {done[0]['planned_min']:g} min went well"}
-
-    @staticmethod
-    def _pain(sessions: list[dict[str, Any]]) -> dict[str, Any]:
-        scored = [s for s in sessions if s["pain_after"] is not None][:2]
-        if len(scored) == 2 and all(s["pain_flag"] for s in scored):
-            return {"worsening": True, "message": "pain rose after each of the last 2 sessions"}
-        return {"worsening": False, "message": None}
-
-    @staticmethod
-    def _today(patient: dict[str, Any], sessions: list[dict[str, Any]]) -> dict[str, Any]:
-        midnight = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
-        done = sum(1 for s in sessions if s["started_wall"] >= midnight and s["status"] != "active")
-        return {"done": done, "per_day": patient["sessions_per_day"]}

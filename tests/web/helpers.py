@@ -1,11 +1,15 @@
-"""Small helpers for the dashboard tests: logging in, the CSRF header, reading pages, a valid profile."""
+"""Small helpers for the dashboard tests: logging in, the CSRF header, reading pages, a valid profile,
+and the controller's refusals passed on."""
 
 from __future__ import annotations
 
+import copy
 import re
 from html.parser import HTMLParser
+from typing import Any, Callable
 
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 PASSWORD = "correct horse battery"
 THERAPIST = "Dana"
@@ -15,6 +19,30 @@ URL = re.compile(r"(?:https?:)?//[\w.-]+", re.IGNORECASE)
 VALID_PATIENT = {"patient_id": "P02", "display_name": "C.D.", "notes": "knee surgery 2021", "mode": "reverse",
                  "speed_cap_kmh": 1.2, "base_stop_mm": 320, "warn_margin_mm": 150, "target_min": 25,
                  "sessions_per_day": 2}
+
+
+def _held(fake: Any) -> dict[str, Any]:
+    """All a request could change in the fake controller."""
+    with fake.lock:
+        status = {k: v for k, v in fake.status.items() if k not in ("seq", "t_wall")}
+        return copy.deepcopy({"status": status, "patients": fake.therapy.patients,
+                              "sessions": fake.therapy.sessions, "samples": fake.therapy.samples})
+
+
+def controller_refused(send: Callable[[], TestResponse], fake: Any, fields: list[str], *words: str) -> dict:
+    """``send()`` answered 400 with the controller's refusal: its errors name ``fields`` and no others, some
+    error's message holds each of ``words``, and the controller changed nothing. Returns the body."""
+    before = _held(fake)
+    response = send()
+    assert response.status_code == 400, (response.status_code, response.get_json())
+    body = response.get_json()
+    assert body["ok"] is False and body["code"] == "invalid"
+    assert {e["field"] for e in body["errors"]} == set(fields), body
+    for word in words:
+        assert any(word in e["message"] for e in body["errors"]), (word, body["errors"])
+        assert word in body["message"], (word, body["message"])
+    assert _held(fake) == before, "the controller's state changed"
+    return body
 
 
 def csrf_headers(client: FlaskClient) -> dict[str, str]:

@@ -30,11 +30,13 @@ def test_a_new_patient_is_201_and_listed_with_the_fields_ranges(clinic, fake):
     assert listing["fields"]["speed_cap_kmh"] == {"min": 0.5, "max": 2.2, "unit": "km/h", "integer": False}
 
 
-def test_a_new_patient_without_notes_gets_empty_notes(clinic, fake):
+def test_a_new_patient_without_notes_gets_the_controllers_empty_notes(clinic, fake):
     client, headers = clinic
     body = {k: v for k, v in VALID_PATIENT.items() if k != "notes"}
-    assert client.post("/api/patients", json=body, headers=headers).status_code == 201
-    assert fake.calls_to("patient_save")[0]["patient"]["notes"] == ""
+    response = client.post("/api/patients", json=body, headers=headers)
+    assert response.status_code == 201
+    assert "notes" not in fake.calls_to("patient_save")[0]["patient"]
+    assert response.get_json()["patient"]["notes"] == "" and fake.therapy.patients["P02"]["notes"] == ""
 
 
 def test_a_patient_reply_holds_profile_sessions_suggestion_pain_and_today(clinic, fake):
@@ -42,6 +44,8 @@ def test_a_patient_reply_holds_profile_sessions_suggestion_pain_and_today(clinic
     # A second past today's midnight is today however long the test takes (short of a day).
     today = time.mktime(time.localtime()[:3] + (0, 0, 1, 0, 0, -1))
     with fake.lock:
+        # Pain before rises over the last three sessions: the controller holds the duration.
+        fake.therapy.add_session("P01", started_wall=today - 4 * 86400, planned_min=5, pain_before=2, pain_after=3)
         fake.therapy.add_session("P01", started_wall=today - 2 * 86400, planned_min=5, pain_before=3, pain_after=5,
                                  pain_flag=True)
         fake.therapy.add_session("P01", started_wall=today, planned_min=7.5, pain_before=3, pain_after=4,
@@ -49,9 +53,10 @@ def test_a_patient_reply_holds_profile_sessions_suggestion_pain_and_today(clinic
     body = client.get("/api/patients/P01").get_json()
     assert body["ok"] is True
     assert body["patient"]["patient_id"] == "P01"
-    assert [s["session_id"] for s in body["sessions"]] == [2, 1]
-    assert body["suggestion"] == {"duration_min": 8.75, "reason": "last session 7.5 min went well"}
-    assert body["pain"]["worsening"] is True
+    assert [s["session_id"] for s in body["sessions"]] == [3, 2, 1]
+    worsening = "pain worsening: review the program (before-session pain 2 → 3 → 3)"
+    assert body["pain"] == {"worsening": True, "message": worsening}
+    assert body["suggestion"] == {"duration_min": 7.5, "reason": f"{worsening}; holding at 7.5 min", "held": True}
     assert body["today"] == {"done": 1, "per_day": 2}
 
 
@@ -284,14 +289,20 @@ def test_a_prescription_past_the_ceiling_of_its_mode_is_400_with_the_controllers
     assert "P02" not in fake.therapy.patients
 
 
-def test_a_start_speed_over_the_patients_cap_is_400_with_the_controllers_field_errors(clinic, fake):
+def test_a_start_speed_past_the_installers_ceiling_is_400_with_the_controllers_field_errors(clinic, fake):
     client, headers = clinic
-    response = client.post("/api/sessions", json={**START, "speed_kmh": 1.8}, headers=headers)
+    response = client.post("/api/sessions", json={**START, "speed_kmh": 2.4}, headers=headers)
     assert response.status_code == 400
     (error,) = response.get_json()["errors"]
     assert error["field"] == "[session] speed_kmh"
-    assert "0.5 to 1.5 km/h" in error["message"]
+    assert "0.5 to 2.2 km/h" in error["message"]
     assert fake.status["session"] is None
+
+
+def test_a_start_speed_over_the_patients_cap_starts_at_the_cap(clinic, fake):
+    client, headers = clinic
+    assert client.post("/api/sessions", json={**START, "speed_kmh": 1.8}, headers=headers).status_code == 200
+    assert abs(fake.status["target_mps"] * 3.6 - 1.5) < 1e-9
 
 
 def test_a_refusal_for_lack_of_authority_is_401(clinic, fake):
@@ -317,7 +328,10 @@ def test_with_the_controller_offline_the_therapy_api_is_409_offline(offline_clie
     assert response.get_json()["code"] == "offline"
 
 
-def test_with_the_controller_offline_bad_input_is_still_400(offline_client):
+def test_with_the_controller_offline_a_body_of_the_wrong_shape_is_still_400_a_bad_value_409(offline_client):
+    # The shape is HTTP's and checked here; whether 12 is a pain score only the controller says.
     headers = login(offline_client)
+    assert offline_client.post("/api/sessions", json=[START], headers=headers).status_code == 400
+    assert offline_client.post("/api/sessions", json={**START, "x": 1}, headers=headers).status_code == 400
     response = offline_client.post("/api/sessions", json={**START, "pain_before": 12}, headers=headers)
-    assert response.status_code == 400
+    assert response.status_code == 409 and response.get_json()["code"] == "offline"

@@ -74,12 +74,18 @@ def test_a_therapy_page_without_a_login_says_to_log_in_on_the_dashboard(client, 
     assert fake.calls == []
 
 
-@pytest.mark.parametrize("path, words", [("/patients/_x", "No such patient"), ("/patients/" + "P" * 17, "No such"),
-                                         ("/sessions/0", "No such session")])
-def test_a_malformed_id_in_a_page_address_is_a_404_page(therapist_client, path, words):
-    response = therapist_client.get(path)
-    assert response.status_code == 404
-    assert words in response.get_data(as_text=True)
+@pytest.mark.parametrize("page, field", [("/patients/_x", "[patient] patient_id"),
+                                         ("/patients/" + "P" * 17, "[patient] patient_id"),
+                                         ("/sessions/0", "[session] session_id")])
+def test_a_malformed_id_in_a_page_address_is_the_controllers_to_refuse_when_the_page_asks(therapist_client, fake,
+                                                                                          page, field):
+    # The page is a shell that asks nothing; the API call its script makes gets the controller's named 400.
+    response = therapist_client.get(page)
+    assert response.status_code == 200
+    assert fake.calls == []
+    answer = therapist_client.get("/api" + page)
+    assert answer.status_code == 400
+    assert [e["field"] for e in answer.get_json()["errors"]] == [field]
 
 
 def test_the_pages_are_shells_that_render_while_the_controller_is_offline(offline_client):

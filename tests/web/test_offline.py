@@ -12,7 +12,7 @@ COMMANDS = [
     ("post", "/api/estop", None), ("post", "/api/stop", None), ("post", "/api/reset", None),
     ("post", "/api/start", {"speed_kmh": 1.0}), ("post", "/api/start", None),
     ("post", "/api/speed", {"speed_kmh": 1.0}), ("post", "/api/mode", {"mode": "forward"}),
-    ("put", "/api/limits", {"base_stop_mm": 300}), ("post", "/api/demo/drift_back", None),
+    ("put", "/api/limits", {"base_stop_mm": 260}), ("post", "/api/demo/drift_back", None),
 ]
 
 
@@ -40,10 +40,12 @@ def test_page_session_and_login_still_work_while_offline(offline_client):
     login(offline_client)
 
 
-def test_bad_input_is_still_400_before_the_controller_is_asked(offline_client):
+def test_a_body_of_the_wrong_shape_is_still_400_but_a_value_waits_for_the_controller(offline_client):
+    # The shape is HTTP's and checked here; whether "sideways" is a mode only the controller says.
     headers = login(offline_client)
-    response = offline_client.post("/api/mode", json={"mode": "sideways"}, headers=headers)
-    assert response.status_code == 400
+    assert offline_client.post("/api/mode", json=["forward"], headers=headers).status_code == 400
+    assert offline_client.post("/api/mode", json={"mode": "forward", "turbo": 1}, headers=headers).status_code == 400
+    _assert_offline(offline_client.post("/api/mode", json={"mode": "sideways"}, headers=headers))
 
 
 def test_a_controller_that_goes_away_mid_session_gives_409(client, fake):

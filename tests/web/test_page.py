@@ -11,7 +11,7 @@ IDS = ["state-banner", "state-reasons", "offline", "gap-mm", "deck", "zone-stop"
        "login-password", "login-submit", "logout", "reset", "start", "speed-up", "speed-down", "mode",
        "limits-form", "limits-submit", "limits-errors", "events", "demo", "demo-drift-back",
        "demo-console-speed-up", "demo-unplug-sensor", "demo-unplug-treadmill", "demo-recover",
-       # The therapy session panel and the storage banner (issue 6).
+       # The therapy session panel and the storage banner.
        "patient-select", "session-planned", "session-pain-before", "session-start", "session-pause",
        "session-resume", "session-end", "session-timer", "session-phase", "session-pain-after",
        "session-pain-save", "session-summary", "storage-warning", "patients-link"]

@@ -12,7 +12,8 @@ GUARDED = [
     ("post", "/api/start", {"speed_kmh": 1.0}, "start", "READY"),
     ("post", "/api/speed", {"speed_kmh": 1.5}, "set_speed", "RUNNING"),
     ("post", "/api/mode", {"mode": "forward"}, "set_mode", "READY"),
-    ("put", "/api/limits", {"base_stop_mm": 300}, "set_limits", "READY"),
+    # 260 mm: a longer stop distance would carry the forward cap's warn zone past the sensors' reach.
+    ("put", "/api/limits", {"base_stop_mm": 260}, "set_limits", "READY"),
 ]
 STOPS = [("/api/estop", "estop"), ("/api/stop", "stop")]
 

@@ -12,7 +12,6 @@
   // The controller pushes ~20 statuses a second; silence this long means the view is stale.
   const STALE_AFTER_MS = 2500;
   const EVENTS_REFRESH_MS = 5000;
-  const LIMIT_FIELDS = ['reverse_cap_kmh', 'forward_cap_kmh', 'base_stop_mm', 'warn_margin_mm'];
 
   let units = document.querySelector('meta[name="display-units"]').content || 'km/h';
   let status = null;
@@ -297,6 +296,9 @@
   // ---- limits ------------------------------------------------------------------------------
 
   const limitsForm = $('limits-form');
+  // The limits are the form's named inputs (the template's order and labels); their ranges come
+  // from the controller's GET /api/limits, and it names any value it refuses.
+  const LIMIT_FIELDS = Array.from(limitsForm.elements).filter((input) => input.name).map((input) => input.name);
 
   async function loadLimits(force) {
     if (!loggedIn) return;

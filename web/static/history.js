@@ -7,9 +7,6 @@
 window.Therapy = (function () {
   const $ = (id) => document.getElementById(id);
   const KMH_PER_MPH = 1.609344;
-  const PROFILE_FIELDS = ['patient_id', 'display_name', 'notes', 'mode', 'speed_cap_kmh', 'base_stop_mm',
-    'warn_margin_mm', 'target_min', 'sessions_per_day'];
-  const TEXT_FIELDS = ['patient_id', 'display_name', 'notes', 'mode'];
 
   const units = document.querySelector('meta[name="display-units"]').content || 'km/h';
 
@@ -152,26 +149,31 @@ window.Therapy = (function () {
     }
   }
 
+  // The fields are the form's named inputs, in the template's order: which fields a profile has
+  // and what each takes is the controller's to say (its "fields" and its refusals), not a list here.
+  function namedInputs(form) {
+    return Array.from(form.elements).filter((input) => input.name);
+  }
+
   function readForm(form) {
     const body = {};
-    for (const name of PROFILE_FIELDS) {
-      const input = form.elements[name];
-      if (!input) continue;
+    for (const input of namedInputs(form)) {
       const raw = input.value;
-      if (TEXT_FIELDS.includes(name)) {
-        body[name] = name === 'notes' ? raw : raw.trim();
+      if (input.type !== 'number') {
+        // Free text (a textarea) keeps its spacing; a one-line entry is trimmed.
+        body[input.name] = input.tagName === 'TEXTAREA' ? raw : raw.trim();
       } else if (raw.trim() !== '') {
         // Unparseable text goes as it is, so the 400 names the field; empty is left out ("required").
-        body[name] = isFinite(Number(raw)) ? Number(raw) : raw;
+        body[input.name] = isFinite(Number(raw)) ? Number(raw) : raw;
       }
     }
     return body;
   }
 
   function fillForm(form, values) {
-    for (const name of PROFILE_FIELDS) {
-      const input = form.elements[name];
-      if (input && values[name] !== undefined && values[name] !== null) input.value = values[name];
+    for (const input of namedInputs(form)) {
+      const value = values[input.name];
+      if (value !== undefined && value !== null) input.value = value;
     }
   }
 
