@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,28 +32,41 @@ class FieldError:
 
     def __str__(self) -> str:
         if self.key:
-            return f"{self.field} = {_shown(self.value)}: {self.message}"
+            return f"{self.field} = {shown(self.value)}: {self.message}"
         return f"{self.field}: {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form for API replies."""
-        return {"field": self.field, "value": _jsonable(self.value), "message": self.message}
+        return {"field": self.field, "value": jsonable(self.value), "message": self.message}
 
 
-def _shown(value: Any) -> str:
-    """repr() of a value; Python refuses to print integers of over 4300 digits (a TOML file may hold one)."""
+#: Containers are shown a few levels deep: repr() of a value nested a thousand levels (a JSON
+#: body may be) raises RecursionError, which on the decision thread would trip the belt.
+_CONTAINER_REPR = reprlib.Repr()
+_CONTAINER_REPR.maxlevel = 4
+_CONTAINER_REPR.maxtuple = _CONTAINER_REPR.maxlist = _CONTAINER_REPR.maxdict = 10
+_CONTAINER_REPR.maxset = _CONTAINER_REPR.maxfrozenset = 10
+_CONTAINER_REPR.maxstring = _CONTAINER_REPR.maxlong = _CONTAINER_REPR.maxother = 200
+
+
+def shown(value: Any) -> str:
+    """repr() of a value, bounded: deep containers are cut short, and Python refuses to print
+    integers of over 4300 digits (a TOML file may hold one)."""
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return _CONTAINER_REPR.repr(value)
     try:
         return repr(value)
     except ValueError:
         return f"<{type(value).__name__} too large to show>"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A value as JSON can hold it: scalars as they are, anything else as its bounded repr()."""
     if isinstance(value, (str, int, bool)) or value is None:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    return repr(value)
+    return shown(value)
 
 
 #: Larger magnitudes are refused before any float arithmetic (JSON allows 400-digit integers).
@@ -132,7 +146,8 @@ class Text:
         allowed = "\n\r\t" if self.multiline else ""
         # A lone surrogate (from a JSON "\\ud800") is no character: it cannot be stored as UTF-8.
         if (isinstance(value, str) and self.min_len <= len(value) <= self.max_len
-                and not any((ord(c) < 32 and c not in allowed) or 0xD800 <= ord(c) <= 0xDFFF for c in value)):
+                and not any((ord(c) < 32 and c not in allowed) or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF
+                        for c in value)):
             return None
         lines = ", line breaks allowed" if self.multiline else ""
         return f"must be {self.hint} ({self.min_len} to {self.max_len} characters{lines})"

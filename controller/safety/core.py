@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from controller.config import KMH_PER_MPS, Config, Limits, stop_distance_mm
-from controller.fields import FieldError
+from controller.fields import FieldError, jsonable
 from controller.safety.checks import check_limits, check_mode, check_prescription, check_speed, loosens
 from controller.safety.inputs import MOVING_MPS, BeltTrack, Cause, SensorTrack
 from controller.safety.types import (
@@ -144,7 +144,8 @@ class SafetyCore:
         reply = self._handle_command(command)
         self._events.append(Event(self.now, EventKind.COMMAND if reply.ok else EventKind.REFUSED, command.kind.value,
                                   reply.message, command.actor,
-                                  {"value": command.value} if command.value is not None else {}))
+                                  {"value": command.value if reply.ok else jsonable(command.value)}
+                                  if command.value is not None else {}))
         return self._step(t_mono, reply)
 
     def on_exception(self, message: str, t_mono: float) -> Outputs:

@@ -202,3 +202,29 @@ def test_a_full_api_still_takes_an_estop(tmp_path):
         for c in idle:
             c.close()
         bench.close()
+
+
+def test_a_command_value_nested_as_deep_as_the_parser_takes_is_refused_and_trips_nothing(served):
+    """The refusal names the field without printing the whole value: repr() of it would raise
+    RecursionError on the decision thread and trip the belt."""
+    bench, path = served
+    ipc = IpcClient(path)
+    assert wait_until(lambda: _try(lambda: ipc.command("reset", "ann", True)), 3.0)
+    raw = JsonLinesClient(path)
+    try:
+        # The deepest value the parser takes (deeper lines are a bad request, answered with no id).
+        for depth in range(1000, 899, -4):
+            raw.send(('{"id": %d, "method": "command", "params": {"command": "set_speed", "actor": "ann", '
+                      '"authorized": true, "value": %s1%s}}\n' % (depth, "[" * depth, "]" * depth)).encode())
+            reply = raw.read()
+            if reply["id"] is not None:
+                break
+    finally:
+        raw.close()
+    assert depth >= 950, f"the parser took only {depth} levels"
+    assert reply["ok"] is False and reply["error"]["code"] == "invalid"
+    assert reply["error"]["errors"][0]["field"] == "[command] speed_kmh"
+    bench.controller.history.flush()
+    refused = bench.controller.history.recent(1, kind="refused")[0]
+    assert refused["code"] == "set_speed" and refused["figures"]["value"].startswith("[[[[")
+    assert bench.controller.status["state"] == "READY" and "exception" not in bench.controller.status["reasons"]

@@ -597,3 +597,15 @@ def test_a_bad_prescription_is_refused_naming_the_field_and_nothing_changes(valu
     out = rig.command(K.APPLY_PRESCRIPTION, value)
     assert out.reply.code == "invalid" and words in out.reply.message, out.reply.message
     assert (rig.core.limits, rig.core.mode) == before
+
+
+def test_a_deeply_nested_command_value_is_refused_and_trips_nothing():
+    rig = Rig()
+    rig.healthy()
+    assert rig.command(K.RESET).state is State.READY
+    deep: object = {"base_stop_mm": 300}
+    for _ in range(3000):
+        deep = {"limits": deep}
+    out = rig.command(K.SET_LIMITS, deep)
+    assert not out.reply.ok and out.reply.code == "invalid"
+    assert out.state is State.READY and out.relay_energized and "exception" not in rig.core.reasons

@@ -71,3 +71,17 @@ def test_loosening_is_any_higher_cap_or_shorter_distance():
     assert loosens(dataclasses.replace(base, base_stop_mm=base.base_stop_mm - 1), base)
     assert loosens(dataclasses.replace(base, reverse_cap_kmh=base.reverse_cap_kmh + 0.1), base)
     assert not loosens(dataclasses.replace(base, warn_margin_mm=base.warn_margin_mm + 10), base)
+
+
+def test_a_value_nested_a_thousand_levels_deep_is_refused_by_name_without_raising():
+    """repr() of such a value raises RecursionError; on the decision thread that would trip the belt."""
+    cfg = example_config()
+    deep: object = 1.0
+    for _ in range(3000):
+        deep = [deep]
+    errors: list = []
+    assert check_speed(deep, Mode.REVERSE, cfg.limits, cfg.safety.min_speed_kmh, errors) is None
+    assert str(errors[0]).startswith("[command] speed_kmh = [[[[") and "must be a number" in str(errors[0])
+    assert errors[0].as_dict()["value"].startswith("[[[[")
+    assert check_limits({"base_stop_mm": deep}, cfg.limits, cfg, errors) is None
+    assert "[limits] base_stop_mm" in str(errors[-1])
