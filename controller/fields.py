@@ -52,9 +52,9 @@ _CONTAINER_REPR.maxstring = _CONTAINER_REPR.maxlong = _CONTAINER_REPR.maxother =
 def shown(value: Any) -> str:
     """repr() of a value, bounded: deep containers are cut short, and Python refuses to print
     integers of over 4300 digits (a TOML file may hold one)."""
-    if isinstance(value, (list, tuple, dict, set, frozenset)):
-        return _CONTAINER_REPR.repr(value)
     try:
+        if isinstance(value, (list, tuple, dict, set, frozenset)):
+            return _CONTAINER_REPR.repr(value)
         return repr(value)
     except ValueError:
         return f"<{type(value).__name__} too large to show>"

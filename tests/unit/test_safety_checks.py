@@ -85,3 +85,10 @@ def test_a_value_nested_a_thousand_levels_deep_is_refused_by_name_without_raisin
     assert errors[0].as_dict()["value"].startswith("[[[[")
     assert check_limits({"base_stop_mm": deep}, cfg.limits, cfg, errors) is None
     assert "[limits] base_stop_mm" in str(errors[-1])
+
+
+def test_an_integer_too_long_to_print_inside_a_value_is_named_not_raised():
+    errors: list = []
+    cfg = example_config()
+    assert check_speed([10 ** 5000], Mode.REVERSE, cfg.limits, cfg.safety.min_speed_kmh, errors) is None
+    assert "too large to show" in str(errors[0])
