@@ -5,8 +5,8 @@ The order puts the quiet measurements first: the dashboard and reliability runs 
 
 from __future__ import annotations
 
-from bench import (cpu_cost, dashboard, decision_cost, history, reliability, serial_poll, stop_margin,
-                   trip_latency)
+from bench import (approach, cpu_cost, dashboard, decision_cost, history, reliability, serial_poll,
+                   stop_margin, trip_latency)
 
 
 def main() -> None:
@@ -15,6 +15,7 @@ def main() -> None:
     cpu_cost.main([])
     serial_poll.main([])
     stop_margin.main([])
+    approach.main([])
     history.main([])
     dashboard.main([])
     reliability.main([])

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import save
-from controller.config import (KMH_PER_MPS, SENSOR_RELIABLE_RANGE_MM, Config, load_config, parse_config,
+from controller.config import (KMH_PER_MPS, Config, load_config, parse_config,
                                stop_distance_mm)
 from sim.bench import EXAMPLE_CONFIG, STALE_INPUT_TRIPS, SimBench, sim_config, wait_until
 from hardware.belt_protocol import mps_to_tenths_mph_floor, tenths_mph_to_mps
@@ -76,17 +76,25 @@ def bench_config(speed_kmh: float) -> tuple[Config, dict[str, Any]]:
         example = load_config(EXAMPLE_CONFIG)
         stop_mm = _stop_mm(example, speed_kmh / KMH_PER_MPS)
         offset_mm = max(0.0, example.max_mount_offset_mm)
-        room_mm = SENSOR_RELIABLE_RANGE_MM - stop_mm - offset_mm
+        room_mm = example.safety.sensor_reach_mm - stop_mm - offset_mm
         if room_mm < 50 and offset_mm > 0:
             for sensor in data["sensors"]:
                 sensor["mount_offset_mm"] = 0
             changes["sensors[*].mount_offset_mm"] = 0
-            room_mm = SENSOR_RELIABLE_RANGE_MM - stop_mm
+            room_mm = example.safety.sensor_reach_mm - stop_mm
         warn_mm = float(max(50, math.floor(room_mm / 10) * 10))
         if warn_mm < limits["warn_margin_mm"]:
             change("limits", "warn_margin_mm", warn_mm)
             if warn_mm < ceilings["min_warn_margin_mm"]:
                 change("ceilings", "min_warn_margin_mm", warn_mm)
+        # The stop zone of a patient approaching at the assumed speed must lie within what the
+        # sensors see: the simulated ones see further than the clinic's 800 mm, and this says so.
+        approach = stop_distance_mm(speed_kmh / KMH_PER_MPS, limits["base_stop_mm"], example.sensor_period_s,
+                                    example.treadmill.reaction_time_s, example.treadmill.decel_mps2,
+                                    max(speed_kmh / KMH_PER_MPS, example.safety.approach_speed_mps))
+        reach_mm = math.ceil((approach + max(s["mount_offset_mm"] for s in data["sensors"])) / 10) * 10
+        if reach_mm > example.safety.sensor_reach_mm:
+            change("safety", "sensor_reach_mm", float(reach_mm))
     # The real loader: a config it refuses is not benchmarked.
     cfg = parse_config(data, f"{EXAMPLE_CONFIG.name} + stop-margin bench changes")
     return cfg, changes

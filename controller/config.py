@@ -19,8 +19,10 @@ from hardware.gpio_rules import ESTOP_BOUNCE_MS_DEFAULT, ESTOP_BOUNCE_MS_RANGE, 
 
 #: VL53L0X reach that still holds on dark clothing in a lit room (datasheet: 1.2 m
 #: on white indoors, much less on dark, low-reflectance targets).
-SENSOR_RELIABLE_RANGE_MM = 800
+#: What a VL53L0X reliably sees of a patient in dark clothing (mm): [safety] sensor_reach_mm's default.
+SENSOR_RELIABLE_RANGE_MM = 800.0
 KMH_PER_MPS = 3.6
+BELT_CARRIES = ("toward_edge", "away_from_edge")
 PROTOCOLS = ("trackmaster", "woodway", "speed-sensor")
 
 
@@ -48,7 +50,19 @@ class TreadmillConfig:
     poll_hz: float = field(default=20.0, metadata={"spec": Num(20.0, 50.0, "Hz")})
     link_timeout_s: float = field(default=0.3, metadata={"spec": Num(0.1, 0.3, "s")})
     #: Woodway dialect: send the reversed-belt direction digit in reverse mode.
-    reverse_belt: bool = field(default=False, metadata={"spec": Flag()})
+    #: Which way the belt carries the patient in reverse-walking mode: "toward_edge" (the patient
+    #: faces the rear on a normal belt), or "away_from_edge" (a reversed belt, the patient facing
+    #: the console; woodway only). Forward walking always carries toward the edge.
+    reverse_mode_carries: str = field(default="toward_edge", metadata={"spec": Choice(BELT_CARRIES)})
+
+    @property
+    def reverse_belt(self) -> bool:
+        """Whether the belt runs reversed in reverse-walking mode (the woodway direction digit)."""
+        return self.reverse_mode_carries == "away_from_edge"
+
+    def carries_toward_edge(self, mode: str) -> bool:
+        """Whether the belt carries the patient toward the rear edge in this walking mode."""
+        return mode != "reverse" or not self.reverse_belt
 
     @property
     def can_command(self) -> bool:
@@ -140,6 +154,11 @@ class SafetyConfig:
     speed_ramp_kmh_per_s: float = field(default=0.5, metadata={"spec": Num(0.1, 2.0, "km/h/s")})
     warn_slowdown_kmh: float = field(default=0.3, metadata={"spec": Num(0.1, 1.0, "km/h")})
     min_speed_kmh: float = field(default=0.5, metadata={"spec": Num(0.2, 1.5, "km/h")})
+    #: The patient's approach speed assumed when it cannot be measured (ISO 13855's walking
+    #: approach, K = 1.6 m/s): the stop distance never falls back to the belt's speed alone.
+    approach_speed_mps: float = field(default=1.6, metadata={"spec": Num(0.5, 2.5, "m/s")})
+    #: How far the sensors reliably see the patient (the VL53L0X: about 800 mm on dark clothing).
+    sensor_reach_mm: float = field(default=SENSOR_RELIABLE_RANGE_MM, metadata={"spec": Num(300, 2000, "mm")})
 
 
 @dataclass(frozen=True)
@@ -224,36 +243,56 @@ _REQUIRED_SECTIONS = ("treadmill", "sensors", "gpio")
 
 
 def stop_distance_mm(belt_speed_mps: float, base_stop_mm: float, sensor_period_s: float,
-                     reaction_time_s: float, decel_mps2: float) -> float:
-    """ISO 13855-style stop distance: base + v*(t_detect + t_react) + v^2/(2*decel)."""
-    v = max(0.0, belt_speed_mps)
-    return base_stop_mm + 1000.0 * (v * (sensor_period_s + reaction_time_s) + v * v / (2.0 * decel_mps2))
+                     reaction_time_s: float, decel_mps2: float, closing_speed_mps: float | None = None) -> float:
+    """Stop distance after ISO 13855 (S = K*T + C) with the approach speed of ISO/TS 15066:
+    base + v_close*(t_detect + t_react) + v_belt^2/(2*decel).
+
+    ``closing_speed_mps`` is how fast the gap closes; None: the belt's own speed (the patient
+    carried). The braking term is the belt's whichever way it runs: while it slows, a patient
+    who keeps their cadence closes on the edge by that much.
+    """
+    v_belt = max(0.0, belt_speed_mps)
+    v_close = v_belt if closing_speed_mps is None else max(0.0, closing_speed_mps)
+    return base_stop_mm + 1000.0 * (v_close * (sensor_period_s + reaction_time_s) + v_belt * v_belt / (2.0 * decel_mps2))
 
 
 def reach_errors(reverse_cap_kmh: float, forward_cap_kmh: float, base_stop_mm: float,
-                 warn_margin_mm: float, treadmill: TreadmillConfig, sensor_period_s: float,
+                 warn_margin_mm: float, treadmill: TreadmillConfig, safety: SafetyConfig, sensor_period_s: float,
                  max_mount_offset_mm: float, section: str = "limits",
                  keys: tuple[str, str] = ("reverse_cap_kmh", "forward_cap_kmh")) -> list[FieldError]:
-    """Caps whose warn zone, at full cap, lies beyond what the sensors reliably see."""
+    """Caps whose zones, at full cap, lie beyond what the sensors reliably see: the warn zone of a
+    patient carried by the belt, and the stop zone of one approaching at the assumed approach speed."""
     errors = []
-    for key, cap_kmh in zip(keys, (reverse_cap_kmh, forward_cap_kmh)):
-        stop = stop_distance_mm(cap_kmh / KMH_PER_MPS, base_stop_mm, sensor_period_s,
-                                treadmill.reaction_time_s, treadmill.decel_mps2)
-        seen_at_mm = stop + warn_margin_mm + max(0.0, max_mount_offset_mm)
-        if seen_at_mm > SENSOR_RELIABLE_RANGE_MM:
+    reach = safety.sensor_reach_mm
+    offset = max(0.0, max_mount_offset_mm)
+    for key, cap_kmh, mode in zip(keys, (reverse_cap_kmh, forward_cap_kmh), ("reverse", "forward")):
+        v = cap_kmh / KMH_PER_MPS
+        carried = v if treadmill.carries_toward_edge(mode) else 0.0
+        stop = stop_distance_mm(v, base_stop_mm, sensor_period_s, treadmill.reaction_time_s,
+                                treadmill.decel_mps2, carried)
+        if stop + warn_margin_mm + offset > reach:
             errors.append(FieldError(
                 section, key, cap_kmh,
-                f"at this cap the warn zone ends {seen_at_mm:.0f} mm from the sensor "
+                f"at this cap the warn zone ends {stop + warn_margin_mm + offset:.0f} mm from the sensor "
                 f"(stop {stop:.0f} mm + warn margin {warn_margin_mm:.0f} mm + mount offset), "
-                f"beyond the VL53L0X's reliable {SENSOR_RELIABLE_RANGE_MM} mm on dark clothing"))
+                f"beyond [safety] sensor_reach_mm = {reach:g}"))
+            continue
+        approach = stop_distance_mm(v, base_stop_mm, sensor_period_s, treadmill.reaction_time_s,
+                                    treadmill.decel_mps2, max(carried, safety.approach_speed_mps))
+        if approach + offset > reach:
+            errors.append(FieldError(
+                section, key, cap_kmh,
+                f"at this cap the stop zone for a patient approaching at [safety] approach_speed_mps = "
+                f"{safety.approach_speed_mps:g} m/s ends {approach + offset:.0f} mm from the sensor, "
+                f"beyond [safety] sensor_reach_mm = {reach:g}"))
     return errors
 
 
-def limits_reach_errors(limits: Limits, treadmill: TreadmillConfig, sensors: tuple[SensorConfig, ...],
-                        section: str = "limits") -> list[FieldError]:
-    """Refuse limits whose warn zone the sensors could not see."""
+def limits_reach_errors(limits: Limits, treadmill: TreadmillConfig, safety: SafetyConfig,
+                        sensors: tuple[SensorConfig, ...], section: str = "limits") -> list[FieldError]:
+    """Refuse limits whose zones the sensors could not see."""
     return reach_errors(limits.reverse_cap_kmh, limits.forward_cap_kmh, limits.base_stop_mm,
-                        limits.warn_margin_mm, treadmill, max(s.period_s for s in sensors),
+                        limits.warn_margin_mm, treadmill, safety, max(s.period_s for s in sensors),
                         max(s.mount_offset_mm for s in sensors), section)
 
 
@@ -347,14 +386,14 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
                     errors.append(FieldError(section, f.name, getattr(table, f.name),
                                              f"must be at least [safety] min_speed_kmh = {safety.min_speed_kmh:g}"))
     if treadmill is not None and treadmill.reverse_belt and treadmill.protocol != "woodway":
-        errors.append(FieldError("treadmill", "reverse_belt", True,
-                                 "only the woodway dialect has a direction digit"))
+        errors.append(FieldError("treadmill", "reverse_mode_carries", treadmill.reverse_mode_carries,
+                                 "only the woodway dialect can run the belt reversed (its direction digit)"))
     if errors or sensors is None or any(p is None for p in parts.values()):
-        if limits is not None and treadmill is not None and sensors:
-            errors += limits_reach_errors(limits, treadmill, sensors)
+        if limits is not None and treadmill is not None and safety is not None and sensors:
+            errors += limits_reach_errors(limits, treadmill, safety, sensors)
         raise ConfigError(errors, path)
     cfg = Config(sensors=sensors, **parts)
-    errors += limits_reach_errors(cfg.limits, cfg.treadmill, cfg.sensors)
+    errors += limits_reach_errors(cfg.limits, cfg.treadmill, cfg.safety, cfg.sensors)
     if errors:
         raise ConfigError(errors, path)
     # A ceiling beyond reach is not dangerous (limits are checked on every change),
@@ -363,7 +402,7 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
     warnings = tuple(
         f"{e}; the dashboard will refuse caps this high"
         for e in reach_errors(c.max_reverse_cap_kmh, c.max_forward_cap_kmh, c.min_base_stop_mm,
-                              c.min_warn_margin_mm, cfg.treadmill, cfg.sensor_period_s,
+                              c.min_warn_margin_mm, cfg.treadmill, cfg.safety, cfg.sensor_period_s,
                               cfg.max_mount_offset_mm, "ceilings",
                               ("max_reverse_cap_kmh", "max_forward_cap_kmh")))
     return dataclasses.replace(cfg, warnings=warnings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import tempfile
 import threading
 import time
@@ -20,6 +21,7 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from controller.assembly import Controller
 from controller.config import Config, KMH_PER_MPS, load_config
+from controller.safety.approach import WINDOW
 from controller.safety.types import Command, CommandKind, Reply
 from hardware.sim.patient import PatientModel, PatientRunner
 from hardware.sim.pins import watch_pin
@@ -38,7 +40,8 @@ def sim_config(state_dir: str | Path, *, protocol: str = "trackmaster", base: Co
     return dataclasses.replace(
         cfg,
         treadmill=dataclasses.replace(cfg.treadmill, protocol=protocol, port="(pty)",
-                                      reverse_belt=cfg.treadmill.reverse_belt and protocol == "woodway"),
+                                      reverse_mode_carries=cfg.treadmill.reverse_mode_carries
+                                      if protocol == "woodway" else "toward_edge"),
         gpio=dataclasses.replace(cfg.gpio, pin_factory="mock"),
         storage=dataclasses.replace(cfg.storage, state_dir=str(state_dir)),
     )
@@ -66,7 +69,8 @@ class SimBench:
 
     def __init__(self, cfg: Config | None = None, *, state_dir: str | Path | None = None,
                  start_gap_mm: float = 1000.0, byte_time: bool = False, accel_mps2: float = 0.5,
-                 ipc_socket: str | Path | None = None, sway_mm: float = 0.0, on_healthy_tick=None):
+                 ipc_socket: str | Path | None = None, sway_mm: float = 0.0, sway_hz: float = 0.25,
+                 noise_mm: float = 0.0, seed: int = 0, on_healthy_tick=None):
         self._tmp = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="treadmill-sim-")
@@ -78,6 +82,9 @@ class SimBench:
         self.port_link = Path(state_dir) / "treadmill-tty"
         self.factory = MockFactory(pin_class=MockPWMPin)
         self.patient = PatientModel(start_gap_mm)
+        #: Each sensor's reading is off by up to this much, uniformly, per sample (seeded).
+        self._noise_mm = noise_mm
+        self._rng = random.Random(seed)
         t = self.cfg.treadmill
         dialect = t.protocol
         self.emulator = TreadmillEmulator(dialect, link_path=self.port_link, baudrate=t.baudrate,
@@ -86,7 +93,7 @@ class SimBench:
         self.bus = SimI2C()
         self.chips = {}
         for s in self.cfg.sensors:
-            chip = self.bus.add_chip(distance_fn=self._distance_fn(s.mount_offset_mm, sway_mm))
+            chip = self.bus.add_chip(distance_fn=self._distance_fn(s.mount_offset_mm, sway_mm, sway_hz))
             bind_xshut(self.factory, s.xshut_pin, chip)
             self.chips[s.id] = chip
         g = self.cfg.gpio
@@ -98,7 +105,7 @@ class SimBench:
         if g.buzzer_pin is not None:
             watch_pin(self.factory, g.buzzer_pin, lambda on: self.buzzer_history.append((time.monotonic(), on)))
         self.watchdog = WatchdogRelayModel(self.heartbeat_pin, hold_time_s=WATCHDOG_HOLD_S, latched=True)
-        self.runner = PatientRunner(self.patient, lambda: self.emulator.belt_speed_mps, step_s=0.002)
+        self.runner = PatientRunner(self.patient, self._belt_for_patient, step_s=0.002)
         self.controller = Controller(self.cfg, i2c=self.bus, pin_factory=self.factory,
                                      port=str(self.port_link), smbus=self.bus.smbus(), state_dir=state_dir,
                                      on_healthy_tick=on_healthy_tick)
@@ -110,13 +117,24 @@ class SimBench:
         self.ipc_socket = ipc_socket
         self.start_gap_mm = start_gap_mm
 
-    def _distance_fn(self, mount_offset_mm: float, sway_mm: float) -> Callable[[], float]:
-        """What a sensor sees: the patient's gap plus the mount offset, plus their sway."""
+    def _distance_fn(self, mount_offset_mm: float, sway_mm: float, sway_hz: float) -> Callable[[], float]:
+        """What a sensor sees: the patient's gap plus the mount offset, their sway and the sensor's noise."""
         base = self.patient.sensor_distance_fn(mount_offset_mm)
-        if not sway_mm:
+        if not sway_mm and not self._noise_mm:
             return base
-        # A patient stepping back sways with each step (~0.25 Hz here): both sensors see it.
-        return lambda: base() + sway_mm * math.sin(2 * math.pi * 0.25 * time.monotonic())
+
+        def seen() -> float:
+            # A patient stepping back sways with each step: both sensors see it.
+            sway = sway_mm * math.sin(2 * math.pi * sway_hz * time.monotonic())
+            return base() + sway + self._rng.uniform(-self._noise_mm, self._noise_mm)
+        return seen
+
+    def _belt_for_patient(self) -> float:
+        """The belt's speed as the patient feels it; a reversed belt carries them away from the edge."""
+        velocity = self.emulator.belt_velocity_mps
+        if velocity:
+            self.patient.set_carried_toward_edge(velocity > 0)
+        return abs(velocity)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -214,6 +232,7 @@ class SimBench:
         """Reset, start and wait until the belt runs at the requested speed (within 0.1 mph)."""
         deadline = time.monotonic() + timeout_s
         reply = None
+        self.wait_sensors_sampled()
         while time.monotonic() < deadline:
             reply = self.command(CommandKind.RESET)
             if reply.ok:
@@ -230,10 +249,12 @@ class SimBench:
             raise RuntimeError(f"belt did not reach {speed_kmh} km/h: {self.emulator.belt_speed_mps:.3f} m/s")
 
     def wait_sensors_sampled(self, timeout_s: float = 1.0) -> bool:
-        """Wait until every sensor has given the controller a sample taken from now on (the patient as placed)."""
+        """Wait until every sensor has given the controller the samples its closing-speed estimate fits,
+        all taken from now on (the patient as placed: a placement is a jump no person could make)."""
         t0 = time.monotonic()
         tracks = self.controller.loop.core.sensors.values()
-        return wait_until(lambda: all(t.t_sample is not None and t.t_sample > t0 for t in tracks), timeout_s)
+        return wait_until(lambda: all(t.t_sample is not None and t.t_sample > t0 + (WINDOW - 0.5) * t.cfg.period_s
+                                      for t in tracks), timeout_s)
 
     def press_estop(self) -> None:
         """Press the E-stop button: the NC contact opens and the pull-up wins."""

@@ -46,7 +46,7 @@ def check_limits(value: Any, base: Limits, cfg: Config, errors: list[FieldError]
     new = check_table(Limits, "limits", value, errors, base=base)
     if new is None:
         return None
-    more = ceiling_errors(new, cfg.ceilings) + limits_reach_errors(new, cfg.treadmill, cfg.sensors)
+    more = ceiling_errors(new, cfg.ceilings) + limits_reach_errors(new, cfg.treadmill, cfg.safety, cfg.sensors)
     floor = cfg.safety.min_speed_kmh
     more += [FieldError("limits", key, getattr(new, key), f"must be at least [safety] min_speed_kmh = {floor:g}")
              for key in ("reverse_cap_kmh", "forward_cap_kmh") if getattr(new, key) < floor]

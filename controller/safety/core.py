@@ -164,12 +164,45 @@ class SafetyCore:
         """The speed the stop distance is computed for: the larger of measured and commanded."""
         return max(self.belt.speed_mps if self.belt.t_sample is not None else 0.0, self.commanded_mps)
 
-    def stop_distance_mm(self, belt_speed_mps: float | None = None) -> float:
-        """Stop distance at a belt speed (default: the present one)."""
+    def carries_toward_edge(self) -> bool:
+        """Whether the belt carries the patient toward the rear edge in the present mode."""
+        return self.cfg.treadmill.carries_toward_edge(self.mode.value)
+
+    def closing_speed_mps(self) -> tuple[float | None, float]:
+        """(measured, used): how fast the patient closes on the edge (m/s).
+
+        Measured: the largest estimate of the fresh sensors that see the patient, None when
+        any of them has none (too few samples, a hole, a fit off any line). Used: the measured
+        one, or ``[safety] approach_speed_mps`` when there is none: never zero.
+        """
+        measured: float | None = None
+        for track in self.sensors.values():
+            if track.gap_mm is None or not track.is_fresh(self.now):
+                continue
+            estimate = track.closing.estimate(self.now)
+            if estimate is None:
+                return None, self.cfg.safety.approach_speed_mps
+            measured = estimate if measured is None else max(measured, estimate)
+        if measured is None:
+            return None, self.cfg.safety.approach_speed_mps
+        return measured, measured
+
+    def approach_mps(self) -> float:
+        """The patient's own closing speed the stop distance takes: none while the belt stands
+        (opening the circuit cannot help then), the used closing speed while it runs."""
+        if self.state not in BELT_ACTIVE_STATES and not self.belt.moving(self.now):
+            return 0.0
+        return self.closing_speed_mps()[1]
+
+    def stop_distance_mm(self, belt_speed_mps: float | None = None, approach_mps: float | None = None) -> float:
+        """Stop distance at a belt speed (default: the present one) and a patient's closing speed
+        (default: :meth:`approach_mps`); the belt adds its speed only when it carries toward the edge."""
         v = self.speed_for_distance_mps() if belt_speed_mps is None else belt_speed_mps
+        approach = self.approach_mps() if approach_mps is None else approach_mps
         t = self.cfg.treadmill
+        v_close = max(v if self.carries_toward_edge() else 0.0, approach)
         return stop_distance_mm(v, self.limits.base_stop_mm, self.cfg.sensor_period_s,
-                                t.reaction_time_s, t.decel_mps2)
+                                t.reaction_time_s, t.decel_mps2, v_close)
 
     def nearest(self) -> tuple[str | None, float | None]:
         """The nearest fresh valid reading (sensor id, gap mm): it governs."""
@@ -185,12 +218,18 @@ class SafetyCore:
         v = self.speed_for_distance_mps()
         t = self.cfg.treadmill
         sid, gap = self.nearest()
-        stop = self.stop_distance_mm(v)
+        measured, _ = self.closing_speed_mps()
+        approach = self.approach_mps()
+        v_close = max(v if self.carries_toward_edge() else 0.0, approach)
+        stop = self.stop_distance_mm(v, approach)
         return {
             "sensor": sid, "gap_mm": None if gap is None else round(gap, 1),
             "stop_distance_mm": round(stop, 1), "warn_distance_mm": round(stop + self.limits.warn_margin_mm, 1),
             "base_stop_mm": self.limits.base_stop_mm,
-            "reaction_term_mm": round(1000 * v * (self.cfg.sensor_period_s + t.reaction_time_s), 1),
+            "closing_speed_mps": None if measured is None else round(measured, 3),
+            "closing_speed_fallback": measured is None and approach > 0.0,
+            "v_close_mps": round(v_close, 3), "carries_toward_edge": self.carries_toward_edge(),
+            "reaction_term_mm": round(1000 * v_close * (self.cfg.sensor_period_s + t.reaction_time_s), 1),
             "braking_term_mm": round(1000 * v * v / (2 * t.decel_mps2), 1),
             "belt_speed_mps": round(self.belt.speed_mps, 3), "commanded_mps": round(self.commanded_mps, 3),
             "cap_kmh": self.limits.cap_kmh(self.mode.value), "mode": self.mode.value,
@@ -351,7 +390,9 @@ class SafetyCore:
         self.warn_exit_mm = warn_mm + WARN_HYSTERESIS_MM
         self._events.append(Event(self.now, EventKind.WARN, "warn_zone", f"patient {gap:.0f} mm from the rear edge, "
                                   f"inside the warn distance {warn_mm:.0f} mm", figures=self.figures()))
-        if self.state is State.RUNNING and self.can_command:
+        # A belt carrying the patient away from the edge is slowed for no one: a patient stepping
+        # back at a steady cadence would reach the edge faster. The buzzer alone warns then.
+        if self.state is State.RUNNING and self.can_command and self.carries_toward_edge():
             step = self.cfg.safety.warn_slowdown_kmh / KMH_PER_MPS
             floor = self.cfg.safety.min_speed_kmh / KMH_PER_MPS
             # One step down, never below the slowest useful speed (unless already there).
@@ -501,7 +542,8 @@ class SafetyCore:
         sid, gap = self.nearest()
         if gap is None:
             return _conflict("no patient in view of the sensors: start refused")
-        warn_at = self.stop_distance_mm(v) + self.limits.warn_margin_mm
+        # The belt is about to run: the patient's own approach counts from the first step.
+        warn_at = self.stop_distance_mm(v, self.closing_speed_mps()[1]) + self.limits.warn_margin_mm
         if gap <= warn_at:
             return _conflict(f"patient {gap:.0f} mm from the rear edge is inside the warn zone "
                              f"({warn_at:.0f} mm at {v * KMH_PER_MPS:.1f} km/h): step forward first")

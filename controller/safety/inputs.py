@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from controller.config import SensorConfig
+from controller.safety.approach import ClosingSpeed
 
 # The VL53L0X's encoding as the rule reads it. hardware/vl53l0x_regs.py is its home; the pure
 # core may not import hardware, so tests/unit/test_layers.py checks that the two agree.
@@ -45,7 +46,7 @@ class SensorTrack:
     """The latest sample and fault of one sensor."""
 
     __slots__ = ("cfg", "t_sample", "reading", "distance_mm", "range_status", "gap_mm",
-                 "t_fault", "fault_message")
+                 "t_fault", "fault_message", "closing")
 
     def __init__(self, cfg: SensorConfig):
         self.cfg = cfg
@@ -56,6 +57,8 @@ class SensorTrack:
         self.gap_mm: float | None = None
         self.t_fault: float | None = None
         self.fault_message = ""
+        #: How fast this sensor's gap closes, from its recent valid samples.
+        self.closing = ClosingSpeed(cfg.period_s)
 
     def update(self, distance_mm: float, range_status: int, t_mono: float, obstruction_mm: float) -> None:
         """Classify and store a new sample."""
@@ -74,11 +77,15 @@ class SensorTrack:
         else:
             self.reading = Reading.VALID
             self.gap_mm = distance_mm - self.cfg.mount_offset_mm
+            self.closing.add(t_mono, self.gap_mm)
+            return
+        self.closing.clear()
 
     def fault(self, message: str, t_mono: float) -> None:
         """Record a read failure; it counts until a later sample arrives."""
         self.t_fault = t_mono
         self.fault_message = message
+        self.closing.clear()
 
     def is_fresh(self, now: float) -> bool:
         """A sample no older than two periods, with no fault after it."""

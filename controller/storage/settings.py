@@ -37,7 +37,7 @@ class SettingsStore:
             errors.append(FieldError("settings", "mode", mode, 'must be "reverse" or "forward"'))
         if limits is not None:
             errors += ceiling_errors(limits, cfg.ceilings, "settings limits")
-            errors += limits_reach_errors(limits, cfg.treadmill, cfg.sensors, "settings limits")
+            errors += limits_reach_errors(limits, cfg.treadmill, cfg.safety, cfg.sensors, "settings limits")
         if errors or limits is None:
             return cfg.limits, "reverse", errors
         return limits, mode, []

@@ -91,7 +91,7 @@ def check_patient(data: Any, cfg: Config) -> tuple[dict[str, Any] | None, list[F
     if not errors:
         limits = prescription_limits(out, cfg)
         own_cap = f"{out['mode']}_cap_kmh"
-        found = ceiling_errors(limits, cfg.ceilings, SECTION) + limits_reach_errors(limits, cfg.treadmill,
+        found = ceiling_errors(limits, cfg.ceilings, SECTION) + limits_reach_errors(limits, cfg.treadmill, cfg.safety,
                                                                                     cfg.sensors, SECTION)
         errors += [FieldError(SECTION, "speed_cap_kmh" if e.key == own_cap else e.key, e.value, e.message)
                    for e in found if not e.key.endswith("_cap_kmh") or e.key == own_cap]

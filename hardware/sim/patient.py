@@ -1,9 +1,16 @@
 """A patient walking backwards on the belt, reduced to one number: the gap to the rear edge.
 
-The belt carries the patient toward the rear edge at the belt speed; the
-patient walks against it. ``drift_mps`` scripts how much slower than the belt
-they walk: drift = belt speed means standing still and being carried at full
-belt speed (the worst case); a negative drift walks them toward the console.
+Two set-ups, by which way the belt carries the patient:
+
+- Toward the edge (the usual retro-walking set-up): the patient walks against the belt.
+  ``drift_mps`` scripts how much slower than the belt they walk: drift = belt speed means
+  standing still and being carried at full belt speed; a negative drift walks them toward
+  the console.
+- Away from the edge (a reversed belt, the patient facing the console, stepping back):
+  ``drift_mps`` is how much faster than the belt they step back, at the cadence they had
+  when it was set; while the belt slows they keep that cadence and close on the edge faster.
+
+On top of either, ``lurch`` adds a stumble toward the edge of a given speed and duration.
 """
 
 from __future__ import annotations
@@ -38,7 +45,8 @@ class PatientModel:
     time.monotonic(), so ``fallen_at`` can be compared with trip times).
     """
 
-    def __init__(self, start_gap_mm: float, *, deck_length_mm: float = 1500.0) -> None:
+    def __init__(self, start_gap_mm: float, *, deck_length_mm: float = 1500.0,
+                 carried_toward_edge: bool = True) -> None:
         deck_length_mm = _check_finite("deck_length_mm", deck_length_mm)
         if deck_length_mm <= 0:
             raise ValueError(f"deck_length_mm = {deck_length_mm!r}: must be > 0 mm")
@@ -48,6 +56,12 @@ class PatientModel:
         self._gap_mm = float(start_gap_mm)
         self._min_gap_mm = self._gap_mm
         self._drift_mps = 0.0
+        self._carried_toward_edge = bool(carried_toward_edge)
+        #: Away set-up: the patient's own stepping speed toward the edge, over the deck (m/s).
+        self._cadence_mps: float | None = None
+        self._last_belt_mps = 0.0
+        #: (start, end, speed) of the lurch under way, in model time.
+        self._lurch: tuple[float, float, float] | None = None
         self._time_s = 0.0
         self._fallen_at: float | None = None
 
@@ -61,10 +75,34 @@ class PatientModel:
     # -- scripting -------------------------------------------------------------
 
     def set_drift(self, drift_mps: float) -> None:
-        """Script how much slower than the belt the patient walks (m/s; negative: toward console)."""
+        """Script the drift (m/s): slower than the belt toward the edge, or faster than it away from it."""
         drift_mps = _check_finite("drift_mps", drift_mps)
         with self._lock:
             self._drift_mps = drift_mps
+            self._cadence_mps = self._last_belt_mps + drift_mps
+
+    def set_carried_toward_edge(self, toward: bool) -> None:
+        """Which way the belt carries the patient (the installation, in the present mode)."""
+        with self._lock:
+            if self._carried_toward_edge != bool(toward):
+                self._carried_toward_edge = bool(toward)
+                self._cadence_mps = self._last_belt_mps + self._drift_mps
+
+    def lurch(self, speed_mps: float, duration_s: float) -> None:
+        """A stumble: the patient moves toward the edge ``speed_mps`` faster for ``duration_s``, from now."""
+        speed_mps = _check_finite("speed_mps", speed_mps)
+        duration_s = _check_finite("duration_s", duration_s)
+        if speed_mps <= 0 or duration_s <= 0:
+            raise ValueError(f"lurch({speed_mps!r}, {duration_s!r}): speed and duration must be > 0")
+        with self._lock:
+            self._lurch = (self._time_s, self._time_s + duration_s, speed_mps)
+
+    def _lurch_mm(self, start_t_s: float, end_t_s: float) -> float:
+        if self._lurch is None:
+            return 0.0
+        begin, end, speed = self._lurch
+        overlap_s = max(0.0, min(end, end_t_s) - max(begin, start_t_s))
+        return speed * MM_PER_M * overlap_s
 
     def set_gap(self, gap_mm: float) -> None:
         """Place the patient at *gap_mm* from the rear edge; a fall is not undone."""
@@ -138,8 +176,15 @@ class PatientModel:
             self._time_s = end_t_s
             if self._fallen_at is not None:
                 return self._gap_mm
-            effective_drift_mps = min(self._drift_mps, belt_speed_mps)
-            travel_mm = effective_drift_mps * MM_PER_M * dt_s
+            self._last_belt_mps = belt_speed_mps
+            if self._carried_toward_edge:
+                closing_mps = min(self._drift_mps, belt_speed_mps)
+            else:
+                # The cadence follows the belt up and holds when it slows: a patient stepping back
+                # does not notice the belt braking at once.
+                self._cadence_mps = max(self._cadence_mps or 0.0, belt_speed_mps + self._drift_mps)
+                closing_mps = self._cadence_mps - belt_speed_mps
+            travel_mm = closing_mps * MM_PER_M * dt_s + self._lurch_mm(start_t_s, end_t_s)
             new_gap_mm = min(self._gap_mm - travel_mm, self._deck_length_mm)
             if new_gap_mm <= 0:
                 # Interpolate the instant the heels crossed the edge within this step.

@@ -134,6 +134,14 @@ def _walk_to(storm: "Storm", gap_mm: float, step_mm: float = 140.0) -> None:
     other: they would disagree, and that trip would come first.
     """
     patient = storm.bench.patient
+    if storm.bench.emulator.belt_speed_mps > 0 and gap_mm < patient.gap_mm:
+        # On a moving belt the patient stops stepping and the belt carries them there: a jump toward
+        # the edge would be an approach faster than any person's, and its closing speed would trip first.
+        patient.set_drift(10.0)
+        wait_until(lambda: patient.gap_mm <= gap_mm, 10.0, poll_s=0.001)
+        patient.set_drift(0.0)
+        storm.bench.wait_sensors_sampled()
+        return
     while abs(patient.gap_mm - gap_mm) > 1e-6:
         delta = max(-step_mm, min(step_mm, gap_mm - patient.gap_mm))
         patient.set_gap(patient.gap_mm + delta)

@@ -47,7 +47,7 @@ RELATED: dict[tuple[str, str], tuple[str, ...]] = {
     ("limits", "base_stop_mm"): REACH, ("limits", "warn_margin_mm"): REACH,
     ("treadmill", "poll_hz"): ("[treadmill] link_timeout_s",),
     ("treadmill", "ack_timeout_s"): ("[treadmill] link_timeout_s",),
-    ("treadmill", "protocol"): ("[treadmill] link_timeout_s", "[treadmill] reverse_belt"),
+    ("treadmill", "protocol"): ("[treadmill] link_timeout_s", "[treadmill] reverse_mode_carries"),
     ("sensors", "id"): ("[sensors] id",), ("sensors", "i2c_address"): ("[sensors] i2c_address",),
 }
 PIN_NAME = re.compile(r"(?:GPIO|BCM)([0-9]{1,2})", re.IGNORECASE)
@@ -294,6 +294,7 @@ def config_rules_hold(cfg: Config) -> None:
         assert t.link_timeout_s >= 1.0 / t.poll_hz + t.ack_timeout_s
     assert t.protocol in ("trackmaster", "woodway", "speed-sensor")
     assert not t.reverse_belt or t.protocol == "woodway"
+    assert t.reverse_mode_carries in ("toward_edge", "away_from_edge")
     assert cfg.gpio.pin_factory in ("lgpio", "rpigpio", "pigpio", "native", "mock")
     assert cfg.display.units in ("km/h", "mph")
     sensors = cfg.sensors

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from controller.config import KMH_PER_MPS, Config, load_config
+from controller.safety.approach import WINDOW
 from controller.safety.core import SafetyCore
 from controller.safety.types import BeltAction, Command, CommandKind, Outputs, State
 
@@ -94,10 +95,16 @@ class Rig:
         return out
 
     def healthy(self) -> Outputs:
-        """Fresh inputs everywhere and the E-stop closed."""
+        """Fresh inputs everywhere and the E-stop closed: a sensor period's worth of samples for each
+        sample the closing-speed estimate fits, as the sensors deliver them."""
         self.estop(False)
         self.belt()
-        return self.all_sensors()
+        out = self.all_sensors()
+        for _ in range(WINDOW - 1):
+            self.t += self.cfg.sensor_period_s
+            self.belt()
+            out = self.all_sensors()
+        return out
 
     def ready(self) -> Outputs:
         """Bring the controller to READY."""

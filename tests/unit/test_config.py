@@ -42,7 +42,7 @@ def test_check_config_exits_0_on_the_example(capsys):
     ("treadmill", "decel_mps2", 0.0, "[treadmill] decel_mps2 = 0.0: must be a number from 0.2 to 5 m/s^2"),
     ("treadmill", "baudrate", 4800.5, "must be a whole number from 1200 to 115200"),
     ("treadmill", "link_timeout_s", "0.3", "[treadmill] link_timeout_s = '0.3': must be a number"),
-    ("treadmill", "reverse_belt", "yes", "must be true or false"),
+    ("treadmill", "reverse_mode_carries", "backwards", 'must be one of "toward_edge", "away_from_edge"'),
     ("limits", "reverse_cap_kmh", True, "[limits] reverse_cap_kmh = True: must be a number from 0.5 to 6 km/h"),
     ("limits", "base_stop_mm", float("nan"), "[limits] base_stop_mm = nan: must be a number from 100 to 600 mm"),
     ("gpio", "estop_pin", 40, "[gpio] estop_pin = 40: must be a BCM pin number from 0 to 27"),
@@ -116,7 +116,23 @@ def test_a_warn_zone_beyond_the_sensors_reach_is_refused():
     data["limits"]["warn_margin_mm"] = 400
     errs = errors_of(data)
     assert any("[limits] reverse_cap_kmh = 2.0: at this cap the warn zone ends" in e
-               and "beyond the VL53L0X's reliable 800 mm" in e for e in errs)
+               and "beyond [safety] sensor_reach_mm = 800" in e for e in errs)
+
+
+def test_a_stop_zone_at_the_approach_speed_beyond_the_sensors_reach_is_refused():
+    data = example_data()
+    data["safety"]["approach_speed_mps"] = 2.5
+    errs = errors_of(data)
+    # 250 mm + 2.5 m/s x (33 ms + 150 ms) + the 2 km/h belt's braking 154 mm + the 40 mm mount offset.
+    assert any(e.startswith("[limits] reverse_cap_kmh = 2.0: at this cap the stop zone for a patient approaching "
+                            "at [safety] approach_speed_mps = 2.5 m/s ends 902 mm from the sensor, beyond "
+                            "[safety] sensor_reach_mm = 800") for e in errs), errs
+    data["safety"]["sensor_reach_mm"] = 950
+    assert parse_config(data).safety.sensor_reach_mm == 950
+    # An assumed approach below the belt's own speed changes nothing: the belt's speed counts.
+    data = example_data()
+    data["safety"]["approach_speed_mps"] = 0.5
+    assert parse_config(data).safety.approach_speed_mps == 0.5
 
 
 def test_a_ceiling_beyond_reach_is_only_a_warning(capsys, tmp_path):
@@ -127,10 +143,11 @@ def test_a_ceiling_beyond_reach_is_only_a_warning(capsys, tmp_path):
     assert "warning: [ceilings] max_reverse_cap_kmh = 3.0" in capsys.readouterr().err
 
 
-def test_reverse_belt_needs_the_woodway_dialect():
+def test_a_belt_carrying_away_in_reverse_mode_needs_the_woodway_dialect():
     data = example_data()
-    data["treadmill"]["reverse_belt"] = True
-    assert any("[treadmill] reverse_belt = True: only the woodway dialect" in e for e in errors_of(data))
+    data["treadmill"]["reverse_mode_carries"] = "away_from_edge"
+    assert any("[treadmill] reverse_mode_carries = 'away_from_edge': only the woodway dialect" in e
+               for e in errors_of(data))
 
 
 def test_check_config_prints_every_error_and_exits_2(tmp_path):

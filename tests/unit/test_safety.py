@@ -74,8 +74,11 @@ def test_stop_distance_grows_with_speed_as_the_formula_says():
     v = kmh(2.0)
     expected = 250 + 1000 * (v * (0.033 + 0.15) + v * v / 2.0)
     assert stop_distance_mm(v, 250, cfg.sensor_period_s, 0.15, 1.0) == pytest.approx(expected)
-    assert rig.core.stop_distance_mm(0.0) == 250
-    assert rig.core.stop_distance_mm(v) == pytest.approx(expected)
+    # A patient who does not move on their own: the belt's speed is the closing speed.
+    assert rig.core.stop_distance_mm(0.0, approach_mps=0.0) == 250
+    assert rig.core.stop_distance_mm(v, approach_mps=0.0) == pytest.approx(expected)
+    # No sample yet and a belt that may move: the assumed approach speed of 1.6 m/s counts.
+    assert rig.core.stop_distance_mm(v) == pytest.approx(expected + 1000 * (1.6 - v) * (0.033 + 0.15))
 
 
 def test_stale_sensor_trips_after_two_periods_not_before():
@@ -398,7 +401,7 @@ def test_looser_limits_wait_for_a_standing_belt():
     ({"base_stop_mm": 150}, "must be >= 200"),
     ({"warn_margin_mm": "big"}, "[limits] warn_margin_mm = 'big': must be a number from 50 to 500 mm"),
     ({"top_speed": 3}, "option 'top_speed' is not valid in section [limits]"),
-    ({"warn_margin_mm": 350}, "beyond the VL53L0X's reliable 800 mm"),
+    ({"warn_margin_mm": 350}, "beyond [safety] sensor_reach_mm = 800"),
     ({}, "no limit given"),
     ("fast", "must be a table"),
 ])
@@ -609,3 +612,41 @@ def test_a_deeply_nested_command_value_is_refused_and_trips_nothing():
     out = rig.command(K.SET_LIMITS, deep)
     assert not out.reply.ok and out.reply.code == "invalid"
     assert out.state is State.READY and out.relay_energized and "exception" not in rig.core.reasons
+
+
+def test_a_start_with_the_patient_inside_the_warn_zone_is_refused_and_nothing_moves():
+    rig = Rig()
+    rig.gap_mm = 600.0
+    rig.ready()
+    out = rig.command(K.START, 2.0)
+    assert not out.reply.ok and out.reply.code == "conflict" and "inside the warn zone" in out.reply.message
+    assert out.state is State.READY and out.belt.action is BeltAction.NONE and rig.core.target_mps == 0.0
+
+
+def test_a_sample_from_a_sensor_the_config_does_not_name_trips():
+    rig = Rig()
+    rig.running(1.0)
+    out = rig.raw_distance("middle", 900.0)
+    assert out.state is State.STOPPED and not out.relay_energized
+    assert [e.code for e in out.events if e.kind == "trip"] == ["sensor_unknown"]
+
+
+def test_an_implausible_belt_speed_trips_and_is_not_taken_as_the_speed():
+    rig = Rig()
+    rig.running(1.0)
+    before = rig.core.belt.speed_mps
+    out = rig.belt(-1.0)
+    assert out.state is State.STOPPED and [e.code for e in out.events if e.kind == "trip"] == ["belt_implausible"]
+    assert rig.core.belt.speed_mps == before
+
+
+def test_a_stop_on_a_read_only_speed_link_opens_the_safety_circuit():
+    base = Rig().cfg
+    rig = Rig(dataclasses.replace(base, treadmill=dataclasses.replace(base.treadmill, protocol="speed-sensor")))
+    rig.ready()
+    assert rig.command(K.START, 1.0).reply.ok
+    rig.speed_mps = kmh(1.0)
+    rig.advance(0.5)
+    out = rig.command(K.STOP, actor="ann")
+    assert out.reply.ok and out.reply.message == "stopped by the safety circuit"
+    assert out.state is State.STOPPED and not out.relay_energized and "stop_command" in rig.core.reasons

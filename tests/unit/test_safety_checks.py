@@ -47,7 +47,7 @@ def test_partial_limits_merge_over_the_base_and_a_ceiling_breach_is_named():
     assert errors == [] and new == dataclasses.replace(cfg.limits, reverse_cap_kmh=1.5)
     # A longer stop distance whose warn zone the sensors cannot see is refused by the reach rule.
     assert check_limits({"base_stop_mm": cfg.limits.base_stop_mm + 50}, cfg.limits, cfg, errors) is None
-    assert "beyond the VL53L0X's reliable" in str(errors[-1])
+    assert "beyond [safety] sensor_reach_mm" in str(errors[-1])
     errors.clear()
     too_fast = cfg.ceilings.max_reverse_cap_kmh + 0.5
     assert check_limits({"reverse_cap_kmh": too_fast}, cfg.limits, cfg, errors) is None

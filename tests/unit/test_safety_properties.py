@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
+from controller.safety.approach import WINDOW
 from controller.safety.core import SafetyCore
 from controller.safety.inputs import RANGE_STATUS_VALID
 from controller.safety.types import BeltAction, Command, CommandKind as K, State
@@ -12,6 +13,7 @@ from tests.unit.rig import example_config, kmh
 CFG = example_config()
 SENSORS = [s.id for s in CFG.sensors]
 OFFSET = {s.id: s.mount_offset_mm for s in CFG.sensors}
+PERIOD_S = CFG.sensor_period_s
 
 # Mostly short steps (sensors go stale after 66 ms), sometimes a long silence.
 dt = st.one_of(st.floats(0.0, 0.03), st.floats(0.0, 0.03), st.floats(0.0, 0.03), st.floats(0.0, 0.5))
@@ -75,7 +77,9 @@ def _apply(core: SafetyCore, t: float, a: tuple, gap: list):
         gap[0] = a[2]
         speed_mps = a[3] if kind == "healthy" else core.commanded_mps
         outs = [core.on_estop(False, t), core.on_belt_speed(speed_mps, t)]
-        outs += [core.on_distance(s, a[2] + OFFSET[s], RANGE_STATUS_VALID, t) for s in SENSORS]
+        # A patient standing there for the samples the closing-speed estimate fits.
+        for k in range(WINDOW - 1, -1, -1):
+            outs += [core.on_distance(s, a[2] + OFFSET[s], RANGE_STATUS_VALID, t - k * PERIOD_S) for s in SENSORS]
         if kind == "bring_up":
             outs.append(core.on_command(Command(K.RESET, "ann", True), t))
             outs.append(core.on_command(Command(K.START, "ann", True, a[3]), t))

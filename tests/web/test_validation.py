@@ -179,7 +179,7 @@ def test_limits_the_sensors_cannot_guard_are_400_naming_the_cap(therapist, fake)
     # A longer stop distance at the forward cap of 2.2 km/h puts the warn zone past the sensors' 800 mm.
     client, headers = therapist
     controller_refused(lambda: client.put("/api/limits", json={"base_stop_mm": 300}, headers=headers), fake,
-                       ["[limits] forward_cap_kmh"], "reliable 800 mm")
+                       ["[limits] forward_cap_kmh"], "sensor_reach_mm = 800")
 
 
 def test_every_bad_limit_is_named_at_once(therapist, fake):
