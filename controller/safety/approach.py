@@ -33,40 +33,57 @@ SPAN_SLACK_PERIODS = 1.5
 
 
 class ClosingSpeed:
-    """The closing speed of one sensor's gap (m/s, positive toward the edge), or None when unknown."""
+    """The closing speed of one sensor's gap (m/s, positive toward the edge), or None when unknown.
 
-    __slots__ = ("period_s", "_samples")
+    The line is fitted once per sample, when it arrives; asking for the estimate only checks
+    that the newest sample is still fresh (the decision asks on every tick).
+    """
+
+    __slots__ = ("period_s", "_samples", "_fit")
 
     def __init__(self, period_s: float):
         self.period_s = period_s
         self._samples: deque[tuple[float, float]] = deque(maxlen=WINDOW)
+        self._fit: float | None = None
 
     def add(self, t_mono: float, gap_mm: float) -> None:
         """A valid sample of the gap."""
         self._samples.append((t_mono, gap_mm))
+        self._fit = self._fitted()
 
     def clear(self) -> None:
         """Forget the samples: an invalid reading or a fault breaks the line."""
         self._samples.clear()
+        self._fit = None
 
     def estimate(self, now: float) -> float | None:
         """The fitted closing speed, or None if too few, too old, too spread or off any line."""
+        if self._fit is None or now - self._samples[-1][0] > 2.0 * self.period_s:
+            return None
+        return self._fit
+
+    def _fitted(self) -> float | None:
         samples = self._samples
-        if len(samples) < WINDOW:
+        n = len(samples)
+        if n < WINDOW:
             return None
         t0 = samples[0][0]
-        newest = samples[-1][0]
-        if now - newest > 2.0 * self.period_s or newest - t0 > (WINDOW - 1 + SPAN_SLACK_PERIODS) * self.period_s:
+        if samples[-1][0] - t0 > (WINDOW - 1 + SPAN_SLACK_PERIODS) * self.period_s:
             return None
-        n = len(samples)
-        mean_t = sum(t for t, _ in samples) / n
-        mean_g = sum(g for _, g in samples) / n
-        sxx = sum((t - mean_t) ** 2 for t, _ in samples)
-        if sxx <= 0.0:
-            return None
-        slope_mm_per_s = sum((t - mean_t) * (g - mean_g) for t, g in samples) / sxx
+        sum_t = sum_g = sum_tt = sum_tg = 0.0
         for t, g in samples:
-            if abs(g - (mean_g + slope_mm_per_s * (t - mean_t))) > OUTLIER_MM:
+            dt = t - t0
+            sum_t += dt
+            sum_g += g
+            sum_tt += dt * dt
+            sum_tg += dt * g
+        mean_t, mean_g = sum_t / n, sum_g / n
+        sxx = sum_tt - sum_t * mean_t
+        if sxx <= 1e-12:
+            return None
+        slope_mm_per_s = (sum_tg - sum_t * mean_g) / sxx
+        for t, g in samples:
+            if abs(g - mean_g - slope_mm_per_s * (t - t0 - mean_t)) > OUTLIER_MM:
                 return None
         # The gap shrinks as the patient closes: a falling gap is a positive closing speed.
         return -slope_mm_per_s / 1000.0

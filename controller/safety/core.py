@@ -89,6 +89,8 @@ class SafetyCore:
         self._belt_cmd = NO_BELT_COMMAND
         self._reconnect = False
         self._momentary: list[Cause] = []
+        #: This input's closing speed (measured, used), estimated once per step.
+        self._closing: tuple[float | None, float] | None = None
 
     # ---- inputs -------------------------------------------------------------------
 
@@ -175,6 +177,12 @@ class SafetyCore:
         any of them has none (too few samples, a hole, a fit off any line). Used: the measured
         one, or ``[safety] approach_speed_mps`` when there is none: never zero.
         """
+        if self._closing is not None:
+            return self._closing
+        self._closing = self._measure_closing()
+        return self._closing
+
+    def _measure_closing(self) -> tuple[float | None, float]:
         measured: float | None = None
         for track in self.sensors.values():
             if track.gap_mm is None or not track.is_fresh(self.now):
@@ -297,6 +305,8 @@ class SafetyCore:
 
     def _advance(self, t_mono: float) -> None:
         self.input_t = t_mono
+        # A new input: the closing speed is estimated again, once, when first asked for.
+        self._closing = None
         # Samples are stamped in their reader threads and may trail the last tick.
         if t_mono > self.now:
             self.now = t_mono
