@@ -77,7 +77,7 @@ def bench_lurches(belt_kmh: float = 1.0) -> list[dict]:
                 rows.append({"belt_kmh": belt_kmh, "lurch_mps": lurch, "code": trip["code"],
                              "trip_gap_mm": f["gap_mm"], "approach_stop_mm": round(rule, 1),
                              "least_mm": round(least, 1), "met": f["gap_mm"] >= least,
-                             "measured_closing_mps": f["closing_speed_mps"], "fell": bench.patient.fallen})
+                             "measured_closing_mps": f["closing_speed_mps"]})
             finally:
                 bench.close()
     return rows

@@ -156,9 +156,9 @@ class SafetyConfig:
     min_speed_kmh: float = field(default=0.5, metadata={"spec": Num(0.2, 1.5, "km/h")})
     #: The patient's approach speed assumed when it cannot be measured (ISO 13855's walking
     #: approach, K = 1.6 m/s): the stop distance never falls back to the belt's speed alone.
-    approach_speed_mps: float = field(default=1.6, metadata={"spec": Num(0.5, 2.5, "m/s")})
+    approach_speed_mps: float = field(default=1.6, metadata={"spec": Num(1.6, 2.5, "m/s")})
     #: How far the sensors reliably see the patient (the VL53L0X: about 800 mm on dark clothing).
-    sensor_reach_mm: float = field(default=SENSOR_RELIABLE_RANGE_MM, metadata={"spec": Num(300, 2000, "mm")})
+    sensor_reach_mm: float = field(default=SENSOR_RELIABLE_RANGE_MM, metadata={"spec": Num(300, 1200, "mm")})
 
 
 @dataclass(frozen=True)
@@ -353,6 +353,13 @@ def _pin_errors(gpio: dict, sensors: list) -> list[FieldError]:
 def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
     """Validate a parsed TOML document; raise ConfigError listing every problem."""
     errors: list[FieldError] = []
+    treadmill_table = data.get("treadmill")
+    if isinstance(treadmill_table, dict) and "reverse_belt" in treadmill_table:
+        # The option that said which way the belt runs in reverse mode: named for what it means now.
+        errors.append(FieldError("treadmill", "reverse_belt", treadmill_table["reverse_belt"],
+                                 'was renamed: write reverse_mode_carries = "away_from_edge" for true, '
+                                 '"toward_edge" for false'))
+        data = {**data, "treadmill": {k: v for k, v in treadmill_table.items() if k != "reverse_belt"}}
     for name in data:
         if name not in _SECTIONS and name != "sensors":
             errors.append(FieldError(name, "", "", f"section [{name}] is not valid; sections: "

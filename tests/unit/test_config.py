@@ -131,8 +131,15 @@ def test_a_stop_zone_at_the_approach_speed_beyond_the_sensors_reach_is_refused()
     assert parse_config(data).safety.sensor_reach_mm == 950
     # An assumed approach below the belt's own speed changes nothing: the belt's speed counts.
     data = example_data()
-    data["safety"]["approach_speed_mps"] = 0.5
-    assert parse_config(data).safety.approach_speed_mps == 0.5
+    data["safety"]["approach_speed_mps"] = 1.0
+    assert errors_of(data) == ["[safety] approach_speed_mps = 1.0: must be a number from 1.6 to 2.5 m/s"]
+
+
+def test_the_old_reverse_belt_option_is_refused_naming_its_new_name():
+    data = example_data()
+    data["treadmill"]["reverse_belt"] = True
+    assert errors_of(data) == ['[treadmill] reverse_belt = True: was renamed: write reverse_mode_carries = '
+                               '"away_from_edge" for true, "toward_edge" for false']
 
 
 def test_a_ceiling_beyond_reach_is_only_a_warning(capsys, tmp_path):
