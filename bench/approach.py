@@ -20,19 +20,13 @@ import statistics
 import tempfile
 
 from bench.common import save
-from controller.config import Config, load_config, stop_distance_mm
+from controller.config import Config, load_config
 from sim.bench import EXAMPLE_CONFIG, SimBench, sim_config, wait_until
-from sim.walk import walk, walking_gap_mm
+from sim.walk import approach_rule_mm, walk, walking_gap_mm
 
 BELT_KMH = (0.5, 1.0, 1.5, 2.0)
 LURCH_MPS = (0.4, 0.8, 1.2, 1.6)
 MARGIN_MM = 120.0
-
-
-def _least_mm(cfg: Config, v_belt: float, closing: float) -> tuple[float, float]:
-    rule = stop_distance_mm(v_belt, cfg.limits.base_stop_mm, cfg.sensor_period_s, cfg.treadmill.reaction_time_s,
-                            cfg.treadmill.decel_mps2, closing)
-    return rule, rule - 1000 * closing * cfg.sensor_period_s
 
 
 def core_lurches(cfg: Config, seeds: int) -> list[dict]:
@@ -73,7 +67,7 @@ def bench_lurches(belt_kmh: float = 1.0) -> list[dict]:
                 trip = bench.controller.history.recent(1, kind="trip")[0]
                 f = trip["figures"]
                 closing = f["belt_speed_mps"] + lurch
-                rule, least = _least_mm(cfg, f["belt_speed_mps"], closing)
+                rule, least = approach_rule_mm(cfg, f["belt_speed_mps"], closing)
                 rows.append({"belt_kmh": belt_kmh, "lurch_mps": lurch, "code": trip["code"],
                              "trip_gap_mm": f["gap_mm"], "approach_stop_mm": round(rule, 1),
                              "least_mm": round(least, 1), "met": f["gap_mm"] >= least,

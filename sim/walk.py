@@ -14,7 +14,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from controller.config import KMH_PER_MPS, Config
+from controller.config import KMH_PER_MPS, Config, stop_distance_mm
 from controller.safety.core import SafetyCore
 from controller.safety.types import Command, CommandKind, EventKind, State
 
@@ -29,26 +29,29 @@ class Walk:
     trips: list[tuple[float, str, float | None]] = field(default_factory=list)
     warn_episodes: int = 0
     min_gap_mm: float = math.inf
-    #: The gap in the sample that tripped, and the stop distance the approach-speed rule asks for there.
+    #: The gap the controller read in the input that tripped.
     trip_gap_mm: float | None = None
-    #: The patient's true gap at that sample (the reading less its noise).
+    #: The patient's true gap then (without the sensor's noise).
     true_trip_gap_mm: float | None = None
-    approach_stop_mm: float | None = None
     #: The closing speed of the situation at the trip: the belt's (if it carries toward the edge) plus the lurch.
     trip_closing_mps: float | None = None
-    sensor_period_s: float = 0.0
-
-    @property
-    def least_trip_gap_mm(self) -> float | None:
-        """The approach-speed rule's least trip gap: its stop distance less one sensor period of travel."""
-        if self.approach_stop_mm is None or self.trip_closing_mps is None:
-            return None
-        return self.approach_stop_mm - 1000.0 * self.trip_closing_mps * self.sensor_period_s
+    #: The approach-speed rule for a lurch's trip: its stop distance, and that less one sensor period of travel.
+    approach_stop_mm: float | None = None
+    least_trip_gap_mm: float | None = None
 
     @property
     def warn_episodes_per_min(self) -> float:
         """Warn episodes per minute of walking."""
         return self.warn_episodes / self.minutes if self.minutes else 0.0
+
+
+def approach_rule_mm(cfg: Config, belt_speed_mps: float, closing_mps: float) -> tuple[float, float]:
+    """Where the approach-speed rule wants a trip: the stop distance for this belt speed and closing
+    speed, and that less one sensor period of travel (the tripping sample may come a period late)."""
+    t = cfg.treadmill
+    rule = stop_distance_mm(belt_speed_mps, cfg.limits.base_stop_mm, cfg.sensor_period_s, t.reaction_time_s,
+                            t.decel_mps2, closing_mps)
+    return rule, rule - 1000.0 * closing_mps * cfg.sensor_period_s
 
 
 def walking_gap_mm(cfg: Config, speed_kmh: float, margin_mm: float, toward: bool = True) -> float:
@@ -71,7 +74,6 @@ def walk(cfg: Config, speed_kmh: float, minutes: float, *, sway_mm: float = 40.0
     toward = cfg.treadmill.carries_toward_edge(core.mode.value)
     gap0 = walking_gap_mm(cfg, speed_kmh, margin_mm, toward)
     result = Walk(speed_kmh, minutes, gap0)
-    result.sensor_period_s = cfg.sensor_period_s
     offsets = {s.id: s.mount_offset_mm for s in cfg.sensors}
     periods = {s.id: s.period_s for s in cfg.sensors}
     poll_s = 1.0 / cfg.treadmill.poll_hz
@@ -144,6 +146,6 @@ def walk(cfg: Config, speed_kmh: float, minutes: float, *, sway_mm: float = 40.0
                     v = f.get("belt_speed_mps") or 0.0
                     closing = (v if toward else 0.0) + lurch[1]
                     result.trip_closing_mps = closing
-                    result.approach_stop_mm = core.stop_distance_mm(max(v, f.get("commanded_mps") or 0.0), closing)
+                    result.approach_stop_mm, result.least_trip_gap_mm = approach_rule_mm(cfg, v, closing)
                 return result
     return result

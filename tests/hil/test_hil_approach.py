@@ -11,9 +11,9 @@ import dataclasses
 
 import pytest
 
-from controller.config import KMH_PER_MPS, stop_distance_mm
+from controller.config import KMH_PER_MPS
 from sim.bench import SimBench, sim_config, wait_until
-from sim.walk import walking_gap_mm
+from sim.walk import approach_rule_mm, walking_gap_mm
 from tests.hil.helpers import trips, wait_tripped
 from tests.waiting import holds_for
 
@@ -27,12 +27,9 @@ def _approach_trip(bench: SimBench, closing_of_belt: float, own_mps: float) -> t
     trip = trips(bench)[-1]
     f = trip["figures"]
     assert trip["code"] == "stop_zone", trip
-    cfg = bench.cfg
     v_belt = f["belt_speed_mps"]
-    closing = closing_of_belt * v_belt + own_mps
-    rule_mm = stop_distance_mm(v_belt, cfg.limits.base_stop_mm, cfg.sensor_period_s,
-                               cfg.treadmill.reaction_time_s, cfg.treadmill.decel_mps2, closing)
-    return f, rule_mm - 1000 * closing * cfg.sensor_period_s
+    _, least_mm = approach_rule_mm(bench.cfg, v_belt, closing_of_belt * v_belt + own_mps)
+    return f, least_mm
 
 
 @pytest.mark.parametrize("belt_kmh, lurch_mps", [(0.5, 0.8), (1.0, 0.8), (1.5, 0.8), (1.5, 1.2)])
