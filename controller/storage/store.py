@@ -114,6 +114,12 @@ class HistoryStore:
         if self._thread is not None:
             return
         self._fault = None
+        # The schema now, so that a reader in another thread never finds the file without its
+        # tables; if the disk refuses, the writer reports it and retries as ever.
+        try:
+            self._connect(self.path).close()
+        except (sqlite3.Error, OSError):
+            pass
         self._thread = self._writer = threading.Thread(target=self._run, name="history-writer", daemon=True)
         self._thread.start()
 

@@ -381,3 +381,13 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
         atomic_write_text(path, "new")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]
+
+
+def test_a_reader_right_after_start_finds_the_tables(tmp_path):
+    """The writer thread may not have run yet: the schema is there before start() returns."""
+    store = HistoryStore(tmp_path)
+    store.start()
+    try:
+        assert store.read(records.list_patients) == []
+    finally:
+        store.close()
