@@ -127,23 +127,25 @@ def _agree(storm: "Storm") -> None:
     storm.bench.chips[s.id].distance_fn = storm.bench.patient.sensor_distance_fn(s.mount_offset_mm)
 
 
-def _walk_to(storm: "Storm", gap_mm: float, step_mm: float = 140.0) -> None:
+def _walk_to(storm: "Storm", gap_mm: Callable[[], float], step_mm: float = 140.0) -> None:
     """Move the patient in steps both sensors see before the next one (as a patient moves, not a jump).
 
     A jump of more than the sensors' tolerance would reach one sensor a period before the
     other: they would disagree, and that trip would come first.
     """
     patient = storm.bench.patient
-    if storm.bench.emulator.belt_speed_mps > 0 and gap_mm < patient.gap_mm:
+    if storm.bench.emulator.belt_speed_mps > 0 and gap_mm() < patient.gap_mm:
         # On a moving belt the patient stops stepping and the belt carries them there: a jump toward
         # the edge would be an approach faster than any person's, and its closing speed would trip first.
+        # The target is asked again as they go: a belt still speeding up moves the stop line out.
         patient.set_drift(10.0)
-        wait_until(lambda: patient.gap_mm <= gap_mm, 10.0, poll_s=0.001)
+        wait_until(lambda: patient.gap_mm <= gap_mm(), 10.0, poll_s=0.001)
         patient.set_drift(0.0)
         storm.bench.wait_sensors_sampled()
         return
-    while abs(patient.gap_mm - gap_mm) > 1e-6:
-        delta = max(-step_mm, min(step_mm, gap_mm - patient.gap_mm))
+    target = gap_mm()
+    while abs(patient.gap_mm - target) > 1e-6:
+        delta = max(-step_mm, min(step_mm, target - patient.gap_mm))
         patient.set_gap(patient.gap_mm + delta)
         storm.bench.wait_sensors_sampled()
 
@@ -151,7 +153,7 @@ def _walk_to(storm: "Storm", gap_mm: float, step_mm: float = 140.0) -> None:
 def _step_into_zone(storm: "Storm") -> None:
     """Walk to 70 mm outside the stop line, then step inside it: 10 mm on a standing belt, 50 mm on a
     moving one (its slowdown in the warn zone shrinks the stop distance by up to ~25 mm per sensor period)."""
-    _walk_to(storm, storm.stop_mm() + 70)
+    _walk_to(storm, lambda: storm.stop_mm() + 70)
     moving = storm.bench.emulator.belt_speed_mps > 0
     inside_mm = storm.stop_mm() - (50 if moving else 10)
     # The crossing: the decision thread may trip before this thread runs again after the step.
@@ -397,7 +399,7 @@ class Storm:
             if self._status().get("state") == "STOPPED":
                 bench.patient.set_gap(bench.start_gap_mm)
             else:
-                _walk_to(self, bench.start_gap_mm)
+                _walk_to(self, lambda: bench.start_gap_mm)
         def attempt() -> bool:
             state = self._status().get("state")
             if state in ("RUNNING", "STOPPING"):
