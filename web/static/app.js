@@ -18,7 +18,6 @@
   let loggedIn = !$('therapist').hidden;
   let lastStatusAt = 0;
   let offlineReason = null;
-  let currentLimits = null;
 
   // ---- requests -------------------------------------------------------------------------
 
@@ -162,7 +161,6 @@
     renderStorage(s.storage);
 
     if (!previous || previous.state !== s.state || previous.trip_count !== s.trip_count) refreshEvents();
-    if (previous && JSON.stringify(previous.limits) !== JSON.stringify(s.limits)) loadLimits(false);
     document.dispatchEvent(new CustomEvent('dashboard:status', { detail: s }));
   }
 
@@ -234,7 +232,6 @@
     $('limits-panel').hidden = !isIn;
     $('login-form').hidden = isIn;
     $('whoami').textContent = name || '';
-    if (isIn) loadLimits(true);
     document.dispatchEvent(new CustomEvent('dashboard:login', { detail: { loggedIn: isIn } }));
   }
 
@@ -291,91 +288,6 @@
   $('mode').addEventListener('change', async () => {
     const r = await command('/api/mode', { mode: $('mode').value });
     if (!r.ok && status) $('mode').value = status.mode;
-  });
-
-  // ---- limits ------------------------------------------------------------------------------
-
-  const limitsForm = $('limits-form');
-  // The limits are the form's named inputs (the template's order and labels); their ranges come
-  // from the controller's GET /api/limits, and it names any value it refuses.
-  const LIMIT_FIELDS = Array.from(limitsForm.elements).filter((input) => input.name).map((input) => input.name);
-
-  async function loadLimits(force) {
-    if (!loggedIn) return;
-    const r = await api('GET', '/api/limits');
-    if (!r.ok) return;
-    const dirty = LIMIT_FIELDS.some((f) => limitsForm.elements[f].dataset.dirty === '1');
-    currentLimits = r.body.limits;
-    const ranges = r.body.ranges || {};
-    const ceilings = r.body.ceilings || {};
-    const ceilingFor = {
-      reverse_cap_kmh: ['at most', ceilings.max_reverse_cap_kmh],
-      forward_cap_kmh: ['at most', ceilings.max_forward_cap_kmh],
-      base_stop_mm: ['at least', ceilings.min_base_stop_mm],
-      warn_margin_mm: ['at least', ceilings.min_warn_margin_mm],
-    };
-    for (const f of LIMIT_FIELDS) {
-      const input = limitsForm.elements[f];
-      if (force || !dirty) {
-        input.value = currentLimits[f];
-        input.dataset.dirty = '0';
-      }
-      const range = ranges[f];
-      if (range) {
-        input.min = range.min;
-        input.max = range.max;
-      }
-      const hint = limitsForm.querySelector('[data-range-for="' + f + '"]');
-      const parts = [];
-      if (range) parts.push('allowed ' + range.min + ' to ' + range.max + ' ' + (range.unit || ''));
-      if (ceilingFor[f][1] !== undefined) parts.push('installer ceiling: ' + ceilingFor[f][0] + ' ' + ceilingFor[f][1]);
-      hint.textContent = parts.join('; ');
-    }
-  }
-
-  for (const f of LIMIT_FIELDS) {
-    limitsForm.elements[f].addEventListener('input', (ev) => { ev.target.dataset.dirty = '1'; });
-  }
-
-  function showLimitErrors(errors, message) {
-    const list = $('limits-errors');
-    list.replaceChildren();
-    for (const f of LIMIT_FIELDS) limitsForm.elements[f].removeAttribute('aria-invalid');
-    const items = errors && errors.length ? errors : (message ? [{ message }] : []);
-    for (const e of items) {
-      const li = document.createElement('li');
-      li.textContent = e.message;
-      list.appendChild(li);
-      // The web layer names the field plainly, the controller as "[limits] field".
-      const name = String(e.field || '').split(' ').pop();
-      if (LIMIT_FIELDS.includes(name)) limitsForm.elements[name].setAttribute('aria-invalid', 'true');
-    }
-  }
-
-  limitsForm.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const body = {};
-    for (const f of LIMIT_FIELDS) {
-      const raw = limitsForm.elements[f].value.trim();
-      // Unparseable text goes to the server as it is, so its 400 names the field.
-      const value = raw !== '' && isFinite(Number(raw)) ? Number(raw) : raw;
-      if (!currentLimits || value !== currentLimits[f]) body[f] = value;
-    }
-    if (Object.keys(body).length === 0) {
-      showLimitErrors([], null);
-      say('limits-message', 'nothing changed');
-      return;
-    }
-    const r = await api('PUT', '/api/limits', body);
-    if (r.ok) {
-      showLimitErrors([], null);
-      say('limits-message', explain(r));
-      await loadLimits(true);
-    } else {
-      say('limits-message', '');
-      showLimitErrors(r.body.errors, explain(r));
-    }
-    refreshEvents();
   });
 
   // ---- demo --------------------------------------------------------------------------------
