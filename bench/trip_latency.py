@@ -12,6 +12,7 @@ moving belt takes; READY keeps each cycle short enough for thousands of trips.
 from __future__ import annotations
 
 import argparse
+import random
 import logging
 import time
 
@@ -43,10 +44,15 @@ def _machine_stall(bench: SimBench, what: str) -> Exception:
     return Missed(f"{what}: {reasons}")
 
 
+#: Seeded, so two runs cross at the same phases.
+_PHASE = random.Random(20261204)
+
+
 def _trip_once(bench: SimBench, stop_mm: float) -> tuple[float, float]:
-    bench.patient.set_gap(stop_mm + 70)
-    # Both sensors see the patient there before the reset: a reset between their samples would
-    # find them disagreeing by the whole step (the first round comes from farther away).
+    # As a therapist asks: the patient steps forward out of the warn zone (a reset is refused inside it).
+    # Both sensors see them there before the reset: a reset between their samples would find them
+    # disagreeing by the whole step.
+    bench.step_patient_forward()
     bench.wait_sensors_sampled()
     deadline = time.monotonic() + 5.0
     while not bench.command(CommandKind.RESET, actor="bench").ok:
@@ -57,6 +63,14 @@ def _trip_once(bench: SimBench, stop_mm: float) -> tuple[float, float]:
     # stale input between the reset and the step (then this round says nothing of the stop zone).
     if not wait_until(lambda: bench.relay_energized, 1.0):
         raise _machine_stall(bench, "the relay did not close after a reset")
+    # On the standing belt the patient steps back to 70 mm outside the stop line, in steps both sensors see.
+    while bench.patient.gap_mm > stop_mm + 70 + 1e-6:
+        bench.patient.set_gap(max(stop_mm + 70, bench.patient.gap_mm - 140))
+        bench.wait_sensors_sampled()
+    if not bench.relay_energized:
+        raise _machine_stall(bench, "the relay opened while the patient stepped back")
+    # The crossing comes at any phase of the sensors' period, not just after a sample.
+    time.sleep(_PHASE.uniform(0.0, bench.cfg.sensor_period_s))
     n_hist = len(bench.relay_history)
     crossed_t = time.monotonic()
     bench.patient.set_gap(stop_mm - 10)

@@ -8,6 +8,7 @@ Speeds in the file are km/h (therapists think in km/h); the code uses m/s.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,35 +257,95 @@ def stop_distance_mm(belt_speed_mps: float, base_stop_mm: float, sensor_period_s
     return base_stop_mm + 1000.0 * (v_close * (sensor_period_s + reaction_time_s) + v_belt * v_belt / (2.0 * decel_mps2))
 
 
+def _zone_ends_mm(cap_kmh: float, mode: str, base_stop_mm: float, warn_margin_mm: float,
+                  treadmill: TreadmillConfig, safety: SafetyConfig, sensor_period_s: float,
+                  offset_mm: float) -> tuple[float, float, float]:
+    """At full cap: the stop distance of a carried patient, where its warn zone ends and where the stop
+    zone of a patient approaching at the assumed approach speed ends (both from the sensor, in mm)."""
+    v = cap_kmh / KMH_PER_MPS
+    carried = v if treadmill.carries_toward_edge(mode) else 0.0
+    stop = stop_distance_mm(v, base_stop_mm, sensor_period_s, treadmill.reaction_time_s, treadmill.decel_mps2,
+                            carried)
+    approach = stop_distance_mm(v, base_stop_mm, sensor_period_s, treadmill.reaction_time_s, treadmill.decel_mps2,
+                                max(carried, safety.approach_speed_mps))
+    return stop, stop + warn_margin_mm + offset_mm, approach + offset_mm
+
+
+def max_reach_cap_kmh(mode: str, base_stop_mm: float, warn_margin_mm: float, treadmill: TreadmillConfig,
+                      safety: SafetyConfig, sensor_period_s: float, max_mount_offset_mm: float,
+                      at_most_kmh: float) -> float | None:
+    """The largest cap of ``mode``, to 0.1 km/h and not above ``at_most_kmh``, whose zones the sensors see
+    with these distances (both reach conditions of :func:`reach_errors`); never below [safety]
+    min_speed_kmh: None when not even that speed fits. The zones grow with the cap, so the first
+    step down that fits is the largest."""
+    reach, offset, floor_kmh = safety.sensor_reach_mm, max(0.0, max_mount_offset_mm), safety.min_speed_kmh
+
+    def fits(cap_kmh: float) -> bool:
+        _, warn_end, approach_end = _zone_ends_mm(cap_kmh, mode, base_stop_mm, warn_margin_mm, treadmill, safety,
+                                                  sensor_period_s, offset)
+        return warn_end <= reach and approach_end <= reach
+
+    step = math.floor(at_most_kmh * 10 + 1e-9)
+    while step >= 0 and round(step / 10, 1) >= floor_kmh:
+        if fits(round(step / 10, 1)):
+            return round(step / 10, 1)
+        step -= 1
+    return floor_kmh if floor_kmh <= at_most_kmh and fits(floor_kmh) else None
+
+
+def _distance_fix(mode: str, base_stop_mm: float, warn_margin_mm: float, treadmill: TreadmillConfig,
+                  safety: SafetyConfig, sensor_period_s: float, offset_mm: float) -> str:
+    """What to shorten, and to what (whole mm), when not even the lowest speed fits."""
+    floor_kmh, reach = safety.min_speed_kmh, safety.sensor_reach_mm
+    _, warn_end, approach_end = _zone_ends_mm(floor_kmh, mode, base_stop_mm, warn_margin_mm, treadmill, safety,
+                                              sensor_period_s, offset_mm)
+    fixes, room = [], []
+    if approach_end > reach:
+        room.append(base_stop_mm - math.ceil(approach_end - reach))
+        fixes.append(f"the base stop distance to at most {room[-1]:g} mm")
+    if warn_end > reach:
+        room.append(base_stop_mm + warn_margin_mm - math.ceil(warn_end - reach))
+        fixes.append(f"the base stop distance plus the warn margin to at most {room[-1]:g} mm")
+    if any(mm <= 0 for mm in room):
+        return ("no distance is short enough: the sensors' reach or their mount offset must change "
+                "(the installer's settings)")
+    return "shorten " + ", and ".join(fixes)
+
+
 def reach_errors(reverse_cap_kmh: float, forward_cap_kmh: float, base_stop_mm: float,
                  warn_margin_mm: float, treadmill: TreadmillConfig, safety: SafetyConfig, sensor_period_s: float,
                  max_mount_offset_mm: float, section: str = "limits",
                  keys: tuple[str, str] = ("reverse_cap_kmh", "forward_cap_kmh")) -> list[FieldError]:
     """Caps whose zones, at full cap, lie beyond what the sensors reliably see: the warn zone of a
-    patient carried by the belt, and the stop zone of one approaching at the assumed approach speed."""
+    patient carried by the belt, and the stop zone of one approaching at the assumed approach speed.
+
+    Each message starts with the fix, in words: the largest cap (to 0.1 km/h) these distances allow,
+    or, when not even [safety] min_speed_kmh fits, which distance to shorten and by how much; then the
+    figures, naming the settings involved."""
     errors = []
     reach = safety.sensor_reach_mm
     offset = max(0.0, max_mount_offset_mm)
     for key, cap_kmh, mode in zip(keys, (reverse_cap_kmh, forward_cap_kmh), ("reverse", "forward")):
-        v = cap_kmh / KMH_PER_MPS
-        carried = v if treadmill.carries_toward_edge(mode) else 0.0
-        stop = stop_distance_mm(v, base_stop_mm, sensor_period_s, treadmill.reaction_time_s,
-                                treadmill.decel_mps2, carried)
-        if stop + warn_margin_mm + offset > reach:
-            errors.append(FieldError(
-                section, key, cap_kmh,
-                f"at this cap the warn zone ends {stop + warn_margin_mm + offset:.0f} mm from the sensor "
-                f"(stop {stop:.0f} mm + warn margin {warn_margin_mm:.0f} mm + mount offset), "
-                f"beyond [safety] sensor_reach_mm = {reach:g}"))
+        stop, warn_end, approach_end = _zone_ends_mm(cap_kmh, mode, base_stop_mm, warn_margin_mm, treadmill,
+                                                     safety, sensor_period_s, offset)
+        if warn_end > reach:
+            why = (f"at {cap_kmh:g} km/h the warn zone would end {warn_end:.0f} mm from the sensor "
+                   f"(stop {stop:.0f} mm + warn margin {warn_margin_mm:.0f} mm + mount offset {offset:.0f} mm), "
+                   f"beyond [safety] sensor_reach_mm = {reach:g}")
+        elif approach_end > reach:
+            why = (f"at {cap_kmh:g} km/h the stop zone for a patient approaching at [safety] approach_speed_mps = "
+                   f"{safety.approach_speed_mps:g} m/s would end {approach_end:.0f} mm from the sensor, "
+                   f"beyond [safety] sensor_reach_mm = {reach:g}")
+        else:
             continue
-        approach = stop_distance_mm(v, base_stop_mm, sensor_period_s, treadmill.reaction_time_s,
-                                    treadmill.decel_mps2, max(carried, safety.approach_speed_mps))
-        if approach + offset > reach:
-            errors.append(FieldError(
-                section, key, cap_kmh,
-                f"at this cap the stop zone for a patient approaching at [safety] approach_speed_mps = "
-                f"{safety.approach_speed_mps:g} m/s ends {approach + offset:.0f} mm from the sensor, "
-                f"beyond [safety] sensor_reach_mm = {reach:g}"))
+        best = max_reach_cap_kmh(mode, base_stop_mm, warn_margin_mm, treadmill, safety, sensor_period_s, offset,
+                                 cap_kmh)
+        if best is not None:
+            fix = f"with these distances the {mode} cap can be at most {best:g} km/h"
+        else:
+            fix = (f"with these distances no {mode} cap fits, not even {safety.min_speed_kmh:g} km/h: "
+                   + _distance_fix(mode, base_stop_mm, warn_margin_mm, treadmill, safety, sensor_period_s, offset))
+        errors.append(FieldError(section, key, cap_kmh, f"{fix}; {why}"))
     return errors
 
 

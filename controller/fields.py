@@ -36,8 +36,9 @@ class FieldError:
         return f"{self.field}: {self.message}"
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form for API replies."""
-        return {"field": self.field, "value": jsonable(self.value), "message": self.message}
+        """JSON-friendly form for API replies: ``key`` is the bare field name (a form input's ``name``),
+        "" for a whole-section problem."""
+        return {"field": self.field, "key": self.key, "value": jsonable(self.value), "message": self.message}
 
 
 #: Containers are shown a few levels deep: repr() of a value nested a thousand levels (a JSON

@@ -28,9 +28,11 @@ from controller.therapy import patients
 from controller.config import Config, Limits
 from controller.fields import Choice, Num, check_value
 from controller.loop import ControlLoop
+from controller.safety import checks
 from controller.safety.types import Command, CommandKind, EventKind
 from controller.therapy.runner import SessionError, SessionRunner
 from controller.storage.database import StorageError
+from controller.storage.event_log import one_per_action
 from controller.storage.store import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -50,11 +52,13 @@ EVENT_KINDS = tuple(kind.value for kind in EventKind)
 
 
 class RequestError(Exception):
-    """A request the server refuses; becomes an error reply."""
+    """A request the server refuses; becomes an error reply (``details``: extra keys of its error object)."""
 
-    def __init__(self, code: str, message: str, errors: list[dict] | None = None):
+    def __init__(self, code: str, message: str, errors: list[dict] | None = None,
+                 details: dict[str, Any] | None = None):
         super().__init__(message)
         self.code, self.message, self.errors = code, message, errors or []
+        self.details = dict(details or {})
 
 
 def _limits_ranges() -> dict[str, dict[str, Any]]:
@@ -292,7 +296,7 @@ class IpcServer:
     @staticmethod
     def error_reply(request_id: Any, err: RequestError) -> dict[str, Any]:
         """The error form of a reply."""
-        error: dict[str, Any] = {"code": err.code, "message": err.message}
+        error: dict[str, Any] = {**getattr(err, "details", {}), "code": err.code, "message": err.message}
         if err.errors:
             error["errors"] = err.errors
         return {"id": request_id, "ok": False, "error": error}
@@ -328,7 +332,7 @@ class IpcServer:
             return self.error_reply(request_id, err)
         except SessionError as err:
             return self.error_reply(request_id, RequestError(err.code, err.message,
-                                                             [e.as_dict() for e in err.errors]))
+                                                             [e.as_dict() for e in err.errors], err.details))
         except StorageError as err:
             return self.error_reply(request_id, RequestError("storage", f"storage unavailable: {err}"))
         except Exception as exc:  # noqa: BLE001 - a bad request must never kill the connection
@@ -363,12 +367,18 @@ class IpcServer:
         if errors:
             raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
         self.history.flush(1.0)
-        return self.history.recent(int(limit), kind)
+        if kind is not None:
+            return self.history.recent(int(limit), kind)
+        # A command and the state or limits change it made are one action, shown once (event_log.py);
+        # twice the rows always leave at least ``limit`` once paired.
+        return one_per_action(self.history.recent(2 * int(limit)))[:int(limit)]
 
     def _m_limits(self, client: _Client, params: dict) -> dict[str, Any]:
         core = self.loop.core
         return {"limits": dataclasses.asdict(core.limits), "ceilings": dataclasses.asdict(self.cfg.ceilings),
-                "mode": core.mode.value, "units": self.cfg.display.units, "ranges": _limits_ranges()}
+                "mode": core.mode.value, "units": self.cfg.display.units, "ranges": _limits_ranges(),
+                # One range per limit: its own, within the installer's ceilings and the slowest speed.
+                "effective": checks.limit_ranges(self.cfg)}
 
     def _m_command(self, client: _Client, params: dict) -> dict[str, Any]:
         names = [k.value for k in CommandKind]
@@ -424,9 +434,9 @@ class IpcServer:
             "patient": fields("patient", ("patient_id",), lambda params: runner.patient_page(params.get("patient_id"))),
             "patient_save": forward("patient_save", "save", ("patient", "create")),
             "patient_delete": forward("patient_delete", "delete", ("patient_id",)),
-            "patient_select": forward("patient_select", "select", ("patient_id",)),
+            "patient_select": forward("patient_select", "select", ("patient_id", "confirm")),
             "session_start": forward("session_start", "start", ("patient_id", "planned_min", "pain_before",
-                                                                 "speed_kmh")),
+                                                                 "speed_kmh", "confirm")),
             "session_pause": forward("session_pause", "pause", ()),
             "session_resume": forward("session_resume", "resume", ()),
             "session_end": forward("session_end", "end", ()),
@@ -447,7 +457,7 @@ class IpcServer:
             raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
         if self.history.read(lambda conn: records.get_session(conn, sid)) is None:
             raise RequestError("not_found", f"no session {sid}")
-        rows, total = self.history.read(lambda conn: records.samples(conn, sid, offset, limit))
+        rows, total = self.history.read(lambda conn: records.samples(conn, sid, offset, limit, limits=True))
         following = offset + len(rows)
-        return {"columns": ["t_s", "gap_mm", "belt_kmh", "state", "warning"], "rows": rows, "total": total,
+        return {"columns": list(records.SAMPLE_LIMIT_COLUMNS), "rows": rows, "total": total,
                 "next_offset": following if following < total else None}

@@ -342,9 +342,15 @@ class ControlLoop:
             "relay_energized": self.relay_energized, "mode": core.mode.value,
             "belt_speed_mps": core.belt.speed_mps, "commanded_mps": core.commanded_mps,
             "target_mps": core.target_mps, "cap_kmh": core.limits.cap_kmh(core.mode.value),
+            "min_speed_kmh": core.cfg.safety.min_speed_kmh,
             "gap_mm": gap, "nearest_sensor": sid, "stop_distance_mm": stop,
             "warn_distance_mm": stop + core.limits.warn_margin_mm,
             "warning": self.last_outputs.warning if self.last_outputs else False,
+            # Why the warning is on, for the page to say so: the patient near the edge, the belt above
+            # its cap, or faster than commanded (a console override).
+            "warning_causes": [name for name, on in (("warn_zone", core.in_warn),
+                                                     ("overspeed", core.overspeed_since is not None),
+                                                     ("console_override", core.override_since is not None)) if on],
             "estop_open": core.estop_open, "trip_count": core.trip_count,
             "link_ok": core.belt.is_fresh(now),
             "running_for_s": None if core.running_since is None else now - core.running_since,

@@ -32,6 +32,9 @@ from hardware.sim.watchdog import WatchdogRelayModel
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "systemd" / "config.example.toml"
 #: A typical missing-pulse module drops out after a few missed 100 Hz pulses.
 WATCHDOG_HOLD_S = 0.1
+#: How far beyond the warn zone at standstill a patient asked to step forward before a reset stands
+#: (their sway and the sensors' noise stay outside it).
+RESET_CLEARANCE_MM = 50.0
 
 
 def sim_config(state_dir: str | Path, *, protocol: str = "trackmaster", base: Config | None = None) -> Config:
@@ -182,8 +185,11 @@ class SimBench:
         if not self.emulator.plugged:
             self.emulator.replug()
         self.patient.set_drift(0.0)
-        self.patient.set_gap(self.start_gap_mm)
-        return "sensors and cable back, patient back at the start: a therapist may reset"
+        # Back at the start, beyond the warn zone at standstill: a reset is refused inside it.
+        zone_mm = self.controller.loop.core.reset_warn_zone_mm()
+        self.patient.set_gap(min(self.patient.deck_length_mm,
+                                 max(self.start_gap_mm, zone_mm + 2 * RESET_CLEARANCE_MM)))
+        return "sensors and cable back, patient stepped forward to the start: a therapist may reset"
 
     def close(self) -> None:
         """Stop everything; safe twice."""
@@ -228,10 +234,26 @@ class SimBench:
         """A command as a logged-in therapist would give it."""
         return self.controller.command(Command(kind, actor, authorized, value), timeout_s=2.0)
 
+    def step_patient_forward(self, step_mm: float = 140.0) -> bool:
+        """What a therapist asks before a reset: the patient stops drifting and steps forward out of the
+        warn zone at standstill (a reset is refused inside it), back to where they started if that is
+        farther, in steps both sensors see. True if they had to move."""
+        zone_mm = self.controller.loop.core.reset_warn_zone_mm()
+        if self.patient.gap_mm > zone_mm + RESET_CLEARANCE_MM:
+            return False
+        self.patient.set_drift(0.0)
+        target = min(self.patient.deck_length_mm, max(self.start_gap_mm, zone_mm + 2 * RESET_CLEARANCE_MM))
+        while self.patient.gap_mm < target - 1e-6 and not self.patient.fallen:
+            self.patient.set_gap(min(target, self.patient.gap_mm + step_mm))
+            self.wait_sensors_sampled()
+        return True
+
     def reset_and_start(self, speed_kmh: float, timeout_s: float = 8.0) -> None:
-        """Reset, start and wait until the belt runs at the requested speed (within 0.1 mph)."""
+        """Reset (the patient stepped forward out of the warn zone first, as a therapist asks), start and
+        wait until the belt runs at the requested speed (within 0.1 mph)."""
         deadline = time.monotonic() + timeout_s
         reply = None
+        self.step_patient_forward()
         self.wait_sensors_sampled()
         while time.monotonic() < deadline:
             reply = self.command(CommandKind.RESET)

@@ -20,7 +20,7 @@ from web.errors import json_error
 from web.extensions import csrf
 from web.ipc_client import ControllerError, StatusHub
 from web.link import ControllerLink, get_link
-from web.validation import json_object, query_int, query_text
+from web.validation import effective_ranges, json_object, query_int, query_text
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -69,8 +69,10 @@ def events() -> Response:
 
 @bp.get("/limits")
 def limits() -> Response:
-    """Present limits, the installer's ceilings, the allowed ranges, the mode and units."""
-    return jsonify(get_link().client.limits())
+    """Present limits, the installer's ceilings, the allowed ranges, the mode and units, and
+    ``effective``: each limit's one range, its own within the ceilings (what the form shows)."""
+    reply = get_link().client.limits()
+    return jsonify({**reply, "effective": reply.get("effective") or effective_ranges(reply)})
 
 
 @bp.get("/session")

@@ -1,5 +1,9 @@
 """JSON error bodies for every refusal: ``{"ok": false, "code", "message", "errors"}``.
 
+Each of ``errors`` is ``{"field", "key", "value", "message"}``: ``field`` names it ("[limits] base_stop_mm"
+from the controller, "speed_kmh" from the web layer), ``key`` is the bare name a form input carries, and
+``message`` says what is allowed in words a page can put after the field's label.
+
 The page's JavaScript and the tests read the same shape whether the refusal
 came from the web layer (login, CSRF, validation) or from the controller.
 """
@@ -45,9 +49,21 @@ class ApiError(Exception):
         self.errors = errors or []
 
 
+def keyed(error: Any) -> Any:
+    """An ``errors`` entry with its ``key``, the bare field name a form input carries: the controller's
+    ``field`` reads "[section] key", the web layer's the bare name. An entry that has one keeps it."""
+    if not isinstance(error, dict) or "key" in error:
+        return error
+    field = str(error.get("field") or "")
+    key = field.rsplit("] ", 1)[1] if "] " in field else ("" if field.startswith("[") else field)
+    return {**error, "key": key}
+
+
 def json_error(status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> Response:
-    """A JSON error response with the given HTTP status."""
-    response = jsonify({"ok": False, "code": code, "message": message, "errors": errors or []})
+    """A JSON error response with the given HTTP status; each of ``errors`` is
+    ``{"field", "key", "value", "message"}`` (every field at fault, all at once)."""
+    response = jsonify({"ok": False, "code": code, "message": message,
+                        "errors": [keyed(e) for e in errors or []]})
     response.status_code = status
     return response
 

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, Response, jsonify
 
 from controller.storage.export_formats import SAMPLE_COLUMNS, samples_csv, sessions_csv
 from web.auth import actor, current_therapist, login_required
-from web.ipc_client import IpcClient
+from web.ipc_client import ControllerError, IpcClient
 from web.link import get_link
 from web.validation import field_error, invalid, json_object, missing_errors, query_int
 
@@ -27,7 +27,7 @@ SAMPLES_PAGE_ROWS = 5000
 #: A profile with 2000 characters of notes, each escaped in JSON as up to 12 bytes.
 PATIENT_BODY_MAX_BYTES = 32 * 1024
 #: The keys of a session start body, each passed on as its own parameter (never actor or authorized).
-SESSION_START_FIELDS = ("patient_id", "planned_min", "pain_before", "speed_kmh")
+SESSION_START_FIELDS = ("patient_id", "planned_min", "pain_before", "speed_kmh", "confirm")
 SESSION_START_REQUIRED = ("patient_id", "planned_min", "pain_before")
 
 
@@ -43,6 +43,15 @@ def _answer(reply: Any, status: int = 200) -> Response:
 def _authority() -> tuple[str, bool]:
     """Who the controller's log names for this request, and whether a therapist is logged in."""
     return actor(), current_therapist() is not None
+
+
+def _confirm_needed(exc: ControllerError) -> Response:
+    """409 "confirm": the prescription loosens the present limits; ``loosened`` names each value."""
+    # The shape of every refusal (web/errors.py), plus the list the page asks the therapist about.
+    response = jsonify({"ok": False, "code": "confirm", "message": exc.message, "errors": exc.errors,
+                        "loosened": exc.details.get("loosened", [])})
+    response.status_code = 409
+    return response
 
 
 @contextmanager
@@ -121,10 +130,16 @@ def patient_delete(pid: str) -> Response:
 @bp.post("/patients/<pid>/select")
 @login_required
 def patient_select(pid: str) -> Response:
-    """Apply the patient's mode and limits (tighter at once, looser only while the belt stands)."""
-    json_object(allowed=())
-    with _changing() as client:
-        return _answer(client.patient_select(pid, *_authority()))
+    """Apply the patient's mode and limits: tighter or equal at once; looser ones, or another mode, only with
+    ``{"confirm": true}`` (else 409 "confirm" naming each in ``loosened``) and only while the belt stands."""
+    body = json_object(allowed=("confirm",))
+    try:
+        with _changing() as client:
+            return _answer(client.patient_select(pid, *_authority(), confirm=body.get("confirm")))
+    except ControllerError as exc:
+        if exc.code == "confirm":
+            return _confirm_needed(exc)
+        raise
 
 
 @bp.get("/patients/<pid>/sessions.csv")
@@ -142,11 +157,17 @@ def patient_sessions_csv(pid: str) -> Response:
 @bp.post("/sessions")
 @login_required
 def session_start() -> Response:
-    """Start a session for a patient: planned minutes, pain before, and optionally the start speed."""
+    """Start a session for a patient: planned minutes, pain before, optionally the start speed (else the
+    patient's ``start_speed_kmh``) and ``confirm`` for a prescription looser than the present limits."""
     body = json_object(allowed=SESSION_START_FIELDS, required=SESSION_START_REQUIRED)
-    with _changing() as client:
-        return _answer(client.session_start(body["patient_id"], body["planned_min"], body["pain_before"],
-                                            body.get("speed_kmh"), *_authority()))
+    try:
+        with _changing() as client:
+            return _answer(client.session_start(body["patient_id"], body["planned_min"], body["pain_before"],
+                                                body.get("speed_kmh"), *_authority(), confirm=body.get("confirm")))
+    except ControllerError as exc:
+        if exc.code == "confirm":
+            return _confirm_needed(exc)
+        raise
 
 
 @bp.post("/sessions/current/<any(pause, resume, end):action>")

@@ -30,13 +30,18 @@ class ControllerOffline(Exception):
 
 
 class ControllerError(Exception):
-    """The controller refused a request: ``code`` is unauthorized, invalid, conflict, not_found, storage ..."""
+    """The controller refused a request: ``code`` is unauthorized, invalid, conflict, confirm, not_found, storage ...
 
-    def __init__(self, code: str, message: str, errors: list[dict] | None = None):
+    ``details`` holds the refusal's other keys (for ``confirm``: ``loosened``, each value the request loosens).
+    """
+
+    def __init__(self, code: str, message: str, errors: list[dict] | None = None,
+                 details: dict[str, Any] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.errors = errors or []
+        self.details = dict(details or {})
 
 
 def _read_line(sock: socket.socket, buffer: bytearray, max_bytes: int = MAX_STATUS_BYTES) -> bytes:
@@ -98,7 +103,11 @@ class IpcClient:
             sock.close()
         if not reply.get("ok"):
             err = reply.get("error") or {}
-            raise ControllerError(err.get("code", "bad_request"), err.get("message", "refused"), err.get("errors"))
+            if not isinstance(err, dict):
+                err = {}
+            details = {k: v for k, v in err.items() if k not in ("code", "message", "errors")}
+            raise ControllerError(err.get("code", "bad_request"), err.get("message", "refused"), err.get("errors"),
+                                  details)
         return reply.get("result")
 
     def status(self) -> dict[str, Any]:
@@ -140,17 +149,26 @@ class IpcClient:
         """Delete a patient with its sessions and samples."""
         return self.call("patient_delete", {"patient_id": patient_id, "actor": actor, "authorized": authorized})
 
-    def patient_select(self, patient_id: str, actor: str, authorized: bool) -> dict[str, Any]:
-        """Apply a patient's prescription (mode and limits) through the safety core."""
-        return self.call("patient_select", {"patient_id": patient_id, "actor": actor, "authorized": authorized})
+    def patient_select(self, patient_id: str, actor: str, authorized: bool, confirm: Any = None) -> dict[str, Any]:
+        """Apply a patient's prescription (mode and limits) through the safety core.
+
+        Looser limits or another mode are refused (code ``confirm``, ``details["loosened"]``) unless
+        ``confirm`` is true; None sends no confirm at all.
+        """
+        params: dict[str, Any] = {"patient_id": patient_id, "actor": actor, "authorized": authorized}
+        if confirm is not None:
+            params["confirm"] = confirm
+        return self.call("patient_select", params)
 
     def session_start(self, patient_id: str, planned_min: float, pain_before: int, speed_kmh: float | None,
-                      actor: str, authorized: bool) -> dict[str, Any]:
-        """Start a therapy session (selects the patient first; starts the belt)."""
+                      actor: str, authorized: bool, confirm: Any = None) -> dict[str, Any]:
+        """Start a therapy session (applies the patient's prescription first, as patient_select; starts the belt)."""
         params: dict[str, Any] = {"patient_id": patient_id, "planned_min": planned_min,
                                   "pain_before": pain_before, "actor": actor, "authorized": authorized}
         if speed_kmh is not None:
             params["speed_kmh"] = speed_kmh
+        if confirm is not None:
+            params["confirm"] = confirm
         return self.call("session_start", params)
 
     def session_pause(self, actor: str, authorized: bool) -> dict[str, Any]:

@@ -39,19 +39,26 @@ def _shown(value: Any) -> Any:
     return reprlib.repr(value)[:40]
 
 
-def field_error(field: str, value: Any, message: str) -> dict[str, Any]:
-    """One entry of an error body's ``errors`` list."""
-    return {"field": field, "value": _shown(value), "message": message}
+def field_error(field: str, value: Any, message: str, key: str | None = None) -> dict[str, Any]:
+    """One entry of an error body's ``errors`` list, shaped as the controller's (``FieldError.as_dict``).
+
+    ``field`` names the field, ``key`` is the bare name a form input carries (``field`` itself unless
+    given), and ``message`` says what is allowed in words: a page writes "<its label>: <message>", so a
+    leading "<field>: " is dropped from it.
+    """
+    message = message.removeprefix(f"{field}: ")
+    return {"field": field, "key": field if key is None else key, "value": _shown(value), "message": message}
 
 
 def invalid(errors: list[dict[str, Any]]) -> ApiError:
-    """A 400 naming every field at fault."""
-    return ApiError(400, "invalid", "; ".join(e["message"] for e in errors), errors)
+    """A 400 naming every field at fault; its message names each field before what is wrong with it."""
+    return ApiError(400, "invalid", "; ".join(f"{e['field']}: {e['message']}" if e.get("field") else e["message"]
+                                              for e in errors), errors)
 
 
 def _not_an_object(names: str) -> ApiError:
     return ApiError(400, "invalid", f"the body must be a JSON object{names}",
-                    [field_error("body", None, "the body must be a JSON object")])
+                    [field_error("body", None, "the body must be a JSON object", key="")])
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -90,7 +97,8 @@ def json_object(allowed: Iterable[str] | None, required: Iterable[str] = (),
         raise _not_an_object(names)
     if _deeper_than(body, MAX_BODY_DEPTH):
         raise ApiError(400, "invalid", f"the body nests arrays and objects over {MAX_BODY_DEPTH} levels deep",
-                       [field_error("body", None, f"the body must nest at most {MAX_BODY_DEPTH} levels deep")])
+                       [field_error("body", None, f"the body must nest at most {MAX_BODY_DEPTH} levels deep",
+                                    key="")])
     errors = [] if allowed is None else [
         field_error(key, body[key], f"unknown field '{key}'; allowed: {', '.join(allowed) or 'none'}")
         for key in body if key not in allowed]
@@ -114,7 +122,7 @@ def request_json() -> Any:
 
 def missing_errors(body: dict[str, Any], required: Iterable[str]) -> list[dict[str, Any]]:
     """A "required" error for each of ``required`` that ``body`` lacks."""
-    return [field_error(key, None, f"{key}: required") for key in required if key not in body]
+    return [field_error(key, None, "is required") for key in required if key not in body]
 
 
 def query_int(name: str, default: int) -> int:
@@ -132,7 +140,7 @@ def query_int(name: str, default: int) -> int:
 
 
 def _refuse_query(name: str, raw: str) -> int:
-    raise invalid([field_error(name, raw, f"{name}: must be a whole number (decimal digits)")])
+    raise invalid([field_error(name, raw, "must be a whole number (decimal digits)")])
 
 
 def query_text(name: str, max_len: int = QUERY_TEXT_MAX_CHARS) -> str | None:
@@ -142,4 +150,33 @@ def query_text(name: str, max_len: int = QUERY_TEXT_MAX_CHARS) -> str | None:
         return None
     if len(raw) <= max_len:
         return raw
-    raise invalid([field_error(name, raw, f"{name}: at most {max_len} characters")])
+    raise invalid([field_error(name, raw, f"must be at most {max_len} characters")])
+
+
+def effective_ranges(reply: Any) -> dict[str, dict[str, Any]]:
+    """Each limit's one allowed range from the controller's ``limits`` reply: its ``ranges`` entry
+    narrowed by the installer's ``ceilings`` (``max_<limit>`` lowers the top, ``min_<limit>`` raises
+    the bottom). Display only: the controller checks every value (also against [safety]
+    min_speed_kmh, which a cap's range here does not know)."""
+    if not isinstance(reply, dict):
+        return {}
+    ranges = reply.get("ranges") if isinstance(reply.get("ranges"), dict) else {}
+    ceilings = reply.get("ceilings") if isinstance(reply.get("ceilings"), dict) else {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, rng in ranges.items():
+        if not isinstance(rng, dict):
+            continue
+        lo, hi = rng.get("min"), rng.get("max")
+        top, bottom = ceilings.get(f"max_{name}"), ceilings.get(f"min_{name}")
+        if _number(top) and _number(hi):
+            hi = min(hi, top)
+        if _number(bottom) and _number(lo):
+            lo = max(lo, bottom)
+        if _number(lo) and _number(hi):
+            hi = max(lo, hi)
+        out[name] = {**rng, "min": lo, "max": hi}
+    return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

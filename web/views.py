@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, current_app, render_template, url_for
 
 from web.auth import current_therapist
+from web.reasons import PLAIN_REASONS
 
 bp = Blueprint("views", __name__)
 
@@ -19,7 +20,7 @@ bp = Blueprint("views", __name__)
 @bp.get("/")
 def index() -> str:
     """The dashboard page (the CSRF token sits in a <meta> tag for app.js)."""
-    return render_template("index.html", therapist=current_therapist(),
+    return render_template("index.html", therapist=current_therapist(), page="dashboard",
                            units=current_app.config["DISPLAY_UNITS"])
 
 
@@ -61,6 +62,12 @@ def session_page(sid: int) -> str | tuple[str, int]:
 def favicon() -> Response:
     """No icon: an empty answer instead of a 404 in every browser's console."""
     return Response(status=204)
+
+
+@bp.app_context_processor
+def _plain_reasons() -> dict[str, object]:
+    """Every page's header shows the controller's reasons in plain words (web/reasons.py)."""
+    return {"plain_reasons": PLAIN_REASONS}
 
 
 def init_app(app: Flask) -> None:

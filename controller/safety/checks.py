@@ -6,10 +6,11 @@ None, or returns the checked value. Nothing is changed by a check.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from controller.config import KMH_PER_MPS, LIMIT_TIGHTER_SIGN, Config, Limits, ceiling_errors, limits_reach_errors
-from controller.fields import FieldError, Num, check_table, is_number
+from controller.config import KMH_PER_MPS, LIMIT_TIGHTER_SIGN, Config, Limits, limits_reach_errors
+from controller.fields import FieldError, Num, check_value, is_number, spec_of
 from controller.safety.types import Mode
 
 
@@ -38,22 +39,58 @@ def check_mode(value: Any, section: str, errors: list[FieldError]) -> Mode | Non
         return None
 
 
+def limit_specs(cfg: Config) -> dict[str, Num]:
+    """Each limit's one allowed range: its own range within the installer's ceilings ([ceilings]
+    max_<limit> / min_<limit>) and, for a cap, from [safety] min_speed_kmh. What the dashboard shows
+    and what :func:`check_limits` words."""
+    out = {}
+    for f in dataclasses.fields(Limits):
+        spec = spec_of(f)
+        lo = max(spec.lo, getattr(cfg.ceilings, f"min_{f.name}", spec.lo))
+        hi = min(spec.hi, getattr(cfg.ceilings, f"max_{f.name}", spec.hi))
+        if f.name.endswith("_cap_kmh"):
+            lo = max(lo, cfg.safety.min_speed_kmh)
+        out[f.name] = Num(lo, max(lo, hi), spec.unit, spec.integer)
+    return out
+
+
+def limit_ranges(cfg: Config) -> dict[str, dict[str, Any]]:
+    """:func:`limit_specs` as JSON: {limit: {"min", "max", "unit"}}."""
+    return {name: {"min": spec.lo, "max": spec.hi, "unit": spec.unit} for name, spec in limit_specs(cfg).items()}
+
+
 def check_limits(value: Any, base: Limits, cfg: Config, errors: list[FieldError]) -> Limits | None:
-    """A (partial) limits table over ``base``, checked against ranges, ceilings and sensor reach."""
+    """A (partial) limits table over ``base``, checked against ranges, ceilings and sensor reach.
+
+    Every bad limit is named at once: each given value against its one allowed range
+    (:func:`limit_specs`), and the sensors' reach for each cap whose own value and both distances are
+    fine, even while another limit is refused."""
     if isinstance(value, dict) and not value:
         errors.append(FieldError("limits", "", value, "no limit given"))
         return None
-    new = check_table(Limits, "limits", value, errors, base=base)
-    if new is None:
+    if not isinstance(value, dict):
+        errors.append(FieldError("limits", "", value, "must be a table of options"))
         return None
-    more = ceiling_errors(new, cfg.ceilings) + limits_reach_errors(new, cfg.treadmill, cfg.safety, cfg.sensors)
-    floor = cfg.safety.min_speed_kmh
-    more += [FieldError("limits", key, getattr(new, key), f"must be at least [safety] min_speed_kmh = {floor:g}")
-             for key in ("reverse_cap_kmh", "forward_cap_kmh") if getattr(new, key) < floor]
-    if more:
-        errors += more
+    specs = limit_specs(cfg)
+    before = len(errors)
+    for key in value:
+        if key not in specs:
+            errors.append(FieldError("limits", key, value[key], f"option '{key}' is not valid in section [limits]; "
+                                     f"valid options: {', '.join(specs)}"))
+    values, bad = {}, set()
+    for name, spec in specs.items():
+        # A limit not given keeps the base's value, which must still lie within today's ranges.
+        checked = check_value("limits", name, value[name] if name in value else getattr(base, name), spec, errors)
+        if checked is None:
+            bad.add(name)
+        values[name] = checked
+    if not bad & {"base_stop_mm", "warn_margin_mm"}:
+        candidate = Limits(**{k: (getattr(base, k) if k in bad else v) for k, v in values.items()})
+        errors += [e for e in limits_reach_errors(candidate, cfg.treadmill, cfg.safety, cfg.sensors)
+                   if e.key not in bad]
+    if len(errors) > before:
         return None
-    return new
+    return Limits(**values)
 
 
 def check_prescription(value: Any, base: Limits, cfg: Config,

@@ -13,6 +13,7 @@ free functions of :mod:`controller.safety.checks`).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 from controller.config import KMH_PER_MPS, Config, Limits, stop_distance_mm
@@ -66,8 +67,16 @@ class SafetyCore:
         self.in_warn = False
         #: Gap beyond which the present warn episode ends (set when it begins).
         self.warn_exit_mm = 0.0
+        #: Since when the belt runs above the cap + tolerance (states and links without a commanded speed).
         self.overspeed_since: float | None = None
+        #: Since when the belt runs faster than commanded + tolerance (RUNNING on a link that commands).
+        self.override_since: float | None = None
         self.overspeed_sent_t = -1e9
+        #: The commanded reference (see _commanded_reference): (held until, m/s) with falling speeds,
+        #: the intercept of the part older than the window, and what the last step left held.
+        self._ref_window: collections.deque[tuple[float, float]] = collections.deque()
+        self._ref_fold = float("-inf")
+        self._ref_held: float | None = None
         self.stop_deadline: float | None = None
         #: A controlled stop ends on the second standing reading received from this time on
         #: (one poll after the stop): a reading measured before the treadmill had the stop
@@ -293,6 +302,11 @@ class SafetyCore:
         elif self.overspeed_since is not None and self.now - self.overspeed_since >= sc.overspeed_grace_s:
             out.append(Cause("overspeed", f"belt at {v * KMH_PER_MPS:.2f} km/h, above the cap "
                              f"{cap * KMH_PER_MPS:.2f} km/h for {sc.overspeed_grace_s:g} s"))
+        elif self.override_since is not None and self.now - self.override_since >= sc.overspeed_grace_s:
+            out.append(Cause("overspeed", f"belt at {v * KMH_PER_MPS:.2f} km/h, faster than the commanded "
+                             f"{min(self.commanded_mps, self.target_mps, cap) * KMH_PER_MPS:.2f} km/h "
+                             f"(+ {sc.overspeed_tolerance_kmh:g} km/h) for {sc.overspeed_grace_s:g} s: "
+                             "not corrected (console override or a drive that ignores the speed command)"))
         if self.state is State.READY and v >= MOVING_MPS:
             out.append(Cause("belt_unbidden", f"belt moving at {v * KMH_PER_MPS:.2f} km/h without a start "
                              "from the controller"))
@@ -326,8 +340,11 @@ class SafetyCore:
             self._set_state(State.READY, "controlled stop complete: belt standing")
         self._update_warn()
         self._ramp()
+        # Held from now until the next step: the commanded reference takes it then.
+        self._ref_held = self._commanded_now() if self.can_command and self.state is State.RUNNING else None
         out = Outputs(state=self.state, relay_energized=self.state in RELAY_ON_STATES,
-                      warning=self.in_warn or self.overspeed_since is not None, belt=self._belt_cmd,
+                      warning=self.in_warn or self.overspeed_since is not None or self.override_since is not None,
+                      belt=self._belt_cmd,
                       events=tuple(self._events), reply=reply, reconnect_link=self._reconnect)
         self._events.clear()
         self._belt_cmd = NO_BELT_COMMAND
@@ -367,7 +384,16 @@ class SafetyCore:
         self.state = state
 
     def _track_overspeed(self) -> None:
+        commanding = self.can_command and self.state is State.RUNNING
+        ref = self._commanded_reference(commanding)
+        if not commanding:
+            self.override_since = None
         if not self.belt.is_fresh(self.now):
+            return
+        if commanding:
+            # Commanded speed means something: the belt may not run faster than it (a console override).
+            self.overspeed_since = None
+            self._track_override(ref)
             return
         threshold = self.cap_mps + self.cfg.safety.overspeed_tolerance_kmh / KMH_PER_MPS
         if self.belt.speed_mps <= threshold:
@@ -378,12 +404,59 @@ class SafetyCore:
             self._events.append(Event(self.now, EventKind.WARN, "overspeed", f"belt at "
                                       f"{self.belt.speed_mps * KMH_PER_MPS:.2f} km/h above the cap: slowing",
                                       figures=self.figures()))
-        if self.can_command and self.state is State.RUNNING and \
-                self.now - self.overspeed_sent_t >= OVERSPEED_RESEND_S:
-            # The treadmill runs faster than we asked (console override): re-assert the cap.
-            self.commanded_mps = min(self.commanded_mps, self.target_mps, self.cap_mps)
-            self._send_speed(self.commanded_mps)
+
+    def _track_override(self, ref: float) -> None:
+        """RUNNING on a link that commands: a belt faster than the commanded reference (+ tolerance) is a
+        console override. Warn once an episode, re-assert the commanded speed at once and every
+        OVERSPEED_RESEND_S while it lasts; ``cause:overspeed`` trips after the grace time."""
+        v = self.belt.speed_mps
+        if v <= ref + self.cfg.safety.overspeed_tolerance_kmh / KMH_PER_MPS:
+            self.override_since = None
+            return
+        commanded = min(self.commanded_mps, self.target_mps, self.cap_mps)
+        if self.override_since is None:
+            self.override_since = self.now
+            self._events.append(Event(self.now, EventKind.WARN, "console_override",
+                                      f"belt at {v * KMH_PER_MPS:.2f} km/h, faster than the commanded "
+                                      f"{commanded * KMH_PER_MPS:.2f} km/h (console override?): re-asserting "
+                                      f"{commanded * KMH_PER_MPS:.2f} km/h", figures=self.figures()))
+        if self.now - self.overspeed_sent_t >= OVERSPEED_RESEND_S:
+            self.commanded_mps = commanded
+            self._send_speed(commanded)
             self.overspeed_sent_t = self.now
+
+    def _commanded_reference(self, commanding: bool) -> float:
+        """The speed the belt may run at, as far as the commands go (m/s): the highest speed put on the
+        wire (or ramped to) within the last link timeout (a reading may show the belt as it was that
+        long ago), then falling no faster than the treadmill brakes (``decel_mps2``). A belt slowing
+        after a lowered command (warn zone, speed down, ramp-down) stays under it.
+
+        Sliding-window maximum of the commanded speed, each entry stamped with the time it held until;
+        an entry older than the window goes into ``_ref_fold``, the intercept K of K - decel*t.
+        Not commanding (not RUNNING, a read-only link): forgotten, -inf.
+        """
+        if not commanding:
+            self._ref_window.clear()
+            self._ref_fold = float("-inf")
+            self._ref_held = None
+            return float("-inf")
+        now = self.now
+        decel = self.cfg.treadmill.decel_mps2
+        lag = self.cfg.treadmill.link_timeout_s
+        held = self._commanded_now()
+        if self._ref_held is not None:
+            held = max(held, self._ref_held)  # the value the last step left held until now
+        window = self._ref_window
+        while window and window[-1][1] <= held:
+            window.pop()
+        window.append((now, held))
+        while window[0][0] < now - lag:
+            t_end, v = window.popleft()
+            self._ref_fold = max(self._ref_fold, v + decel * (t_end + lag))
+        return max(window[0][1], self._ref_fold - decel * now)
+
+    def _commanded_now(self) -> float:
+        return max(self.commanded_mps, self.sent_mps)
 
     def _update_warn(self) -> None:
         _, gap = self.nearest()
@@ -533,6 +606,10 @@ class SafetyCore:
         if self.belt.is_fresh(self.now) and self.belt.moving(self.now):
             blocking.append(Cause("belt_moving", f"the belt still moves at "
                                   f"{self.belt.speed_mps * KMH_PER_MPS:.2f} km/h: wait for it to stand"))
+        in_warn = self._reset_warn_zone_cause()
+        if in_warn is not None:
+            # It says what the stop zone says, and what to do: the stop zone's own message would repeat it.
+            blocking = [c for c in blocking if c.code != "stop_zone"] + [in_warn]
         if any(c.code == "link_fault" for c in blocking):
             self._reconnect = True
         if blocking:
@@ -541,6 +618,24 @@ class SafetyCore:
         self.reasons = {}
         self._set_state(State.READY, f"reset by {cmd.actor} (cleared: {cleared})", cmd.actor)
         return _ok("ready")
+
+    def reset_warn_zone_mm(self) -> float:
+        """The warn zone a reset must find the patient beyond: the stop distance of a standing belt
+        (no belt speed, no approach: the patient stands) plus the warn margin."""
+        return self.stop_distance_mm(0.0, 0.0) + self.limits.warn_margin_mm
+
+    def _reset_warn_zone_cause(self) -> Cause | None:
+        """Reset refused while the nearest fresh gap is inside the warn zone at standstill: a patient
+        standing there trips again as soon as they sway back, or the belt starts. No one in view: None
+        (a start refuses that itself)."""
+        _, gap = self.nearest()
+        if gap is None:
+            return None
+        warn_mm = self.reset_warn_zone_mm()
+        if gap > warn_mm:
+            return None
+        return Cause("reset_in_warn_zone", f"patient {gap:.0f} mm from the rear edge is inside the warn zone "
+                     f"({warn_mm:.0f} mm): ask them to step forward, then reset")
 
     def _cmd_start(self, cmd: Command) -> Reply:
         errors: list[FieldError] = []

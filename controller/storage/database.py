@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from controller.storage.records import SCHEMA as RECORDS_SCHEMA
+from controller.storage.records import migrate as migrate_records
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -58,6 +59,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(_SCHEMA)
+        migrate_records(conn)
     except BaseException:
         conn.close()
         raise

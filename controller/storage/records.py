@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     closest_mm REAL,
     pain_before INTEGER NOT NULL,
     pain_after INTEGER,
-    end_reason TEXT
+    end_reason TEXT,
+    start_speed_kmh REAL
 );
 CREATE INDEX IF NOT EXISTS sessions_patient ON sessions(patient_id, started_wall);
 CREATE TABLE IF NOT EXISTS samples (
@@ -56,9 +57,21 @@ CREATE TABLE IF NOT EXISTS samples (
     belt_kmh REAL NOT NULL,
     state INTEGER NOT NULL,
     warning INTEGER NOT NULL,
+    stop_mm REAL,
+    warn_mm REAL,
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
 """
+
+#: Columns added to a table after its first release: (table, column, declaration). A database made
+#: before them gets them, empty (NULL), when it is opened (``migrate``).
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("samples", "stop_mm", "REAL"),
+    ("samples", "warn_mm", "REAL"),
+    ("sessions", "start_speed_kmh", "REAL"),
+)
+#: A sample row with the stop and warn distances in force when it was taken (NULL in older rows).
+SAMPLE_LIMIT_COLUMNS = ("t_s", "gap_mm", "belt_kmh", "state", "warning", "stop_mm", "warn_mm")
 
 #: Profile fields the therapist sets, in column order.
 PATIENT_FIELDS = ("patient_id", "display_name", "notes", "mode", "speed_cap_kmh", "base_stop_mm",
@@ -80,7 +93,7 @@ FINISHED_STATUSES = (SessionStatus.COMPLETED, SessionStatus.ENDED, SessionStatus
 
 SUMMARY_KEYS = ("session_id", "patient_id", "status", "started_wall", "ended_wall", "planned_min", "mode",
                 "duration_s", "distance_m", "mean_kmh", "max_kmh", "warnings", "trips", "closest_mm",
-                "pain_before", "pain_after", "pain_flag", "end_reason")
+                "pain_before", "pain_after", "pain_flag", "end_reason", "start_speed_kmh")
 _SESSION_COLUMNS = tuple(k for k in SUMMARY_KEYS if k not in ("mean_kmh", "pain_flag"))
 #: Session columns a running or ended session may change.
 UPDATABLE_SESSION_FIELDS = frozenset({"status", "ended_wall", "duration_s", "distance_m", "max_kmh", "warnings",
@@ -91,6 +104,14 @@ STATE_NAMES: tuple[str, ...] = (State.STOPPED.value, State.READY.value, State.RU
 STATE_CODES = {name: code for code, name in enumerate(STATE_NAMES)}
 
 CRASH_REASON = "controller restarted after a crash"
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns of ``ADDED_COLUMNS`` that a database made before them lacks."""
+    for table, column, declaration in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def _patient_values(p: dict[str, Any]) -> list[Any]:
@@ -138,11 +159,12 @@ def list_patients(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def insert_session(conn: sqlite3.Connection, patient_id: str, started_wall: float, planned_min: float, mode: str,
-                   pain_before: int) -> int:
+                   pain_before: int, start_speed_kmh: float | None = None) -> int:
     """Open an "active" session with zero figures; returns its session_id."""
-    cur = conn.execute("INSERT INTO sessions (patient_id, status, started_wall, planned_min, mode, pain_before) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (patient_id, SessionStatus.ACTIVE, started_wall, planned_min, mode, pain_before))
+    cur = conn.execute("INSERT INTO sessions (patient_id, status, started_wall, planned_min, mode, pain_before, "
+                       "start_speed_kmh) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (patient_id, SessionStatus.ACTIVE, started_wall, planned_min, mode, pain_before,
+                        start_speed_kmh))
     return int(cur.lastrowid)
 
 
@@ -169,14 +191,20 @@ def delete_session(conn: sqlite3.Connection, session_id: int) -> None:
 
 def insert_samples(conn: sqlite3.Connection, session_id: int, first_seq: int,
                    rows: Iterable[Sequence[Any]]) -> None:
-    """Append timeline rows (t_s, gap_mm, belt_kmh, state_name, warning), numbered from first_seq."""
+    """Append timeline rows (t_s, gap_mm, belt_kmh, state_name, warning[, stop_mm, warn_mm]), numbered
+    from first_seq; the stop and warn distances in force are optional (NULL when left out)."""
     coded = []
-    for i, (t_s, gap_mm, belt_kmh, state, warning) in enumerate(rows):
+    for i, row in enumerate(rows):
+        if len(row) not in (5, 7):
+            raise ValueError(f"a sample has 5 or 7 values ({', '.join(SAMPLE_LIMIT_COLUMNS)}), not {len(row)}")
+        t_s, gap_mm, belt_kmh, state, warning = row[:5]
+        stop_mm, warn_mm = row[5:] if len(row) == 7 else (None, None)
         if state not in STATE_CODES:
             raise ValueError(f"sample state {state!r} is not one of {', '.join(STATE_NAMES)}")
-        coded.append((session_id, first_seq + i, t_s, gap_mm, belt_kmh, STATE_CODES[state], int(bool(warning))))
-    conn.executemany("INSERT INTO samples (session_id, seq, t_s, gap_mm, belt_kmh, state, warning) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)", coded)
+        coded.append((session_id, first_seq + i, t_s, gap_mm, belt_kmh, STATE_CODES[state], int(bool(warning)),
+                      stop_mm, warn_mm))
+    conn.executemany("INSERT INTO samples (session_id, seq, t_s, gap_mm, belt_kmh, state, warning, stop_mm, "
+                     "warn_mm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", coded)
 
 
 def _summary(row: Sequence[Any]) -> dict[str, Any]:
@@ -208,13 +236,17 @@ def all_sessions(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def samples(conn: sqlite3.Connection, session_id: int, offset: int = 0,
-            limit: int | None = None) -> tuple[list[list[Any]], int]:
-    """A page of a session's timeline as [t_s, gap_mm, belt_kmh, state_name, warning] rows, and the total count."""
+            limit: int | None = None, *, limits: bool = False) -> tuple[list[list[Any]], int]:
+    """A page of a session's timeline as [t_s, gap_mm, belt_kmh, state_name, warning] rows (with limits,
+    also stop_mm and warn_mm: ``SAMPLE_LIMIT_COLUMNS``), and the total count."""
     total = conn.execute("SELECT COUNT(*) FROM samples WHERE session_id = ?", (session_id,)).fetchone()[0]
-    rows = conn.execute("SELECT t_s, gap_mm, belt_kmh, state, warning FROM samples WHERE session_id = ? "
-                        "ORDER BY seq LIMIT ? OFFSET ?",
+    rows = conn.execute("SELECT t_s, gap_mm, belt_kmh, state, warning, stop_mm, warn_mm FROM samples "
+                        "WHERE session_id = ? ORDER BY seq LIMIT ? OFFSET ?",
                         (session_id, -1 if limit is None else limit, offset)).fetchall()
-    return [[t_s, gap, kmh, STATE_NAMES[state], warning] for t_s, gap, kmh, state, warning in rows], total
+    if limits:
+        return [[t_s, gap, kmh, STATE_NAMES[state], warning, stop, warn]
+                for t_s, gap, kmh, state, warning, stop, warn in rows], total
+    return [[t_s, gap, kmh, STATE_NAMES[state], warning] for t_s, gap, kmh, state, warning, _, _ in rows], total
 
 
 def recover_interrupted(conn: sqlite3.Connection) -> list[int]:

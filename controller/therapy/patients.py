@@ -8,6 +8,7 @@ saved, and again by the safety core when it is applied.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -39,8 +40,18 @@ def specs(cfg: Config) -> dict[str, Any]:
     }
 
 
+def cap_spec(cfg: Config, mode: str) -> Num:
+    """The speed cap's one range in a walking mode: from [safety] min_speed_kmh to the mode's ceiling."""
+    lo = cfg.safety.min_speed_kmh
+    ceiling = cfg.ceilings.max_reverse_cap_kmh if mode == "reverse" else cfg.ceilings.max_forward_cap_kmh
+    return Num(lo, max(lo, ceiling), "km/h")
+
+
 def describe_fields(cfg: Config) -> dict[str, dict[str, Any]]:
-    """The allowed values of each field, for forms and for the dashboard's own checks."""
+    """The allowed values of each field, for forms and for the dashboard's own checks.
+
+    The speed cap's range depends on the mode: ``speed_cap_kmh.by_mode`` gives each mode's own
+    {"min", "max"}, so a form can show the one range of the mode chosen."""
     out: dict[str, dict[str, Any]] = {"patient_id": {"pattern": _ID.pattern, "max_len": 16}}
     for name, spec in specs(cfg).items():
         if isinstance(spec, Num):
@@ -49,6 +60,8 @@ def describe_fields(cfg: Config) -> dict[str, dict[str, Any]]:
             out[name] = {"choices": list(spec.options)}
         else:
             out[name] = {"min_len": spec.min_len, "max_len": spec.max_len}
+    out["speed_cap_kmh"]["by_mode"] = {mode: {"min": cap_spec(cfg, mode).lo, "max": cap_spec(cfg, mode).hi}
+                                       for mode in ("reverse", "forward")}
     return out
 
 
@@ -61,7 +74,11 @@ def check_patient_id(value: Any, errors: list[FieldError]) -> str | None:
 
 
 def check_patient(data: Any, cfg: Config) -> tuple[dict[str, Any] | None, list[FieldError]]:
-    """A whole profile checked field by field, then as a prescription the sensors can guard."""
+    """A whole profile checked field by field, then as a prescription the sensors can guard.
+
+    Every bad field is named at once: the speed cap against the range of the mode chosen (when the
+    mode is valid), and the sensors' reach whenever the mode, the cap and both distances are fine,
+    whatever else is refused."""
     errors: list[FieldError] = []
     if not isinstance(data, dict):
         return None, [FieldError(SECTION, "", data, "must be an object with " + ", ".join(FIELDS))]
@@ -70,25 +87,21 @@ def check_patient(data: Any, cfg: Config) -> tuple[dict[str, Any] | None, list[F
             errors.append(FieldError(SECTION, key, data[key], f"not a patient field; fields: {', '.join(FIELDS)}"))
     out: dict[str, Any] = {"patient_id": check_patient_id(data.get("patient_id"), errors)}
     all_specs = specs(cfg)
+    mode = data.get("mode")
+    if isinstance(mode, str) and all_specs["mode"].check(mode) is None:
+        cap = cap_spec(cfg, mode)
+        # One range, the mode's: "from 0.5 to 2 km/h in reverse mode" rather than the widest cap and then a ceiling.
+        all_specs["speed_cap_kmh"] = cap if cap == all_specs["speed_cap_kmh"] else _InMode(cap, mode)
     for name, spec in all_specs.items():
         if name not in data:
             if name == "notes":
                 out[name] = ""
                 continue
             errors.append(FieldError(SECTION, name, "(missing)", "is required; it " + (spec.check(object()) or "")))
+            out[name] = None
             continue
         out[name] = check_value(SECTION, name, data[name], spec, errors)
-    if errors:
-        return None, errors
-    if out["mode"] == "reverse" and out["speed_cap_kmh"] > cfg.ceilings.max_reverse_cap_kmh:
-        errors.append(FieldError(SECTION, "speed_cap_kmh", out["speed_cap_kmh"],
-                                 f"must be <= {cfg.ceilings.max_reverse_cap_kmh:g} in reverse mode "
-                                 "([ceilings] max_reverse_cap_kmh)"))
-    if out["mode"] == "forward" and out["speed_cap_kmh"] > cfg.ceilings.max_forward_cap_kmh:
-        errors.append(FieldError(SECTION, "speed_cap_kmh", out["speed_cap_kmh"],
-                                 f"must be <= {cfg.ceilings.max_forward_cap_kmh:g} in forward mode "
-                                 "([ceilings] max_forward_cap_kmh)"))
-    if not errors:
+    if all(out[k] is not None for k in ("mode", "speed_cap_kmh", "base_stop_mm", "warn_margin_mm")):
         limits = prescription_limits(out, cfg)
         own_cap = f"{out['mode']}_cap_kmh"
         found = ceiling_errors(limits, cfg.ceilings, SECTION) + limits_reach_errors(limits, cfg.treadmill, cfg.safety,
@@ -96,6 +109,23 @@ def check_patient(data: Any, cfg: Config) -> tuple[dict[str, Any] | None, list[F
         errors += [FieldError(SECTION, "speed_cap_kmh" if e.key == own_cap else e.key, e.value, e.message)
                    for e in found if not e.key.endswith("_cap_kmh") or e.key == own_cap]
     return (None, errors) if errors else (out, [])
+
+
+@dataclasses.dataclass(frozen=True)
+class _InMode:
+    """The speed cap's range in one mode, worded with the mode (the form shows the mode's range)."""
+
+    num: Num
+    mode: str
+
+    def check(self, value: Any) -> str | None:
+        """None if valid, else the reason."""
+        reason = self.num.check(value)
+        return None if reason is None else f"{reason} in {self.mode} mode"
+
+    def convert(self, value: Any) -> float:
+        """The stored form."""
+        return self.num.convert(value)
 
 
 def prescription_limits(patient: dict[str, Any], cfg: Config) -> Limits:

@@ -26,8 +26,10 @@ from typing import Any, Callable
 from controller.storage import records
 from controller.storage.records import SessionStatus
 from controller.therapy import patients
-from controller.config import KMH_PER_MPS, Config
+from controller.config import KMH_PER_MPS, Config, Limits
 from controller.fields import FieldError, Num, check_value
+from controller.therapy.prescription import (check_confirm, confirm_message, default_start_speed, describe_loosened,
+                                             loosened)
 from controller.therapy.progression import pain_trend, sessions_today, suggest_duration
 from controller.therapy.tracker import SessionTracker
 from controller.safety.types import Command, CommandKind, Event, EventKind
@@ -46,11 +48,16 @@ CONSOLE_STOP_CHIME_S = (1.0, 0.5, 1.0, 0.5, 1.0)
 
 
 class SessionError(Exception):
-    """A refused request; ``code`` is invalid, conflict, unauthorized, not_found or storage."""
+    """A refused request; ``code`` is invalid, conflict, unauthorized, not_found, storage or confirm.
 
-    def __init__(self, code: str, message: str, errors: list[FieldError] | tuple[FieldError, ...] = ()):
+    ``details`` are extra keys of the refusal (``confirm``: ``loosened``, each value the request would loosen).
+    """
+
+    def __init__(self, code: str, message: str, errors: list[FieldError] | tuple[FieldError, ...] = (),
+                 details: dict[str, Any] | None = None):
         super().__init__(message)
         self.code, self.message, self.errors = code, message, list(errors)
+        self.details = dict(details or {})
 
 
 def _invalid(errors: list[FieldError]) -> SessionError:
@@ -246,6 +253,46 @@ class SessionRunner:
             raise SessionError("not_found", f"no patient {pid!r}")
         return found
 
+    @staticmethod
+    def _confirm_flag(params: dict[str, Any]) -> bool:
+        errors: list[FieldError] = []
+        confirm = check_confirm(params, errors)
+        if errors:
+            raise _invalid(errors)
+        return confirm
+
+    def _present(self) -> tuple[Limits, str, str | None]:
+        """The limits, mode and state in force now: the core's own (a command's effect is there before the
+        next status is published), else the status's."""
+        core = getattr(self.loop, "core", None)
+        if core is not None:
+            return core.limits, core.mode.value, core.state.value
+        status = self.loop.status
+        present, mode = status.get("limits"), status.get("mode")
+        if not isinstance(present, dict) or mode is None:
+            raise SessionError("conflict", "the controller has not published its limits yet: try again")
+        return Limits(**present), mode, status.get("state")
+
+    def _confirmed(self, patient: dict[str, Any], actor: str, confirm: bool) -> tuple[bool, str]:
+        """(whether the prescription changes anything, the actor its limits event names).
+
+        A prescription that loosens a limit or changes the mode needs ``confirm``: without it the
+        request is refused with code "confirm", naming each value; with it the event says so.
+        """
+        present, mode, state = self._present()
+        limits = patients.prescription_limits(patient, self.cfg)
+        items = loosened(limits, present, patient["mode"], mode)
+        if items and state not in ("STOPPED", "READY"):
+            # Refused here, not asked to confirm first: the core would refuse it after the confirmation.
+            raise SessionError("conflict", f"patient {patient['patient_id']}'s prescription loosens the present "
+                               f"limits ({describe_loosened(items)}): it applies only while the belt stands "
+                               "(STOPPED or READY, speed 0)", details={"loosened": items})
+        if items and not confirm:
+            raise SessionError("confirm", confirm_message(patient["patient_id"], items),
+                               details={"loosened": items})
+        same = mode == patient["mode"] and present == limits and self.selected_patient == patient["patient_id"]
+        return not same, f"{actor} (confirmed)" if items else actor
+
     def _apply(self, patient: dict[str, Any], actor: str) -> str:
         limits = patients.prescription_limits(patient, self.cfg)
         value = {"mode": patient["mode"], "patient_id": patient["patient_id"],
@@ -259,18 +306,21 @@ class SessionRunner:
 
     def _req_select(self, params: dict[str, Any]) -> dict[str, Any]:
         actor, _ = self._actor(params)
+        confirm = self._confirm_flag(params)
         patient = self._patient(params.get("patient_id"))
         if self.tracker is not None and self.tracker.patient_id != patient["patient_id"]:
             raise SessionError("conflict", f"a session of patient {self.tracker.patient_id} is under way: "
                                "end it before choosing another patient")
-        return {"message": self._apply(patient, actor), "patient_id": patient["patient_id"]}
+        _, applied_by = self._confirmed(patient, actor, confirm)
+        return {"message": self._apply(patient, applied_by), "patient_id": patient["patient_id"]}
 
     def _req_start(self, params: dict[str, Any]) -> dict[str, Any]:
         actor, _ = self._actor(params)
-        unknown = sorted(set(params) - {"patient_id", "planned_min", "pain_before", "speed_kmh", "actor",
+        unknown = sorted(set(params) - {"patient_id", "planned_min", "pain_before", "speed_kmh", "confirm", "actor",
                                         "authorized"})
         errors: list[FieldError] = [FieldError("session", k, params[k], "not a session field; fields: "
-                                               "patient_id, planned_min, pain_before, speed_kmh") for k in unknown]
+                                               "patient_id, planned_min, pain_before, speed_kmh, confirm")
+                                    for k in unknown]
         planned = check_value("session", "planned_min", params.get("planned_min"), PLANNED_MIN, errors)
         pain_before = check_value("session", "pain_before", params.get("pain_before"), PAIN, errors)
         speed = params.get("speed_kmh")
@@ -281,6 +331,7 @@ class SessionRunner:
                             "km/h"), errors)
         if errors:
             raise _invalid(errors)
+        confirm = self._confirm_flag(params)
         patient = self._patient(params.get("patient_id"))
         if self.tracker is not None:
             raise SessionError("conflict", f"session {self.tracker.session_id} is under way: end it first")
@@ -288,13 +339,17 @@ class SessionRunner:
         if state != "READY":
             raise SessionError("conflict", f"a session starts from READY; the controller is {state}"
                                + (": reset it first" if state == "STOPPED" else ""))
-        self._apply(patient, actor)
+        changes, applied_by = self._confirmed(patient, actor, confirm)
+        if changes:  # a prescription already in force is not applied (and logged) again
+            self._apply(patient, applied_by)
+        if speed is not None:
+            start_kmh = min(float(speed), float(patient["speed_cap_kmh"]))
+        else:
+            start_kmh, _ = self._start_speed(patient)
         started = self.wall_clock()
         sid = self.history.call(lambda conn: records.insert_session(
-            conn, patient["patient_id"], started, float(planned), patient["mode"], int(pain_before)))
-        start_kmh = float(speed) if speed is not None else float(patient["speed_cap_kmh"])
-        reply = self.loop.command(Command(CommandKind.START, actor, True, min(start_kmh,
-                                                                             patient["speed_cap_kmh"])))
+            conn, patient["patient_id"], started, float(planned), patient["mode"], int(pain_before), start_kmh))
+        reply = self.loop.command(Command(CommandKind.START, actor, True, start_kmh))
         if not reply.ok:
             self.history.record(lambda conn: records.delete_session(conn, sid))
             raise SessionError(reply.code, reply.message, reply.errors)
@@ -303,8 +358,8 @@ class SessionRunner:
                                       sample_hz=self.cfg.sessions.sample_hz, started_wall=started)
         self._last_progress_t = self.mono_clock()
         self.snapshot = self.tracker.snapshot()
-        log.info("session %s of patient %s started by %s: %g min planned", sid, patient["patient_id"], actor,
-                 planned)
+        log.info("session %s of patient %s started by %s at %g km/h: %g min planned", sid, patient["patient_id"],
+                 actor, start_kmh, planned)
         return {"session": self._summary(sid)}
 
     def _current(self) -> SessionTracker:
@@ -407,7 +462,9 @@ class SessionRunner:
         message = "saved"
         if self.selected_patient == data["patient_id"] and not create:
             try:
-                message += "; " + self._apply(saved, actor)
+                # Looser values of the chosen patient wait for the therapist to choose them again and confirm.
+                _, applied_by = self._confirmed(saved, actor, False)
+                message += "; " + self._apply(saved, applied_by)
             except SessionError as exc:
                 message += f"; not applied yet: {exc.message}"
         log.info("patient %s %s by %s", data["patient_id"], "created" if create else "updated", actor)
@@ -421,13 +478,23 @@ class SessionRunner:
             raise SessionError("not_found", f"no session {sid}")
         return found
 
+    def _start_speed(self, patient: dict[str, Any],
+                     history: list[dict[str, Any]] | None = None) -> tuple[float, str]:
+        """The speed the patient's next session starts at when none is given, and why (prescription.py)."""
+        if history is None:
+            history = self.history.read(lambda conn: records.list_sessions(conn, patient["patient_id"]))
+        return default_start_speed(history, patient["mode"], float(patient["speed_cap_kmh"]),
+                                   self.cfg.safety.min_speed_kmh)
+
     def patient_page(self, patient_id: Any) -> dict[str, Any]:
-        """A patient's profile, sessions, suggestion, pain trend and today's count."""
+        """A patient's profile, sessions, suggestion, pain trend, today's count and next start speed."""
         patient = self._patient(patient_id)
         history = self.history.read(lambda conn: records.list_sessions(conn, patient["patient_id"]))
         s = self.cfg.sessions
         now = self.wall_clock()
+        start_kmh, start_reason = self._start_speed(patient, history)
         return {"patient": patient, "sessions": history,
+                "start_speed_kmh": start_kmh, "start_speed_reason": start_reason,
                 "suggestion": suggest_duration(history, patient["target_min"], s.start_duration_min,
                                                s.weekly_step_min, now),
                 "pain": pain_trend(history),

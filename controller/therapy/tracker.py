@@ -45,7 +45,8 @@ class SessionTracker:
         self._last_t: float | None = None
         self._next_sample_t = t0
         self._seq = 0
-        self.pending: list[tuple[float, float | None, float, str, int]] = []
+        #: (t_s, gap_mm, belt_kmh, state, warning, stop_mm, warn_mm): the distances in force at the sample.
+        self.pending: list[tuple[float, float | None, float, str, int, float | None, float | None]] = []
         self.done = False
 
     @property
@@ -80,8 +81,11 @@ class SessionTracker:
         if gap is not None and state in ("RUNNING", "STOPPING"):
             self.closest_mm = gap if self.closest_mm is None else min(self.closest_mm, gap)
         if t >= self._next_sample_t:
+            stop, warn = status.get("stop_distance_mm"), status.get("warn_distance_mm")
             self.pending.append((round(t - self.t0, 3), None if gap is None else round(gap, 1),
-                                 round(belt_mps * KMH_PER_MPS, 3), state, int(bool(status.get("warning")))))
+                                 round(belt_mps * KMH_PER_MPS, 3), state, int(bool(status.get("warning"))),
+                                 None if stop is None else round(float(stop), 1),
+                                 None if warn is None else round(float(warn), 1)))
             self._next_sample_t = max(self._next_sample_t + self.sample_period, t)
         actions = []
         if not self.chimed and self.elapsed_s >= self.planned_s - self.end_warning_s:

@@ -2,7 +2,7 @@
 
 The driver under test opens ``emulator.port`` (``/dev/pts/N``) with pyserial,
 exactly as it opens ``/dev/ttyUSB0`` on the clinic's Pi. Faults come on demand
-(``silence``, ``garbage``, ``runaway``, ``console_speed``, ``force_reply``,
+(``silence``, ``garbage``, ``runaway``, ``console_speed``, ``console_hold``, ``force_reply``,
 ``unplug``/``replug``), as in OctoPrint's virtual printer. One thread,
 ``treadmill-emulator``, owns the pty; the control board (answers, disconnect
 stop, physics) is ``treadmill_model.TreadmillModel``.
@@ -224,6 +224,12 @@ class TreadmillEmulator:
         """Someone at the console sets the target speed (starts the belt if it stood)."""
         with self._lock:
             self._model.console_speed(speed_mps, time.monotonic())
+
+    def console_hold(self, speed_mps: float | None) -> None:
+        """Someone holds the console at this speed: it is set now and again after every A3 (the
+        A3 is acknowledged and obeyed, then overruled); None lets go."""
+        with self._lock:
+            self._model.console_hold(speed_mps, time.monotonic())
 
     def safety_circuit(self, closed: bool) -> None:
         """The safety-key circuit that our relay sits in: open brakes the belt to a stop."""

@@ -48,6 +48,8 @@ class TreadmillModel:
         self.elevation_tenths = 0
         #: Acknowledge A3 but ignore it (a fault on demand).
         self.runaway = False
+        #: Someone holds the console's speed-up key: A3 is obeyed, then the console pushes back up to this.
+        self.console_hold_mps: float | None = None
         self.last_byte_t = now_mono
         self.disconnect_stop_t: float | None = None
         #: The safety-key circuit (our relay in series): open cuts the motor drive.
@@ -75,6 +77,14 @@ class TreadmillModel:
         self.physics.set_speed_mps = float(speed_mps)
         if self.status == proto.STATUS_STOPPED and speed_mps > 0.0:
             self._start_belt(proto.STATUS_STARTED)
+
+    def console_hold(self, speed_mps: float | None, now_mono: float) -> None:
+        """A console that keeps pushing: set this speed now and after every A3 (None: let go)."""
+        if speed_mps is None:
+            self.console_hold_mps = None
+            return
+        self.console_speed(speed_mps, now_mono)
+        self.console_hold_mps = float(speed_mps)
 
     def answer(self, frame: bytes, now_mono: float) -> bytes:
         """The reply to one complete input command or status request."""
@@ -134,6 +144,8 @@ class TreadmillModel:
         if not self.runaway:
             self.physics.set_speed_mps = speed_mps
             self.physics.reversed_belt = reversed_belt
+            if self.console_hold_mps is not None:
+                self.physics.set_speed_mps = max(speed_mps, self.console_hold_mps)
         return bytes([proto.answer_code(proto.SET_SPEED)])
 
     def set_safety_circuit(self, closed: bool, now_mono: float) -> None:

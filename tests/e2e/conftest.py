@@ -14,6 +14,12 @@ from sim.dashboard import CHROMIUM, CHROMIUM_ARGS, free_port
 
 
 
+class Demo(tuple):
+    """``(url, password)``; ``pid`` is the demo process, which runs the controller and the simulation."""
+
+    pid: int
+
+
 @pytest.fixture(scope="module")
 def demo(browser):
     """The demo's URL and one-time password, read from its first two lines.
@@ -31,7 +37,9 @@ def demo(browser):
         assert len(lines) == 2, f"demo printed {lines!r}"
         assert lines[0] == f"dashboard: http://127.0.0.1:{port}/\n"
         assert lines[1].startswith("password: ") and len(lines[1].split()[1]) >= 8
-        yield lines[0].split()[1], lines[1].split()[1]
+        running = Demo((lines[0].split()[1], lines[1].split()[1]))
+        running.pid = proc.pid
+        yield running
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -135,6 +135,11 @@ def test_therapist_adds_a_patient_runs_a_short_session_and_finds_it_in_the_histo
     reset_until_running_again(page, url, allowed=ENVIRONMENT_TRIPS + ("estop_command",))  # an earlier E-stop
     ensure_ready(page, url)
     page.select_option("#patient-select", "E2E-7")
+    # The first test set a 260 mm base stop distance; this patient's 250 mm loosens it: the page asks first.
+    expect(page.locator("#session-confirm")).to_be_visible(timeout=5_000)
+    expect(page.locator("#session-confirm-list")).to_contain_text("260", timeout=1_000)
+    expect(page.locator("#session-confirm-list")).to_contain_text("250")
+    page.click("#session-confirm-yes")
     page.wait_for_function("() => fetch('/api/status').then(r => r.json()).then(s => s.selected_patient === 'E2E-7')",
                            timeout=5_000)
     page.fill("#session-planned", "0.25")

@@ -108,3 +108,51 @@ def test_woodway_reverse_belt_sends_the_direction_digit(make_bench):
     assert frames and all(f[1:2] == b"3" for f in frames)
     assert frames[-1] == b"\xa3" + b"3009", "1.5 km/h = 0.93 mph floors to 0.9 mph, never rounds up"
     assert bench.emulator.belt_velocity_mps < 0
+
+
+def _warns(bench, code: str) -> list[dict]:
+    bench.controller.history.flush()
+    return [e for e in reversed(bench.controller.history.recent(200, kind="warn")) if e["code"] == code]
+
+
+def test_console_push_under_the_cap_is_corrected_and_logged_as_a_warning(make_bench):
+    bench = make_bench()
+    cap_kmh = bench.cfg.limits.reverse_cap_kmh
+    bench.reset_and_start(1.5)
+    assert 1.9 <= cap_kmh, "the push stays under the cap: the cap rule alone saw nothing"
+    t0 = time.monotonic()
+    bench.emulator.console_speed(1.9 / KMH_PER_MPS)  # the demo's "console pushes speed up"
+    assert wait_until(lambda: _warns(bench, "console_override"), 2.0), "a push is a warn event"
+    warn = _warns(bench, "console_override")[0]
+    assert "faster than the commanded 1.50 km/h" in warn["message"]
+    assert wait_until(lambda: a3_speeds_mps(bench, after_t=t0), 1.0)
+    assert all(v <= 1.5 / KMH_PER_MPS + 1e-9 for _, v in a3_speeds_mps(bench, after_t=t0))
+    # Back at the commanded speed (0.1 mph below it at most: the treadmill floors A3).
+    assert wait_until(lambda: abs(bench.emulator.belt_speed_mps - 1.5 / KMH_PER_MPS) <= 0.045, 2.0)
+    grace_s = bench.cfg.safety.overspeed_grace_s
+    assert wait_until(lambda: time.monotonic() - t0 > grace_s + 0.5, grace_s + 1)
+    assert bench.controller.status["state"] == "RUNNING", "a corrected push does not trip"
+    assert len(_warns(bench, "console_override")) == 1
+    assert not trips(bench)
+
+
+def test_console_that_keeps_pushing_trips_within_the_grace_time_and_a_poll(make_bench):
+    bench = make_bench()
+    bench.reset_and_start(1.5)
+    t0 = time.monotonic()
+    bench.emulator.console_hold(1.9 / KMH_PER_MPS)  # every A3 obeyed, then overruled at the console
+    # Until the trip, the status says why it warns: the dashboard's header names the console.
+    assert wait_until(lambda: "console_override" in bench.controller.status.get("warning_causes", []), 2.0)
+    assert bench.controller.status["warning"] is True
+    assert wait_tripped(bench, 4.0)
+    trip = trips(bench)[-1]
+    assert trip["code"] == "overspeed" and "faster than the commanded 1.50 km/h" in trip["message"]
+    warn = _warns(bench, "console_override")[0]
+    opened = relay_opened_at(bench, after_t=t0)
+    grace_s = bench.cfg.safety.overspeed_grace_s
+    poll_s = 1.0 / bench.cfg.treadmill.poll_hz
+    # From the first reading past the tolerance (the warning), the grace time plus a poll and a tick.
+    assert grace_s <= opened - warn["t_mono"] <= grace_s + poll_s + 0.02
+    assert len(a3_speeds_mps(bench, after_t=t0)) >= 3, "re-asserted while it lasted"
+    bench.emulator.console_hold(None)
+    assert wait_until(lambda: bench.emulator.belt_speed_mps == 0.0, 3.0), "the safety circuit stops it"

@@ -265,7 +265,7 @@ def session_over_the_socket(bench):
         pushed = watcher.next_push()
         assert pushed["session"] is None and pushed["selected_patient"] is None and pushed["storage"]["ok"] is True
 
-        session = ipc.ok("session_start", START)["session"]
+        session = ipc.ok("session_start", {**START, "speed_kmh": 1.5})["session"]
         sid = session["session_id"]
         assert (session["status"], session["patient_id"], session["planned_min"], session["pain_before"],
                 session["mode"], session["ended_wall"]) == ("active", PID, 5, 3, "reverse", None)
@@ -314,8 +314,9 @@ def session_over_the_socket(bench):
         assert summary["ended_wall"] > summary["started_wall"]
         assert summary["duration_s"] > 0 and summary["distance_m"] > 0
         assert ipc.ok("status")["state"] == "READY"
-        ipc.ok("patient_select", {"patient_id": PID, **THERAPIST})
-        expect_limits(ipc, "the looser prescription on a standing belt", reverse_cap_kmh=2.0)
+        assert ipc.refused("patient_select", {"patient_id": PID, **THERAPIST})["code"] == "confirm"
+        ipc.ok("patient_select", {"patient_id": PID, "confirm": True, **THERAPIST})
+        expect_limits(ipc, "the looser prescription on a standing belt, confirmed", reverse_cap_kmh=2.0)
 
         check_sample_paging(ipc, sid)
 
@@ -337,7 +338,8 @@ def session_over_the_socket(bench):
 def check_sample_paging(ipc: JsonLinesClient, sid: int) -> None:
     """The whole timeline in one page equals the same timeline read in pages of 7."""
     whole = ipc.ok("session_samples", {"session_id": sid})
-    assert whole["columns"] == ["t_s", "gap_mm", "belt_kmh", "state", "warning"]
+    assert whole["columns"] == ["t_s", "gap_mm", "belt_kmh", "state", "warning", "stop_mm", "warn_mm"]
+    assert all(r[5] is not None and r[6] > r[5] for r in whole["rows"]), "each sample has its stop and warn distance"
     total = whole["total"]
     assert total == len(whole["rows"]) >= 20 and whole["next_offset"] is None
     assert [r[0] for r in whole["rows"]] == sorted(r[0] for r in whole["rows"])

@@ -94,7 +94,9 @@ def test_trips_meet_their_deadlines_and_nothing_is_lost_while_the_database_fails
         runner, store, fault = bench.controller.sessions, bench.controller.history, bench.fault
         runner.request("save", {"patient": PATIENT, "create": True, **THERAPIST})
         assert reset_when_healthy(bench, 5.0).ok
-        sid = runner.request("start", {"patient_id": "P-7", "planned_min": 10, "pain_before": 1,
+        # At the patient's cap, given explicitly (a session starts at the slowest speed by default): the
+        # patient is carried from 1 m to the stop line in about 2 s.
+        sid = runner.request("start", {"patient_id": "P-7", "planned_min": 10, "pain_before": 1, "speed_kmh": 1.5,
                                        **THERAPIST})["session"]["session_id"]
         assert wait_until(lambda: runner.snapshot and runner.snapshot["elapsed_s"] > 1.5, 8.0)
 

@@ -129,21 +129,31 @@ def tolerated(cause: dict | None, what: str) -> Round:
 
 
 def trip_once(bench: SimBench) -> Round:
-    """Reset with the patient 70 mm outside the stop distance, step 10 mm inside it, see what opens the relay.
+    """Reset with the patient stepped forward out of the warn zone, let them step back to 70 mm outside the
+    stop distance, then 10 mm inside it, and see what opens the relay.
 
     Fails on a missed trip (the relay stays closed) and on a trip by any cause but the zone or a stale input.
     """
     stop_mm = bench.cfg.limits.base_stop_mm
-    bench.patient.set_gap(stop_mm + 70)
+    warn_mm = stop_mm + bench.cfg.limits.warn_margin_mm
+    # As a therapist does: the patient steps forward out of the warn zone (a reset is refused inside it).
+    bench.patient.set_gap(warn_mm + 50)
     # Until the reset is accepted the controller stays STOPPED: the first trip after this is this round's.
     reset_t = time.monotonic()
     # A reset while the sensors still see the zone is refused (and logged): wait for them first.
-    expect(lambda: (bench.controller.status.get("gap_mm") or 0.0) > stop_mm, 2.0, "the sensors to see the step back")
+    expect(lambda: (bench.controller.status.get("gap_mm") or 0.0) > warn_mm, 2.0, "the sensors to see the step forward")
     if not wait_until(lambda: bench.command(CommandKind.RESET, actor="flood test").ok, 5.0):
         pytest.fail(f"reset refused for 5 s: {bench.controller.status.get('reasons')}")
     n_hist = len(bench.relay_history)
     if not wait_until(lambda: bench.relay_energized, 1.0):
         return tolerated(first_trip_since(bench, reset_t), "the relay did not close after a reset")
+    # On the standing belt the patient steps back to 70 mm outside the stop line, in two steps both
+    # sensors see (one jump would be more than their disagreement tolerance between two samples).
+    for gap_mm in ((warn_mm + 50 + stop_mm + 70) / 2, stop_mm + 70):
+        bench.patient.set_gap(gap_mm)
+        bench.wait_sensors_sampled()
+    if any(not on for _, on in bench.relay_history[n_hist:]):
+        return tolerated(first_trip_since(bench, reset_t), "the relay opened while the patient stepped back")
     crossed_t = time.monotonic()
     bench.patient.set_gap(stop_mm - 10)
     if not wait_until(lambda: any(not on for _, on in bench.relay_history[n_hist:]), 2.0):

@@ -115,8 +115,10 @@ def test_a_warn_zone_beyond_the_sensors_reach_is_refused():
     data = example_data()
     data["limits"]["warn_margin_mm"] = 400
     errs = errors_of(data)
-    assert any("[limits] reverse_cap_kmh = 2.0: at this cap the warn zone ends" in e
-               and "beyond [safety] sensor_reach_mm = 800" in e for e in errs)
+    # 250 mm + 0.56 m/s x (33 ms + 150 ms) + braking 154 mm = 506 mm, + 400 mm + the 40 mm mount offset.
+    assert ("[limits] reverse_cap_kmh = 2.0: with these distances the reverse cap can be at most 1.1 km/h; "
+            "at 2 km/h the warn zone would end 946 mm from the sensor (stop 506 mm + warn margin 400 mm + "
+            "mount offset 40 mm), beyond [safety] sensor_reach_mm = 800") in errs
 
 
 def test_a_stop_zone_at_the_approach_speed_beyond_the_sensors_reach_is_refused():
@@ -124,9 +126,9 @@ def test_a_stop_zone_at_the_approach_speed_beyond_the_sensors_reach_is_refused()
     data["safety"]["approach_speed_mps"] = 2.5
     errs = errors_of(data)
     # 250 mm + 2.5 m/s x (33 ms + 150 ms) + the 2 km/h belt's braking 154 mm + the 40 mm mount offset.
-    assert any(e.startswith("[limits] reverse_cap_kmh = 2.0: at this cap the stop zone for a patient approaching "
-                            "at [safety] approach_speed_mps = 2.5 m/s ends 902 mm from the sensor, beyond "
-                            "[safety] sensor_reach_mm = 800") for e in errs), errs
+    assert ("[limits] reverse_cap_kmh = 2.0: with these distances the reverse cap can be at most 1.1 km/h; "
+            "at 2 km/h the stop zone for a patient approaching at [safety] approach_speed_mps = 2.5 m/s would end "
+            "902 mm from the sensor, beyond [safety] sensor_reach_mm = 800") in errs, errs
     data["safety"]["sensor_reach_mm"] = 950
     assert parse_config(data).safety.sensor_reach_mm == 950
     # An assumed approach below the belt's own speed changes nothing: the belt's speed counts.

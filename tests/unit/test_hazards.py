@@ -25,7 +25,7 @@ COLUMNS = ("id", "hazard", "hazardous situation", "cause", "risk control", "veri
 #: the overspeed correction (re-sends the cap), the ramps (never above the cap), the controlled
 #: stop, the latching trip, the patient's own closing speed in the stop distance and the belt's direction.
 #: Each must still be a method of the class.
-ACTING_RULES = ("_update_warn", "_track_overspeed", "_ramp", "_ramp_down", "controlled_stop", "trip",
+ACTING_RULES = ("_update_warn", "_track_overspeed", "_track_override", "_ramp", "_ramp_down", "controlled_stop", "trip",
                 "closing_speed_mps", "carries_toward_edge")
 
 CODE_SPAN = re.compile(r"`([^`]+)`")

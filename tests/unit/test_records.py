@@ -11,7 +11,7 @@ from controller.storage.database import connect
 
 SPEC_SUMMARY_KEYS = ["session_id", "patient_id", "status", "started_wall", "ended_wall", "planned_min", "mode",
                      "duration_s", "distance_m", "mean_kmh", "max_kmh", "warnings", "trips", "closest_mm",
-                     "pain_before", "pain_after", "pain_flag", "end_reason"]
+                     "pain_before", "pain_after", "pain_flag", "end_reason", "start_speed_kmh"]
 
 
 def patient(pid: str = "P-001", **changes) -> dict:
@@ -82,8 +82,27 @@ def test_a_new_session_is_active_with_zero_figures(conn):
                        "ended_wall": None, "planned_min": 5.0, "mode": "reverse", "duration_s": 0.0,
                        "distance_m": 0.0, "mean_kmh": 0.0, "max_kmh": 0.0, "warnings": 0, "trips": 0,
                        "closest_mm": None, "pain_before": 3, "pain_after": None, "pain_flag": False,
-                       "end_reason": None}
+                       "end_reason": None, "start_speed_kmh": None}
     assert records.get_session(conn, sid + 1) is None
+    started = records.insert_session(conn, "P-001", 1001.0, 5.0, "reverse", 3, 0.8)
+    assert records.get_session(conn, started)["start_speed_kmh"] == 0.8
+
+
+def test_a_database_made_before_start_speeds_gets_the_column_empty(tmp_path):
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(records.SCHEMA.replace(",\n    start_speed_kmh REAL\n", "\n"))
+    old.execute("INSERT INTO patients VALUES ('P-001', 'A.B.', '', 'reverse', 1.5, 300, 200, 20, 2, 1.0, 1.0)")
+    old.execute("INSERT INTO sessions (patient_id, status, started_wall, planned_min, mode, pain_before) "
+                "VALUES ('P-001', 'completed', 5.0, 5.0, 'reverse', 3)")
+    old.commit()
+    assert "start_speed_kmh" not in {row[1] for row in old.execute("PRAGMA table_info(sessions)")}
+    old.close()
+    migrated = connect(path)
+    try:
+        assert records.list_sessions(migrated, "P-001")[0]["start_speed_kmh"] is None
+    finally:
+        migrated.close()
 
 
 def test_a_session_of_an_unknown_patient_is_refused(conn):

@@ -397,9 +397,10 @@ def test_looser_limits_wait_for_a_standing_belt():
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"reverse_cap_kmh": 2.5}, "[limits] reverse_cap_kmh = 2.5: must be <= 2.2 ([ceilings] max_reverse_cap_kmh)"),
-    ({"base_stop_mm": 150}, "must be >= 200"),
-    ({"warn_margin_mm": "big"}, "[limits] warn_margin_mm = 'big': must be a number from 50 to 500 mm"),
+    # One range per limit: its own within the installer's ceilings.
+    ({"reverse_cap_kmh": 2.5}, "[limits] reverse_cap_kmh = 2.5: must be a number from 0.5 to 2.2 km/h"),
+    ({"base_stop_mm": 150}, "must be a number from 200 to 600 mm"),
+    ({"warn_margin_mm": "big"}, "[limits] warn_margin_mm = 'big': must be a number from 100 to 500 mm"),
     ({"top_speed": 3}, "option 'top_speed' is not valid in section [limits]"),
     ({"warn_margin_mm": 350}, "beyond [safety] sensor_reach_mm = 800"),
     ({}, "no limit given"),
@@ -589,7 +590,8 @@ def test_a_prescription_that_loosens_or_changes_mode_waits_for_a_standing_belt_a
 
 @pytest.mark.parametrize("value, words", [
     ({**PRESCRIPTION, "mode": "sideways"}, '[prescription] mode = \'sideways\': must be "reverse" or "forward"'),
-    ({**PRESCRIPTION, "limits": {"reverse_cap_kmh": 2.5}}, "must be <= 2.2 ([ceilings] max_reverse_cap_kmh)"),
+    ({**PRESCRIPTION, "limits": {"reverse_cap_kmh": 2.5}},
+     "reverse_cap_kmh = 2.5: must be a number from 0.5 to 2.2 km/h"),
     ({**PRESCRIPTION, "patient_id": ""}, "[prescription] patient_id"),
     ({"mode": "reverse"}, 'must be an object with "mode", "limits" and "patient_id"'),
 ])

@@ -116,6 +116,10 @@ def test_invariants_hold_over_any_input_sequence(actions):
         if a[0] == "distance" and a[4] == RANGE_STATUS_VALID and a[3] == a[3] \
                 and 30 <= a[3] < 8190 and a[3] - OFFSET[a[2]] <= min(stop_before, core.stop_distance_mm()):
             assert not out.relay_energized
+        # A reset is accepted only with no patient in view or one beyond the warn zone at standstill.
+        if before is State.STOPPED and core.state is not State.STOPPED:
+            _, nearest_mm = core.nearest()
+            assert nearest_mm is None or nearest_mm > core.reset_warn_zone_mm()
         if any(o.reply is not None and o.reply.ok for o in outs) and (
                 a[0] == "bring_up" or (a[0] == "command" and a[2] in (K.START, K.SET_SPEED))):
             last_human_mps = core.target_mps
@@ -176,4 +180,72 @@ def test_a_running_belt_is_never_sped_up_by_the_controller(start_gap_mm, speed_k
                 assert o.belt.belt_speed_mps <= limit + 1e-9
         previous_mps = last_human_mps
     event("warn zone entered" if warned else "no warning")
+    event(f"ended {core.state.value}")
+
+
+# Each step of a running belt: the belt follows the commands, or someone at the console pushes it
+# faster (once, or holding the key), and now and then a therapist (or anyone) asks for a speed.
+console_step = st.tuples(
+    st.floats(0.005, 0.03),
+    st.one_of(st.just(None), st.just(None), st.tuples(st.floats(0.1, 1.2), st.booleans())),
+    st.one_of(st.none(), st.none(), st.none(), st.none(), st.tuples(st.floats(0.3, 2.5), st.booleans())),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.floats(0.5, 2.0), st.lists(console_step, min_size=20, max_size=300))
+def test_after_a_console_override_the_belt_is_never_commanded_above_the_last_human_set_speed(speed_kmh, steps):
+    core = SafetyCore(CFG, 0.0)
+    gap = [1000.0]
+    t = 0.01
+    _apply(core, t, ("bring_up", 0.0, gap[0], speed_kmh), gap)
+    assert core.state is State.RUNNING
+    belt_mps = core.commanded_mps
+    push_mps: float | None = None
+    overridden = False
+    #: When a held push began that must trip: above any speed the controller may still ramp to, plus
+    #: the tolerance, with no request since. It must trip once the reference has settled (the window
+    #: of one link timeout, the braking from the cap at decel) and the grace time has passed.
+    must_trip_from: float | None = None
+    settle_s = CFG.treadmill.link_timeout_s + core.cap_mps / CFG.treadmill.decel_mps2
+    must_trip_within = settle_s + CFG.safety.overspeed_grace_s + 0.05
+    for dt_s, console, request in steps:
+        t += dt_s
+        outs = []
+        if request is not None:
+            must_trip_from = None
+            out = core.on_command(Command(K.SET_SPEED, "ann", request[1], request[0]), t)
+            outs.append(out)
+            if out.reply.ok:
+                assert core.last_human_mps == core.target_mps
+        if console is not None:
+            push_mps, held = belt_mps + kmh(console[0]), console[1]
+            overridden = True
+            belt_mps = push_mps
+            if not held:
+                push_mps = None
+                must_trip_from = None
+            elif push_mps > core.target_mps + kmh(CFG.safety.overspeed_tolerance_kmh) + 1e-6:
+                must_trip_from = t if must_trip_from is None else must_trip_from
+        elif push_mps is not None:
+            belt_mps = push_mps  # the key is held: the belt stays pushed
+        else:
+            # The belt follows the last command within one step (a fast belt).
+            sent = [o.belt for o in outs if o.belt.action is not BeltAction.NONE]
+            belt_mps = core.commanded_mps if core.state is State.RUNNING else 0.0
+            if sent and sent[-1].action is BeltAction.AUTO_STOP:
+                belt_mps = 0.0
+        outs.append(core.on_belt_speed(belt_mps, t))
+        outs += [core.on_distance(s, gap[0] + OFFSET[s], RANGE_STATUS_VALID, t) for s in SENSORS]
+        outs.append(core.on_tick(t))
+        for o in outs:
+            if o.belt.action is BeltAction.SET_SPEED:
+                assert o.belt.belt_speed_mps <= core.last_human_mps + 1e-9
+                assert o.belt.belt_speed_mps <= core.cap_mps + 1e-9
+        assert core.commanded_mps <= core.last_human_mps + 1e-9
+        if core.state is State.STOPPED:
+            break
+        assert must_trip_from is None or t - must_trip_from <= must_trip_within, \
+            "a console that keeps pushing must trip"
+    event("console override" if overridden else "no override")
     event(f"ended {core.state.value}")

@@ -71,7 +71,7 @@ def test_samples_come_at_the_sampling_rate_with_their_fields():
     run(tr, 100.0, 102.0, gap_mm=650.0, speed_mps=0.5, warning=True)
     first, rows = tr.take_samples()
     assert first == 0 and 19 <= len(rows) <= 21
-    t_s, gap, kmh, state, warning = rows[1]
+    t_s, gap, kmh, state, warning, stop_mm, warn_mm = rows[1]
     assert gap == 650.0 and kmh == pytest.approx(1.8) and state == "RUNNING" and warning == 1
     assert all(b[0] - a[0] == pytest.approx(0.1, abs=0.011) for a, b in zip(rows, rows[1:]))
     run(tr, 102.0, 103.0)

@@ -98,3 +98,10 @@ def clinic(client, fake):
     with fake.lock:
         fake.therapy.add_patient("P01")
     return client, login(client)
+
+
+@pytest.fixture
+def therapist_client(client):
+    """The test client, logged in as a therapist."""
+    login(client)
+    return client

@@ -115,8 +115,8 @@ class FakeController:
         return {
             "seq": 1, "t_wall": time.time(), "state": state,
             "reasons": {"startup": "the controller starts STOPPED"} if state == "STOPPED" else {},
-            "relay_energized": state != "STOPPED", "warning": False, "estop_open": False, "mode": "reverse",
-            "belt_speed_mps": 0.0, "commanded_mps": 0.0, "target_mps": 0.0, "cap_kmh": 2.0,
+            "relay_energized": state != "STOPPED", "warning": False, "warning_causes": [], "estop_open": False, "mode": "reverse",
+            "belt_speed_mps": 0.0, "commanded_mps": 0.0, "target_mps": 0.0, "cap_kmh": 2.0, "min_speed_kmh": 0.5,
             "gap_mm": 900.0, "nearest_sensor": "left", "stop_distance_mm": 250.0, "warn_distance_mm": 450.0,
             "sensors": {"left": {"distance_mm": 900.0, "gap_mm": 900.0, "reading": "ok", "fresh": True},
                         "right": {"distance_mm": 910.0, "gap_mm": 910.0, "reading": "ok", "fresh": True}},

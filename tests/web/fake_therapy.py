@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from controller.config import KMH_PER_MPS, Limits
 from controller.fields import FieldError, Num, check_value
 from controller.ipc import RequestError
-from controller.safety.checks import loosens
 from controller.storage.export_formats import SAMPLE_COLUMNS
 from controller.therapy import patients
+from controller.therapy.prescription import check_confirm, confirm_message, default_start_speed, describe_loosened, loosened
 from controller.therapy.progression import pain_flag, pain_trend, sessions_today, suggest_duration
 from controller.therapy.runner import PAIN, PLANNED_MIN
 
@@ -74,8 +74,12 @@ class FakeTherapy:
         """One profile with its sessions (newest first), the suggestion, the pain trend and today's count."""
         patient = self._patient(params.get("patient_id"))
         sessions = self._sessions_of(patient["patient_id"])
-        regimen, now = self.fake.config().sessions, time.time()
+        cfg = self.fake.config()
+        regimen, now = cfg.sessions, time.time()
+        start_kmh, start_reason = default_start_speed(sessions, patient["mode"], patient["speed_cap_kmh"],
+                                                      cfg.safety.min_speed_kmh)
         return {"patient": copy.deepcopy(patient), "sessions": copy.deepcopy(sessions),
+                "start_speed_kmh": start_kmh, "start_speed_reason": start_reason,
                 "suggestion": suggest_duration(sessions, patient["target_min"], regimen.start_duration_min,
                                                regimen.weekly_step_min, now),
                 "pain": pain_trend(sessions),
@@ -119,8 +123,9 @@ class FakeTherapy:
     def m_patient_select(self, params: dict[str, Any]) -> dict[str, Any]:
         """Apply the patient's prescription to the status."""
         self._authority(params, "choosing a patient")
+        confirm = self._confirm_flag(params)
         patient = self._patient(params.get("patient_id"))
-        self._select(patient)
+        self._select(patient, confirm)
         self.fake._bump()
         return {"message": f"patient {patient['patient_id']} chosen: {patient['mode']} walking, cap "
                            f"{patient['speed_cap_kmh']:g} km/h", "patient_id": patient["patient_id"]}
@@ -138,6 +143,7 @@ class FakeTherapy:
             check_value("session", "speed_kmh", speed_kmh, Num(cfg.safety.min_speed_kmh, ceiling, "km/h"), errors)
         if errors:
             raise invalid(errors)
+        confirm = self._confirm_flag(params)
         patient = self._patient(params.get("patient_id"))
         active = self._active()
         if active is not None:
@@ -145,13 +151,19 @@ class FakeTherapy:
         if self.fake.status["state"] != "READY":
             raise RequestError("conflict", f"a session starts from READY; the controller is "
                                            f"{self.fake.status['state']}")
-        self._select(patient)
+        self._select(patient, confirm)
+        cap = patient["speed_cap_kmh"]
+        if speed_kmh is None:
+            start_kmh, _ = default_start_speed(self._sessions_of(patient["patient_id"]), patient["mode"], cap,
+                                               cfg.safety.min_speed_kmh)
+        else:
+            start_kmh = min(speed_kmh, cap)
         row = self.add_session(patient["patient_id"], status="active", ended_wall=None, planned_min=planned,
                                pain_before=pain_before, pain_after=None, end_reason="", duration_s=0.0,
-                               distance_m=0.0, mean_kmh=0.0, max_kmh=0.0, closest_mm=None)
+                               distance_m=0.0, mean_kmh=0.0, max_kmh=0.0, closest_mm=None,
+                               start_speed_kmh=start_kmh)
         self.fake._set_state("RUNNING")
-        cap = patient["speed_cap_kmh"]
-        self.fake.status["target_mps"] = min(cap if speed_kmh is None else speed_kmh, cap) / KMH_PER_MPS
+        self.fake.status["target_mps"] = start_kmh / KMH_PER_MPS
         self.fake.status["session"] = self._status_session(row, "walking")
         self.fake._bump()
         return {"session": copy.deepcopy(row)}
@@ -257,7 +269,7 @@ class FakeTherapy:
                "mode": self.patients.get(patient_id, {}).get("mode", "reverse"), "duration_s": 600.0,
                "distance_m": 250.0, "mean_kmh": 1.5, "max_kmh": 1.8, "warnings": 0, "trips": 0,
                "closest_mm": 420.0, "pain_before": 4, "pain_after": 3, "pain_flag": False,
-               "end_reason": "target reached"}
+               "end_reason": "target reached", "start_speed_kmh": None}
         row.update(fields)
         self.sessions[sid] = row
         return row
@@ -276,6 +288,14 @@ class FakeTherapy:
     def _authority(params: dict[str, Any], what: str) -> None:
         if params.get("authorized") is not True:
             raise RequestError("unauthorized", f"{what} needs a logged-in therapist")
+
+    @staticmethod
+    def _confirm_flag(params: dict[str, Any]) -> bool:
+        errors: list[FieldError] = []
+        confirm = check_confirm(params, errors)
+        if errors:
+            raise invalid(errors)
+        return confirm
 
     def _writable(self) -> None:
         if self.storage_fault:
@@ -312,13 +332,18 @@ class FakeTherapy:
             raise RequestError("conflict", "no session is running")
         return row
 
-    def _select(self, patient: dict[str, Any]) -> None:
-        """The patient's prescription as the controller applies it: looser or another mode only standing."""
+    def _select(self, patient: dict[str, Any], confirm: bool) -> None:
+        """The patient's prescription as the controller applies it (controller/therapy/prescription.py):
+        looser values or another mode only standing, and only with ``confirm``."""
         status = self.fake.status
         new = patients.prescription_limits(patient, self.fake.config())
-        if status["state"] == "RUNNING" and (status["mode"] != patient["mode"]
-                                             or loosens(new, Limits(**status["limits"]))):
-            raise RequestError("conflict", "the mode changes only while the belt stands (STOPPED or READY)")
+        items = loosened(new, Limits(**status["limits"]), patient["mode"], status["mode"])
+        if items and status["state"] not in ("STOPPED", "READY"):
+            raise RequestError("conflict", f"patient {patient['patient_id']}'s prescription loosens the present "
+                               f"limits ({describe_loosened(items)}): it applies only while the belt stands "
+                               "(STOPPED or READY, speed 0)", details={"loosened": items})
+        if items and not confirm:
+            raise RequestError("confirm", confirm_message(patient["patient_id"], items), details={"loosened": items})
         status.update(mode=patient["mode"], limits=dataclasses.asdict(new), selected_patient=patient["patient_id"])
 
     def _status_session(self, row: dict[str, Any], phase: str) -> dict[str, Any]:

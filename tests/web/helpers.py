@@ -86,7 +86,8 @@ class PageParser(HTMLParser):
             self.meta[a["name"]] = a.get("content", "")
         if tag == "script":
             self._in_script = True
-            if not a.get("src"):
+            # A JSON data block is never run (the CSP need not allow it); anything else inline would be.
+            if not a.get("src") and a.get("type") != "application/json":
                 self.inline_scripts += 1
         if tag == "style":
             self.style_elements += 1

@@ -27,7 +27,9 @@ def test_a_new_patient_is_201_and_listed_with_the_fields_ranges(clinic, fake):
     listing = client.get("/api/patients").get_json()
     assert listing["ok"] is True
     assert [p["patient_id"] for p in listing["patients"]] == ["P01", "P02"]
-    assert listing["fields"]["speed_cap_kmh"] == {"min": 0.5, "max": 2.2, "unit": "km/h", "integer": False}
+    assert listing["fields"]["speed_cap_kmh"] == {"min": 0.5, "max": 2.2, "unit": "km/h", "integer": False,
+                                                  "by_mode": {"reverse": {"min": 0.5, "max": 2.2},
+                                                              "forward": {"min": 0.5, "max": 2.2}}}
 
 
 def test_a_new_patient_without_notes_gets_the_controllers_empty_notes(clinic, fake):
@@ -277,15 +279,15 @@ def test_any_storage_refusal_is_503(clinic, fake, method, path, body, ipc):
 
 
 def test_a_prescription_past_the_ceiling_of_its_mode_is_400_with_the_controllers_field_errors(clinic, fake):
-    # The web layer knows only the widest cap (2.6 km/h, forward); the controller knows reverse allows 2.2.
+    # The widest cap is 2.6 km/h (forward); in reverse mode the controller allows 2.2 and says so.
     client, headers = clinic
     fake.update(ceilings={**fake.status["ceilings"], "max_forward_cap_kmh": 2.6})
     response = client.post("/api/patients", json={**VALID_PATIENT, "speed_cap_kmh": 2.4}, headers=headers)
     assert response.status_code == 400
     body = response.get_json()
     assert body["code"] == "invalid"
-    assert body["errors"] == [{"field": "[patient] speed_cap_kmh", "value": 2.4,
-                               "message": "must be <= 2.2 in reverse mode ([ceilings] max_reverse_cap_kmh)"}]
+    assert body["errors"] == [{"field": "[patient] speed_cap_kmh", "key": "speed_cap_kmh", "value": 2.4,
+                               "message": "must be a number from 0.5 to 2.2 km/h in reverse mode"}]
     assert "P02" not in fake.therapy.patients
 
 

@@ -91,7 +91,7 @@ def test_a_body_nested_within_the_depth_limit_is_the_controllers_to_refuse(thera
     nested = b'{"base_stop_mm": ' + b"[" * 99 + b"]" * 99 + b"}"
     headers = {**headers, "Content-Type": "application/json"}
     controller_refused(lambda: client.put("/api/limits", data=nested, headers=headers), fake,
-                       ["[limits] base_stop_mm"], "100 to 600 mm")
+                       ["[limits] base_stop_mm"], "200 to 600 mm")
 
 
 def test_a_huge_body_is_refused_without_a_500(therapist, fake):
@@ -156,15 +156,16 @@ def test_a_bad_mode_is_400_naming_the_modes(therapist, fake, value):
 
 
 LIMIT_CASES = [
-    ("reverse_cap_kmh", 7.0, "0.5 to 6 km/h"), ("reverse_cap_kmh", 0.1, "0.5 to 6 km/h"),
-    ("forward_cap_kmh", 0, "0.5 to 6 km/h"), ("forward_cap_kmh", "2", "0.5 to 6 km/h"),
-    ("base_stop_mm", 50, "100 to 600 mm"), ("base_stop_mm", 601, "100 to 600 mm"),
-    ("base_stop_mm", "NaN", "100 to 600 mm"), ("warn_margin_mm", 600, "50 to 500 mm"),
-    ("warn_margin_mm", False, "50 to 500 mm"), ("warn_margin_mm", None, "50 to 500 mm"),
-    # Within the range, but past the installer's ceiling or beyond what the sensors reliably see.
-    ("reverse_cap_kmh", 2.3, "<= 2.2 ([ceilings] max_reverse_cap_kmh)"),
-    ("base_stop_mm", 150, ">= 200 ([ceilings] min_base_stop_mm)"),
-    ("warn_margin_mm", 99, ">= 100 ([ceilings] min_warn_margin_mm)"),
+    # One range per limit: its own within the installer's ceilings (2.2 km/h, 200 mm, 100 mm here).
+    ("reverse_cap_kmh", 7.0, "from 0.5 to 2.2 km/h"), ("reverse_cap_kmh", 0.1, "from 0.5 to 2.2 km/h"),
+    ("forward_cap_kmh", 0, "from 0.5 to 2.2 km/h"), ("forward_cap_kmh", "2", "from 0.5 to 2.2 km/h"),
+    ("base_stop_mm", 50, "from 200 to 600 mm"), ("base_stop_mm", 601, "from 200 to 600 mm"),
+    ("base_stop_mm", "NaN", "from 200 to 600 mm"), ("warn_margin_mm", 600, "from 100 to 500 mm"),
+    ("warn_margin_mm", False, "from 100 to 500 mm"), ("warn_margin_mm", None, "from 100 to 500 mm"),
+    # Within the limit's own range but past the installer's ceiling: the same one range.
+    ("reverse_cap_kmh", 2.3, "must be a number from 0.5 to 2.2 km/h"),
+    ("base_stop_mm", 150, "must be a number from 200 to 600 mm"),
+    ("warn_margin_mm", 99, "must be a number from 100 to 500 mm"),
 ]
 
 

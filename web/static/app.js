@@ -1,7 +1,8 @@
-// The therapist's dashboard. Live status comes over Server-Sent Events
-// (/api/stream); commands are JSON POSTs with the CSRF token in X-CSRFToken.
-// Everything from the controller is shown with textContent, never as HTML:
-// names and messages can contain anything.
+// The therapist's dashboard: the rear edge, the belt, the therapist's commands and the events.
+// The header (header.js) owns the live status, the state, E-STOP and Stop, and the session strip;
+// this page listens for its 'dashboard:status' and 'dashboard:stale' events. Commands are JSON
+// POSTs with the CSRF token in X-CSRFToken. Everything from the controller is shown with
+// textContent, never as HTML: names and messages can contain anything.
 'use strict';
 
 (function () {
@@ -9,76 +10,25 @@
   const KMH_PER_MPS = 3.6;
   const KMH_PER_MPH = 1.609344;
   const SPEED_STEP_KMH = 0.1;
-  // The controller pushes ~20 statuses a second; silence this long means the view is stale.
-  const STALE_AFTER_MS = 2500;
   const EVENTS_REFRESH_MS = 5000;
 
   let units = document.querySelector('meta[name="display-units"]').content || 'km/h';
   let status = null;
   let loggedIn = !$('therapist').hidden;
-  let lastStatusAt = 0;
-  let offlineReason = null;
 
   // ---- requests -------------------------------------------------------------------------
 
-  const api = window.Requests.send;
-
-  function say(id, text, isError) {
-    const el = $(id);
-    el.textContent = text || '';
-    el.classList.toggle('error', Boolean(isError));
-  }
-
-  function explain(r) {
-    if (r.ok) return r.body.message || 'ok';
-    if (r.status === 409 && r.body.code === 'offline') return 'controller offline: ' + r.body.message;
-    return r.body.message || ('refused (HTTP ' + r.status + ')');
-  }
-
-  // ---- stopping: always available -------------------------------------------------------
-
-  async function stopCommand(path, label) {
-    const r = await api('POST', path);
-    if (r.ok) {
-      say('stop-message', label + ': ' + explain(r), false);
-      fetchStatus();
-    } else {
-      say('stop-message', label + ' NOT DELIVERED: ' + explain(r) + '. Use the physical E-stop.', true);
-    }
-    refreshEvents();
-  }
-
-  $('estop').addEventListener('click', () => stopCommand('/api/estop', 'E-STOP'));
-  $('stop').addEventListener('click', () => stopCommand('/api/stop', 'Stop'));
+  const H = window.Header;
+  const api = H.api;
+  const explain = H.explain;
+  // A message about an action: cleared by the header when the state moves on (or it grows old).
+  const say = (id, text, isError) => H.actionMessage(id, text, isError);
 
   // ---- status display --------------------------------------------------------------------
 
   function speedText(kmh) {
     if (kmh === null || kmh === undefined || !isFinite(kmh)) return '--';
     return (units === 'mph' ? kmh / KMH_PER_MPH : kmh).toFixed(1);
-  }
-
-  function setOffline(reason) {
-    offlineReason = reason;
-    const el = $('offline');
-    el.hidden = !reason;
-    if (reason) {
-      el.textContent = reason + ': the dashboard cannot see or command the treadmill. Use the physical E-stop.';
-      const banner = $('state-banner');
-      banner.textContent = 'OFFLINE';
-      banner.className = 'banner state-offline';
-      $('gap-mm').textContent = '--';
-    }
-  }
-
-  function renderReasons(reasons) {
-    const list = $('state-reasons');
-    list.replaceChildren();
-    for (const [code, message] of Object.entries(reasons || {})) {
-      const li = document.createElement('li');
-      li.textContent = message || code;
-      list.appendChild(li);
-    }
   }
 
   function renderDeck(s) {
@@ -95,20 +45,28 @@
     if (gap !== null && gap !== undefined) patient.setAttribute('transform', 'translate(' + x(gap).toFixed(1) + ' 0)');
     patient.classList.toggle('in-stop', gap !== null && gap <= stopMm);
     patient.classList.toggle('in-warn', gap !== null && gap > stopMm && gap <= warnMm);
+    // The picture scales with the page; its labels must not: 13 px on screen at every width,
+    // and ticks far enough apart (about 80 px) that they never overlap.
+    const widthPx = Math.max(1, $('deck').getBoundingClientRect().width);
+    const unitsPerPx = 1000 / widthPx;
+    const fontUnits = (13 * unitsPerPx).toFixed(1);
+    $('deck').setAttribute('viewBox', '0 0 1000 ' + (128 + 20 * unitsPerPx).toFixed(0));
     const scale = $('scale');
     scale.replaceChildren();
-    const stepMm = spanMm > 2000 ? 500 : 200;
-    for (let mm = stepMm; mm < spanMm; mm += stepMm) {
+    const stepMm = [100, 200, 500, 1000, 2000].find((mm) => (mm / spanMm) * widthPx >= 80) || 5000;
+    for (let mm = stepMm; (mm / spanMm) * widthPx < widthPx - 40; mm += stepMm) {
       const t = document.createElementNS(scale.namespaceURI, 'text');
       t.setAttribute('x', x(mm).toFixed(1));
-      t.setAttribute('y', '150');
+      t.setAttribute('y', (124 + 14 * unitsPerPx).toFixed(1));
       t.setAttribute('class', 'tick');
+      t.setAttribute('font-size', fontUnits);
       t.textContent = mm + ' mm';
       scale.appendChild(t);
     }
-    $('gap-mm').textContent = gap === null || gap === undefined ? '--' : String(Math.round(gap));
-    $('stop-mm').textContent = Math.round(stopMm);
-    $('warn-mm').textContent = Math.round(warnMm);
+    // No fresh sensor sees the patient: the gap is unknown, never the last number.
+    unknown('gap-mm', gap === null || gap === undefined, String(Math.round(gap)));
+    unknown('stop-mm', false, String(Math.round(stopMm)));
+    unknown('warn-mm', false, String(Math.round(warnMm)));
   }
 
   function formatTimer(seconds) {
@@ -119,86 +77,79 @@
     return m + ':' + sec;
   }
 
+  // A live value whose input is stale shows as unknown, greyed: never as its last number.
+  function unknown(id, isUnknown, text) {
+    const el = $(id);
+    el.textContent = isUnknown ? '--' : text;
+    el.classList.toggle('stale', isUnknown);
+  }
+
   function render(s) {
     const previous = status;
-    // A slow /api/status answer must not overwrite a newer pushed status
-    // (seq restarts with the controller, hence the time check as well).
-    if (previous && s.seq < previous.seq && s.t_wall <= previous.t_wall) return;
     status = s;
-    lastStatusAt = Date.now();
-    setOffline(null);
     if (s.units) units = s.units;
-    const word = s.warning && s.state !== 'STOPPED' ? 'WARNING' : s.state;
-    const banner = $('state-banner');
-    banner.textContent = word;
-    banner.className = 'banner state-' + String(word).toLowerCase();
-    renderReasons(s.state === 'STOPPED' ? s.reasons : {});
     renderDeck(s);
 
+    // Without the treadmill link the belt's last speed is history, not the present.
+    const linkOk = Boolean(s.link_ok);
     const beltKmh = (s.belt_speed_mps || 0) * KMH_PER_MPS;
-    $('belt-speed').textContent = speedText(beltKmh);
+    unknown('belt-speed', !linkOk, speedText(beltKmh));
     $('speed-unit').textContent = units;
-    $('cap').textContent = speedText(s.cap_kmh) + ' ' + units;
-    $('target-speed').textContent = speedText((s.target_mps || 0) * KMH_PER_MPS) + ' ' + units;
-    const fill = s.cap_kmh > 0 ? Math.min(100, (beltKmh / s.cap_kmh) * 100) : 0;
+    unknown('cap', false, speedText(s.cap_kmh) + ' ' + units);
+    unknown('target-speed', false, speedText((s.target_mps || 0) * KMH_PER_MPS) + ' ' + units);
+    const fill = linkOk && s.cap_kmh > 0 ? Math.min(100, (beltKmh / s.cap_kmh) * 100) : 0;
     $('speed-meter').style.width = fill.toFixed(1) + '%';
-    $('speed-meter').classList.toggle('over', beltKmh > s.cap_kmh);
-    $('mode-label').textContent = s.mode;
-    $('running-timer').textContent = formatTimer(s.running_for_s);
-    $('trip-count').textContent = s.trip_count;
-    $('link-state').textContent = s.link_ok ? 'ok' : 'LOST';
-    $('relay-state').textContent = s.relay_energized ? 'closed (belt may run)' : 'open (belt stopped)';
+    $('speed-meter').classList.toggle('over', linkOk && beltKmh > s.cap_kmh);
+    unknown('mode-label', false, s.mode === 'reverse' ? 'reverse walking' : 'forward walking');
+    unknown('running-timer', false, formatTimer(s.running_for_s));
+    unknown('trip-count', false, String(s.trip_count));
+    $('link-state').textContent = linkOk ? 'ok' : 'LOST';
+    $('link-state').classList.toggle('error', !linkOk);
+    $('relay-state').textContent = s.relay_energized ? 'closed: the belt may run' : 'open: the belt cannot run';
 
     const standing = s.state === 'STOPPED' || s.state === 'READY';
     $('reset').disabled = s.state !== 'STOPPED';
     $('start').disabled = s.state !== 'READY';
-    $('speed-up').disabled = s.state !== 'RUNNING';
-    $('speed-down').disabled = s.state !== 'RUNNING';
+    const target = Math.round((s.target_mps || 0) * KMH_PER_MPS * 10) / 10;
+    // A control that cannot act is disabled: no faster than the cap, no slower than the slowest speed.
+    $('speed-up').disabled = s.state !== 'RUNNING' || target + SPEED_STEP_KMH > s.cap_kmh + 1e-9;
+    $('speed-down').disabled = s.state !== 'RUNNING' || target - SPEED_STEP_KMH < (s.min_speed_kmh || 0) - 1e-9;
     const modeSelect = $('mode');
     modeSelect.disabled = !standing;
     if (document.activeElement !== modeSelect) modeSelect.value = s.mode;
+    // The plain Start's speed, shown: the last speed set, else the slowest (the controller's own default).
+    const startSpeed = $('start-speed');
+    startSpeed.max = s.cap_kmh;
+    if (s.min_speed_kmh) startSpeed.min = s.min_speed_kmh;
+    if (startSpeed.dataset.dirty !== '1' && document.activeElement !== startSpeed) {
+      const fallback = s.min_speed_kmh || '';
+      startSpeed.value = target > 0 ? Math.min(target, s.cap_kmh) : fallback;
+    }
     $('demo').hidden = !s.demo;
-    renderStorage(s.storage);
+    for (const button of document.querySelectorAll('#demo button')) button.disabled = false;
 
     if (!previous || previous.state !== s.state || previous.trip_count !== s.trip_count) refreshEvents();
-    document.dispatchEvent(new CustomEvent('dashboard:status', { detail: s }));
   }
 
-  // The history database cannot be written: sessions are not being saved (the message says why).
-  function renderStorage(storage) {
-    const el = $('storage-warning');
-    const fault = Boolean(storage) && storage.ok === false;
-    el.hidden = !fault;
-    el.textContent = fault ? 'Session history is not being saved: ' + (storage.message || 'storage fault') : '';
+  // No live status: every live figure on this page is unknown.
+  function renderStale() {
+    status = null;
+    for (const id of ['belt-speed', 'gap-mm', 'stop-mm', 'warn-mm', 'cap', 'target-speed', 'mode-label',
+      'running-timer', 'trip-count']) unknown(id, true, '');
+    $('speed-meter').style.width = '0%';
+    $('speed-meter').classList.remove('over');
+    $('zone-stop').setAttribute('width', '0');
+    $('zone-warn').setAttribute('width', '0');
+    $('link-state').textContent = '--';
+    $('relay-state').textContent = '--';
+    $('patient').setAttribute('visibility', 'hidden');
+    for (const id of ['reset', 'start', 'speed-up', 'speed-down', 'mode']) $(id).disabled = true;
+    for (const button of document.querySelectorAll('#demo button')) button.disabled = true;
   }
 
-  async function fetchStatus() {
-    const r = await api('GET', '/api/status');
-    if (r.ok) render(r.body);
-    else if (r.status === 409) setOffline('controller offline');
-  }
-
-  // ---- live stream -------------------------------------------------------------------------
-
-  function connectStream() {
-    const source = new EventSource('/api/stream');
-    source.onmessage = (ev) => {
-      try {
-        render(JSON.parse(ev.data));
-      } catch (err) {
-        setOffline('unreadable status from the dashboard');
-      }
-    };
-    source.addEventListener('offline', () => setOffline('controller offline'));
-    // EventSource reconnects by itself (the server sets retry: 2 s).
-    source.onerror = () => setOffline('connection to the dashboard lost, reconnecting');
-  }
-
-  setInterval(() => {
-    if (!offlineReason && lastStatusAt && Date.now() - lastStatusAt > STALE_AFTER_MS) {
-      setOffline('no live status for ' + Math.round((Date.now() - lastStatusAt) / 1000) + ' s');
-    }
-  }, 500);
+  document.addEventListener('dashboard:status', (ev) => render(ev.detail));
+  document.addEventListener('dashboard:stale', renderStale);
+  const fetchStatus = H.fetchStatus;
 
   // ---- events ------------------------------------------------------------------------------
 
@@ -227,12 +178,15 @@
   // ---- login -------------------------------------------------------------------------------
 
   function setSession(isIn, name) {
+    // A token refresh that leaves the login as it was changes nothing (and reloads no form).
+    const changed = isIn !== loggedIn;
     loggedIn = isIn;
+    H.setLoggedIn(isIn, name);
     $('therapist').hidden = !isIn;
     $('limits-panel').hidden = !isIn;
     $('login-form').hidden = isIn;
     $('whoami').textContent = name || '';
-    document.dispatchEvent(new CustomEvent('dashboard:login', { detail: { loggedIn: isIn } }));
+    if (changed) document.dispatchEvent(new CustomEvent('dashboard:login', { detail: { loggedIn: isIn } }));
   }
 
   async function refreshSession() {
@@ -271,9 +225,11 @@
   }
 
   $('reset').addEventListener('click', () => command('/api/reset'));
-  $('start').addEventListener('click', () => {
+  $('start-speed').addEventListener('input', (ev) => { ev.target.dataset.dirty = '1'; });
+  $('start').addEventListener('click', async () => {
     const raw = $('start-speed').value.trim();
-    command('/api/start', raw === '' ? {} : { speed_kmh: Number(raw) });
+    const r = await command('/api/start', raw === '' ? {} : { speed_kmh: isFinite(Number(raw)) ? Number(raw) : raw });
+    if (r.ok) $('start-speed').dataset.dirty = '0';
   });
 
   function stepSpeed(sign) {
@@ -307,7 +263,8 @@
 
   setSession(loggedIn, $('whoami').textContent);
   refreshSession();
-  fetchStatus();
   refreshEvents();
-  connectStream();
+  // header.js may have had a status, or lost it, before this script listened.
+  if (H.isLive()) render(H.status());
+  else renderStale();
 })();

@@ -113,22 +113,39 @@ window.Therapy = (function () {
 
   function todayText(t) {
     if (!t) return 'today: --';
-    return 'today: ' + t.done + ' of ' + t.per_day + (t.per_day === 1 ? ' session' : ' sessions');
+    const sessions = (n) => n + (n === 1 ? ' session' : ' sessions');
+    // More than planned reads as such, never "3 of 2 sessions".
+    if (t.done > t.per_day) return 'today: ' + sessions(t.done) + ' (' + t.per_day + ' planned)';
+    return 'today: ' + t.done + ' of ' + sessions(t.per_day);
   }
 
   // ---- profile forms --------------------------------------------------------------------
 
-  // The web layer names a field plainly, the controller as "[patient] field" (or section/key).
+  // The bare field name of an error: its "key" (the controller's and the web layer's errors carry it),
+  // else the last word of its "field" ("[patient] base_stop_mm", or "notes" from the web layer).
   function fieldOf(error) {
-    if (error && error.key) return String(error.key);
-    return String((error && error.field) || '').split(' ').pop();
+    if (error && typeof error.key === 'string') return error.key;
+    const field = String((error && error.field) || '');
+    return field.startsWith('[') && !field.includes('] ') ? '' : field.split(' ').pop();
   }
 
-  function rangeText(f) {
+  // The label a therapist sees next to an input: a <label for> or the <label> around it, without the
+  // text of the elements inside it (the input, its range hint, its error).
+  function labelOf(input) {
+    const label = input.labels && input.labels[0];
+    if (!label) return input.name;
+    const own = Array.from(label.childNodes).filter((n) => n.nodeType === Node.TEXT_NODE)
+      .map((n) => n.textContent).join(' ').replace(/\s+/g, ' ').trim();
+    return own || label.textContent.replace(/\s+/g, ' ').trim() || input.name;
+  }
+
+  function rangeText(f, mode) {
     if (!f) return '';
     if (f.choices) return 'one of ' + f.choices.join(', ');
-    if (f.min !== undefined && f.max !== undefined) {
-      return (f.integer ? 'whole number ' : '') + f.min + ' to ' + f.max + (f.unit ? ' ' + f.unit : '');
+    const r = rangeIn(f, mode);
+    if (r.min !== undefined && r.max !== undefined) {
+      return (f.integer ? 'whole number ' : '') + r.min + ' to ' + r.max + (f.unit ? ' ' + f.unit : '') +
+        (r.mode ? ' in ' + r.mode + ' mode' : '');
     }
     if (f.max_len !== undefined) {
       const min = f.min_len !== undefined ? f.min_len : (f.pattern ? 1 : 0);
@@ -137,15 +154,35 @@ window.Therapy = (function () {
     return '';
   }
 
+  // A field's one range: the speed cap's depends on the mode chosen (the controller's "by_mode"); the
+  // mode is named only when the modes' ranges differ.
+  function rangeIn(f, mode) {
+    const byMode = f.by_mode || {};
+    const own = byMode[mode];
+    if (!own) return { min: f.min, max: f.max };
+    const differ = Object.values(byMode).some((r) => r.min !== own.min || r.max !== own.max);
+    return { min: own.min, max: own.max, mode: differ ? mode : '' };
+  }
+
   function applyRanges(form, fields) {
-    for (const [name, f] of Object.entries(fields || {})) {
+    form.fieldRanges = fields || {};
+    const mode = form.elements.mode ? form.elements.mode.value : '';
+    for (const [name, f] of Object.entries(form.fieldRanges)) {
       const input = form.elements[name];
       if (!input) continue;
-      if (f.min !== undefined && input.type === 'number') input.min = f.min;
-      if (f.max !== undefined && input.type === 'number') input.max = f.max;
+      const r = rangeIn(f, mode);
+      if (r.min !== undefined && input.type === 'number') input.min = r.min;
+      if (r.max !== undefined && input.type === 'number') input.max = r.max;
       if (f.max_len !== undefined && input.maxLength !== undefined) input.maxLength = f.max_len;
       const hint = form.querySelector('[data-range-for="' + name + '"]');
-      if (hint) hint.textContent = rangeText(f);
+      if (hint) hint.textContent = rangeText(f, mode);
+    }
+    if (form.elements.mode && !form.dataset.rangesFollowMode) {
+      // The cap's range is the mode's: shown anew when the mode changes (or the form is filled or reset).
+      form.dataset.rangesFollowMode = '1';
+      const again = () => applyRanges(form, form.fieldRanges);
+      form.elements.mode.addEventListener('change', again);
+      form.addEventListener('reset', () => setTimeout(again, 0));
     }
   }
 
@@ -175,25 +212,57 @@ window.Therapy = (function () {
       const value = values[input.name];
       if (value !== undefined && value !== null) input.value = value;
     }
+    if (form.fieldRanges) applyRanges(form, form.fieldRanges);
   }
 
+  // The inline error next to an input: the template's [data-error-for] span, given an id if it has none
+  // (the dashboard's limits form has no such span: limits.js makes its own the same way).
+  function errorSpanOf(form, input) {
+    const span = form.querySelector('[data-error-for="' + input.name + '"]');
+    if (span && !span.id) span.id = (form.id || 'form') + '-' + input.name + '-error';
+    return span;
+  }
+
+  // Every error of one answer at once: each in the list as "<label>: <message>", and each input at
+  // fault marked (aria-invalid) with its own message next to it (aria-describedby). The marks of the
+  // previous answer go first, so a fixed field is clear after the next submit.
   function showErrors(form, list, errors, message) {
     list.replaceChildren();
-    for (const input of form.querySelectorAll('[aria-invalid]')) input.removeAttribute('aria-invalid');
-    for (const span of form.querySelectorAll('[data-error-for]')) span.textContent = '';
+    for (const input of namedInputs(form)) {
+      input.removeAttribute('aria-invalid');
+      const span = errorSpanOf(form, input);
+      if (span) {
+        span.textContent = '';
+        const rest = (input.getAttribute('aria-describedby') || '').split(' ').filter((id) => id && id !== span.id);
+        if (rest.length) input.setAttribute('aria-describedby', rest.join(' '));
+        else input.removeAttribute('aria-describedby');
+      }
+    }
     const items = errors && errors.length ? errors : (message ? [{ message }] : []);
+    let first = null;
     for (const e of items) {
       const name = fieldOf(e);
-      const input = name ? form.elements[name] : null;
-      const span = name ? form.querySelector('[data-error-for="' + name + '"]') : null;
-      if (input) input.setAttribute('aria-invalid', 'true');
-      if (span) span.textContent = e.message;
-      else list.appendChild(el('li', e.message));
+      const input = name && form.elements[name] && form.elements[name].name === name ? form.elements[name] : null;
+      const text = String(e.message || '');
+      if (!input) {
+        list.appendChild(el('li', name ? name + ': ' + text : text));
+        continue;
+      }
+      list.appendChild(el('li', labelOf(input) + ': ' + text));
+      input.setAttribute('aria-invalid', 'true');
+      const span = errorSpanOf(form, input);
+      if (span) {
+        span.textContent = span.textContent ? span.textContent + '; ' + text : text;
+        const ids = (input.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
+        if (!ids.includes(span.id)) input.setAttribute('aria-describedby', ids.concat(span.id).join(' '));
+      }
+      if (!first) first = input;
     }
+    if (first) first.focus();
   }
 
   return {
     $, api, explain, say, el, link, dateTime, timeOfDay, duration, num, minutes, speed, pain, suggestionText, todayText,
-    pageMessage, applyRanges, readForm, fillForm, showErrors, fieldOf, units,
+    pageMessage, applyRanges, readForm, fillForm, showErrors, fieldOf, labelOf, units,
   };
 })();

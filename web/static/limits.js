@@ -18,20 +18,53 @@
   // from the controller's GET /api/limits, and it names any value it refuses.
   const LIMIT_FIELDS = Array.from(limitsForm.elements).filter((input) => input.name).map((input) => input.name);
 
+  // Each input is described by its range hint and, while refused, by its own error next to it: the
+  // template gives neither an id nor an error element, so they are made here once.
+  for (const f of LIMIT_FIELDS) {
+    const input = limitsForm.elements[f];
+    const hint = limitsForm.querySelector('[data-range-for="' + f + '"]');
+    if (hint && !hint.id) hint.id = 'limits-range-' + f;
+    const error = document.createElement('span');
+    error.className = 'field-error';
+    error.id = 'limits-error-' + f;
+    error.dataset.errorFor = f;
+    (hint || input).after(error);
+    if (hint) input.setAttribute('aria-describedby', hint.id);
+  }
+
+  // The label the therapist sees: the text of the <label> around the input, not of what it holds.
+  function labelOf(input) {
+    const label = input.labels && input.labels[0];
+    if (!label) return input.name;
+    const own = Array.from(label.childNodes).filter((n) => n.nodeType === Node.TEXT_NODE)
+      .map((n) => n.textContent).join(' ').replace(/\s+/g, ' ').trim();
+    return own || input.name;
+  }
+
+  // One range per limit: the API's "effective" (its own range within the installer's ceilings); from
+  // "ranges" and "ceilings" when a dashboard older than that answers.
+  function effectiveRanges(body) {
+    if (body.effective) return body.effective;
+    const ranges = body.ranges || {};
+    const ceilings = body.ceilings || {};
+    const out = {};
+    for (const [f, r] of Object.entries(ranges)) {
+      let min = r.min;
+      let max = r.max;
+      if (typeof ceilings['max_' + f] === 'number') max = Math.min(max, ceilings['max_' + f]);
+      if (typeof ceilings['min_' + f] === 'number') min = Math.max(min, ceilings['min_' + f]);
+      out[f] = { min, max: Math.max(min, max), unit: r.unit };
+    }
+    return out;
+  }
+
   async function loadLimits(force) {
     if (!loggedIn) return;
     const r = await api('GET', '/api/limits');
     if (!r.ok) return;
     const dirty = LIMIT_FIELDS.some((f) => limitsForm.elements[f].dataset.dirty === '1');
     currentLimits = r.body.limits;
-    const ranges = r.body.ranges || {};
-    const ceilings = r.body.ceilings || {};
-    const ceilingFor = {
-      reverse_cap_kmh: ['at most', ceilings.max_reverse_cap_kmh],
-      forward_cap_kmh: ['at most', ceilings.max_forward_cap_kmh],
-      base_stop_mm: ['at least', ceilings.min_base_stop_mm],
-      warn_margin_mm: ['at least', ceilings.min_warn_margin_mm],
-    };
+    const ranges = effectiveRanges(r.body);
     for (const f of LIMIT_FIELDS) {
       const input = limitsForm.elements[f];
       if (force || !dirty) {
@@ -44,10 +77,8 @@
         input.max = range.max;
       }
       const hint = limitsForm.querySelector('[data-range-for="' + f + '"]');
-      const parts = [];
-      if (range) parts.push('allowed ' + range.min + ' to ' + range.max + ' ' + (range.unit || ''));
-      if (ceilingFor[f][1] !== undefined) parts.push('installer ceiling: ' + ceilingFor[f][0] + ' ' + ceilingFor[f][1]);
-      hint.textContent = parts.join('; ');
+      hint.textContent = range
+        ? 'allowed ' + range.min + ' to ' + range.max + (range.unit ? ' ' + range.unit : '') : '';
     }
   }
 
@@ -55,19 +86,48 @@
     limitsForm.elements[f].addEventListener('input', (ev) => { ev.target.dataset.dirty = '1'; });
   }
 
+  // The bare field name of an error: its "key", else the last word of "[limits] field".
+  function fieldOf(error) {
+    if (error && typeof error.key === 'string') return error.key;
+    const field = String((error && error.field) || '');
+    return field.startsWith('[') && !field.includes('] ') ? '' : field.split(' ').pop();
+  }
+
+  // Every error of one answer at once: in the list as "<label>: <message>", and each limit at fault
+  // marked (aria-invalid) with its own message next to it (aria-describedby). The previous answer's
+  // marks go first, so a fixed limit is clear after the next submit.
   function showLimitErrors(errors, message) {
     const list = $('limits-errors');
     list.replaceChildren();
-    for (const f of LIMIT_FIELDS) limitsForm.elements[f].removeAttribute('aria-invalid');
-    const items = errors && errors.length ? errors : (message ? [{ message }] : []);
-    for (const e of items) {
-      const li = document.createElement('li');
-      li.textContent = e.message;
-      list.appendChild(li);
-      // The web layer names the field plainly, the controller as "[limits] field".
-      const name = String(e.field || '').split(' ').pop();
-      if (LIMIT_FIELDS.includes(name)) limitsForm.elements[name].setAttribute('aria-invalid', 'true');
+    for (const f of LIMIT_FIELDS) {
+      const input = limitsForm.elements[f];
+      input.removeAttribute('aria-invalid');
+      $('limits-error-' + f).textContent = '';
+      const hint = limitsForm.querySelector('[data-range-for="' + f + '"]');
+      if (hint) input.setAttribute('aria-describedby', hint.id);
+      else input.removeAttribute('aria-describedby');
     }
+    const items = errors && errors.length ? errors : (message ? [{ message }] : []);
+    let first = null;
+    for (const e of items) {
+      const name = fieldOf(e);
+      const text = String(e.message || '');
+      const li = document.createElement('li');
+      list.appendChild(li);
+      if (!LIMIT_FIELDS.includes(name)) {
+        li.textContent = name ? name + ': ' + text : text;
+        continue;
+      }
+      const input = limitsForm.elements[name];
+      li.textContent = labelOf(input) + ': ' + text;
+      input.setAttribute('aria-invalid', 'true');
+      const span = $('limits-error-' + name);
+      span.textContent = span.textContent ? span.textContent + '; ' + text : text;
+      const ids = (input.getAttribute('aria-describedby') || '').split(' ').filter(Boolean);
+      if (!ids.includes(span.id)) input.setAttribute('aria-describedby', ids.concat(span.id).join(' '));
+      if (!first) first = input;
+    }
+    if (first) first.focus();
   }
 
   limitsForm.addEventListener('submit', async (ev) => {

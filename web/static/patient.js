@@ -50,23 +50,25 @@
 
   // ---- charts -----------------------------------------------------------------------------
 
+  // One x per session in the order they started (two on one day are apart), dated under the first of a day.
   function renderCharts(sessions) {
     const when = (s) => T.dateTime(s.started_wall) + ' (session ' + s.session_id + ')';
+    const at = (s) => ({ x: s.started_wall, key: s.session_id });
     window.Charts.dated(T.$('chart-duration'), [
-      { label: 'planned', cls: 'planned', points: sessions.map((s) => ({ x: s.started_wall, y: s.planned_min,
+      { label: 'planned', cls: 'planned', points: sessions.map((s) => ({ ...at(s), y: s.planned_min,
         title: when(s) + ': planned ' + T.minutes(s.planned_min) })) },
-      { label: 'walked', cls: 'walked', points: sessions.map((s) => ({ x: s.started_wall, y: s.duration_s / 60,
+      { label: 'walked', cls: 'walked', points: sessions.map((s) => ({ ...at(s), y: s.duration_s / 60,
         title: when(s) + ': walked ' + T.duration(s.duration_s) })) },
     ], { yLabel: 'min', yFloor: 5 });
     window.Charts.dated(T.$('chart-pain'), [
-      { label: 'before', cls: 'before', points: sessions.map((s) => ({ x: s.started_wall, y: s.pain_before,
+      { label: 'before', cls: 'before', points: sessions.map((s) => ({ ...at(s), y: s.pain_before,
         title: when(s) + ': pain before ' + s.pain_before })) },
-      { label: 'after', cls: 'after', points: sessions.map((s) => ({ x: s.started_wall, y: s.pain_after,
+      { label: 'after', cls: 'after', points: sessions.map((s) => ({ ...at(s), y: s.pain_after,
         flag: s.pain_flag, title: when(s) + ': pain after ' + (s.pain_after === null ? '--' : s.pain_after) +
           (s.pain_flag ? ' (worse than before)' : '') })) },
     ], { yLabel: 'pain', yMax: 10 });
     window.Charts.dated(T.$('chart-closest'), [
-      { label: 'closest', cls: 'closest', points: sessions.map((s) => ({ x: s.started_wall, y: s.closest_mm,
+      { label: 'closest', cls: 'closest', points: sessions.map((s) => ({ ...at(s), y: s.closest_mm,
         flag: s.trips > 0, title: when(s) + ': closest ' + T.num(s.closest_mm, 0, 'mm') +
           (s.trips ? ', ' + s.trips + ' trip(s)' : '') })) },
     ], { yLabel: 'mm', yFloor: 500, emptyText: 'no closest approach recorded yet' });

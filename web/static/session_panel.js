@@ -1,7 +1,7 @@
-// The dashboard's "Session" panel: choose a patient, start / pause / resume /
-// end a therapy session, the timer (for everyone), and the pain after the end.
-// Status comes from app.js ('dashboard:status' events); requests go through its
-// api() so the CSRF token and its refresh are shared.
+// The dashboard's "Session" panel: choose a patient (confirming looser limits), start a therapy
+// session at a speed the therapist sees, and the summary and pain after the end. The timer, Pause,
+// Resume and End are in the header (header.js). Status comes from the header's 'dashboard:status'
+// events; requests go through its api() so the CSRF token and its refresh are shared.
 'use strict';
 
 (function () {
@@ -12,6 +12,8 @@
   let status = null;
   let runningSessionId = null;
   let endedSessionId = null;
+  // While a looser prescription waits for the therapist's answer: { pid, start: the session body or null }.
+  let pending = null;
 
   function clock(seconds) {
     if (seconds === null || seconds === undefined || !isFinite(seconds)) return '--:--';
@@ -31,44 +33,34 @@
     return errors.length ? errors.map((e) => e.message).join('; ') : D.explain(r);
   }
 
-  // ---- timer and buttons: from every status ---------------------------------------------------
+  // ---- buttons: from every status ----------------------------------------------------------------
 
-  function renderTimer(s) {
+  function renderPatientLine(s) {
     const session = s.session || null;
-    $('session-timer').textContent = session ? clock(session.elapsed_s) + ' / ' + clock(session.planned_s)
-      : '--:-- / --:--';
-    const phase = $('session-phase');
-    let words = 'no session';
-    if (session) {
-      words = session.phase;
-      if (session.phase === 'paused' && session.paused_reason) words += ': ' + session.paused_reason;
-      if (session.end_warning) words += ' (ending in ' + clock(session.remaining_s) + ')';
-    }
-    phase.textContent = words;
-    phase.className = 'phase phase-' + (session ? String(session.phase).replace(/[^a-z]/g, '') : 'none') +
-      (session && session.end_warning ? ' end-warning' : '');
-    const who = session ? 'patient ' + session.patient_id
-      : (s.selected_patient ? 'chosen: ' + s.selected_patient : '');
-    $('session-patient').textContent = who;
+    $('session-patient').textContent = session ? 'patient ' + session.patient_id + ' walking'
+      : (s.selected_patient ? 'chosen: ' + s.selected_patient : 'no patient chosen');
   }
 
   function renderButtons() {
     const session = status ? status.session : null;
     const offline = !status;
-    $('session-start').disabled = offline || Boolean(session) || !select.value;
-    $('session-pause').disabled = offline || !session || session.phase !== 'walking';
-    $('session-resume').disabled = offline || !session || session.phase !== 'paused';
-    $('session-end').disabled = offline || !session;
-    select.disabled = Boolean(session);
+    // A session starts from READY only, for a chosen patient, once any looser limits are confirmed.
+    $('session-start').disabled = offline || Boolean(session) || !select.value || status.state !== 'READY' ||
+      pending !== null;
+    select.disabled = offline || Boolean(session);
+    $('session-speed').disabled = offline || Boolean(session);
+    $('session-confirm-yes').disabled = offline || Boolean(session);
   }
 
   function onStatus(s) {
     status = s;
-    renderTimer(s);
+    renderPatientLine(s);
     const id = s.session ? s.session.session_id : null;
     if (runningSessionId !== null && id !== runningSessionId) showEnded(runningSessionId, null);
     runningSessionId = id;
-    if (s.selected_patient && document.activeElement !== select && select.value !== s.selected_patient &&
+    // The choice on screen waits for the therapist while a looser prescription asks to be confirmed.
+    if (pending === null && s.selected_patient && document.activeElement !== select &&
+        select.value !== s.selected_patient &&
         [...select.options].some((o) => o.value === s.selected_patient)) {
       select.value = s.selected_patient;
       loadPatient(s.selected_patient);
@@ -102,9 +94,16 @@
     const today = r.body.today;
     const parts = [];
     if (s) parts.push('suggested: ' + s.duration_min + ' min' + (s.reason ? ' — ' + s.reason : ''));
-    if (today) parts.push('today: ' + today.done + ' of ' + today.per_day + ' sessions');
+    if (today) parts.push(todayText(today.done, today.per_day));
     $('session-suggestion').textContent = parts.join(' · ');
     if (s && document.activeElement !== $('session-planned')) $('session-planned').value = s.duration_min;
+    // The start speed is explicit: the patient's last session's speed, else the slowest; the therapist may change it.
+    const speed = $('session-speed');
+    if (r.body.start_speed_kmh !== undefined && document.activeElement !== speed) {
+      speed.value = r.body.start_speed_kmh;
+      $('session-speed-why').textContent = r.body.start_speed_reason || '';
+    }
+    if (r.body.patient && r.body.patient.speed_cap_kmh !== undefined) speed.max = r.body.patient.speed_cap_kmh;
     const warn = $('session-pain-warning');
     const worsening = Boolean(r.body.pain && r.body.pain.worsening);
     warn.hidden = !worsening;
@@ -112,57 +111,111 @@
       ? 'pain worsening: review the program' + (r.body.pain.message ? ' — ' + r.body.pain.message : '') : '';
   }
 
-  select.addEventListener('change', async () => {
+  function todayText(done, perDay) {
+    const sessions = (n) => n + (n === 1 ? ' session' : ' sessions');
+    if (done > perDay) return 'today: ' + sessions(done) + ' (' + perDay + ' planned)';
+    return 'today: ' + done + ' of ' + sessions(perDay);
+  }
+
+  // Choosing a patient whose prescription is looser than the machine's present limits asks first.
+  function askToConfirm(pid, body, start) {
+    pending = { pid, start: start || null };
+    $('session-confirm-text').textContent = 'Patient ' + pid + "'s prescription loosens the machine's limits:";
+    const list = $('session-confirm-list');
+    list.replaceChildren();
+    for (const item of body.loosened || []) {
+      const li = document.createElement('li');
+      li.textContent = (item.label || item.field) + ': ' + item.old + ' → ' + item.new + (item.unit ? ' ' + item.unit : '');
+      list.appendChild(li);
+    }
+    if (!list.children.length) {
+      const li = document.createElement('li');
+      li.textContent = body.message || 'looser limits';
+      list.appendChild(li);
+    }
+    $('session-confirm').hidden = false;
     renderButtons();
-    const pid = select.value;
-    if (!pid) return;
-    const r = await D.api('POST', '/api/patients/' + encodeURIComponent(pid) + '/select');
+    $('session-confirm-yes').focus();
+  }
+
+  function closeConfirm() {
+    pending = null;
+    $('session-confirm').hidden = true;
+  }
+
+  async function choose(pid, confirm) {
+    pending = pending || { pid, start: null };
+    const r = await D.api('POST', '/api/patients/' + encodeURIComponent(pid) + '/select',
+      confirm ? { confirm: true } : undefined);
+    if (!r.ok && r.status === 409 && r.body.code === 'confirm') {
+      askToConfirm(pid, r.body);
+      return;
+    }
+    closeConfirm();
     D.say('session-message', r.ok ? r.body.message : errorText(r), !r.ok);
     loadPatient(pid);
     D.fetchStatus();
     D.refreshEvents();
+    renderButtons();
+  }
+
+  select.addEventListener('change', () => {
+    closeConfirm();
+    renderButtons();
+    if (select.value) choose(select.value, false);
+  });
+  $('session-confirm-yes').addEventListener('click', () => {
+    if (pending === null) return;
+    // Confirmed: the patient asked about, and the session if that is what asked.
+    if (pending.start) startSession({ ...pending.start, confirm: true });
+    else choose(pending.pid, true);
+  });
+  $('session-confirm-no').addEventListener('click', () => {
+    closeConfirm();
+    select.value = (status && status.selected_patient) || '';
+    D.say('session-message', 'present limits kept', false);
+    renderButtons();
   });
 
   // ---- start, pause, resume, end --------------------------------------------------------------
 
-  $('session-start').addEventListener('click', async () => {
-    const body = { patient_id: select.value };
-    const planned = numberOrRaw($('session-planned').value);
-    const painBefore = numberOrRaw($('session-pain-before').value);
-    const speed = numberOrRaw($('start-speed').value);
-    if (planned !== undefined) body.planned_min = planned;
-    if (painBefore !== undefined) body.pain_before = painBefore;
-    if (speed !== undefined) body.speed_kmh = speed;
+  async function startSession(body) {
     const r = await D.api('POST', '/api/sessions', body);
+    if (!r.ok && r.status === 409 && r.body.code === 'confirm') {
+      askToConfirm(body.patient_id, r.body, body);
+      return;
+    }
+    closeConfirm();
     D.say('session-message', r.ok ? 'session ' + r.body.session.session_id + ' started' : errorText(r), !r.ok);
     // The session is followed from the statuses only: one pushed just before the start may still arrive,
     // and must not read as "the session has ended".
     if (r.ok) $('session-after').hidden = true;
     D.fetchStatus();
     D.refreshEvents();
-  });
-
-  async function control(action) {
-    const r = await D.api('POST', '/api/sessions/current/' + action);
-    // An ended session shows once the status no longer carries it (at once on a standing belt; after
-    // the ramp-down, phase "finishing", on a moving one): onStatus then fetches its summary.
-    D.say('session-message', r.ok ? (r.body.message || action) : errorText(r), !r.ok);
-    D.fetchStatus();
-    D.refreshEvents();
+    renderButtons();
   }
 
-  $('session-pause').addEventListener('click', () => control('pause'));
-  $('session-resume').addEventListener('click', () => control('resume'));
-  $('session-end').addEventListener('click', () => control('end'));
+  $('session-start').addEventListener('click', () => {
+    const body = { patient_id: select.value };
+    const planned = numberOrRaw($('session-planned').value);
+    const painBefore = numberOrRaw($('session-pain-before').value);
+    const speed = numberOrRaw($('session-speed').value);
+    if (planned !== undefined) body.planned_min = planned;
+    if (painBefore !== undefined) body.pain_before = painBefore;
+    if (speed !== undefined) body.speed_kmh = speed;
+    startSession(body);
+  });
 
   // ---- after the end: summary and pain after --------------------------------------------------
+
+  const count = (n, word) => n + ' ' + word + (n === 1 ? '' : 's');
 
   function summaryText(s) {
     const km = s.distance_m === null || s.distance_m === undefined ? '--' : Math.round(s.distance_m) + ' m';
     const closest = s.closest_mm === null || s.closest_mm === undefined ? '--' : Math.round(s.closest_mm) + ' mm';
     return 'Session ' + s.session_id + ' ' + s.status + (s.end_reason ? ' (' + s.end_reason + ')' : '') +
-      ': walked ' + clock(s.duration_s) + ' of ' + s.planned_min + ' min, ' + km + ', ' + s.warnings +
-      ' warnings, ' + s.trips + ' trips, closest ' + closest + ', pain before ' + s.pain_before +
+      ': walked ' + clock(s.duration_s) + ' of ' + s.planned_min + ' min, ' + km + ', ' + count(s.warnings, 'warning') +
+      ', ' + count(s.trips, 'trip') + ', closest ' + closest + ', pain before ' + s.pain_before +
       (s.pain_after === null || s.pain_after === undefined ? '' : ', after ' + s.pain_after) + '. ';
   }
 
@@ -214,6 +267,10 @@
   // ---- login ------------------------------------------------------------------------------------
 
   document.addEventListener('dashboard:status', (ev) => onStatus(ev.detail));
+  document.addEventListener('dashboard:stale', () => {
+    status = null;
+    renderButtons();
+  });
   document.addEventListener('dashboard:login', (ev) => {
     loggedIn = ev.detail.loggedIn;
     $('session-controls').hidden = !loggedIn;

@@ -47,7 +47,8 @@
     T.$('session-events-empty').hidden = events.length > 0;
   }
 
-  // Every page of the timeline, 5000 rows at a time, as {t, gap, speed} in km/h.
+  // Every page of the timeline, 5000 rows at a time, as {t, gap, speed, stop, warn}: speed in km/h,
+  // stop and warn the distances in force at the sample (null when the controller did not record them).
   async function loadSamples() {
     const samples = [];
     let offset = 0;
@@ -58,7 +59,12 @@
       const it = cols.indexOf('t_s');
       const ig = cols.indexOf('gap_mm');
       const iv = cols.indexOf('belt_kmh');
-      for (const row of r.body.rows || []) samples.push({ t: row[it], gap: row[ig], speed: row[iv] });
+      const is = cols.indexOf('stop_mm');
+      const iw = cols.indexOf('warn_mm');
+      for (const row of r.body.rows || []) {
+        samples.push({ t: row[it], gap: row[ig], speed: row[iv], stop: is < 0 ? null : row[is],
+          warn: iw < 0 ? null : row[iw] });
+      }
       T.$('timeline-note').textContent = 'loading the timeline… ' + samples.length + ' of ' + r.body.total;
       if (r.body.next_offset === null || r.body.next_offset === undefined || r.body.next_offset <= offset) break;
       offset = r.body.next_offset;
@@ -81,11 +87,12 @@
     const events = (r.body.events || []).map((e) => ({ t: e.wall_time - s.started_wall, kind: e.kind,
       title: e.kind + ': ' + e.message }));
     const mph = T.units === 'mph';
-    const shown = window.Charts.timeline(T.$('timeline'), samples, events,
+    const { shown, bands } = window.Charts.timeline(T.$('timeline'), samples, events,
       { speedLabel: T.units, speedScale: mph ? 1 / KMH_PER_MPH : 1 });
-    const note = samples.length > shown.length
+    let note = samples.length > shown.length
       ? shown.length + ' of ' + samples.length + ' samples shown: the closest gap of each stretch'
       : samples.length + ' samples';
+    if (samples.length > 0 && !bands) note += '; the stop and warn distances were not recorded for this session';
     T.$('timeline-note').textContent = error ? note + '; the rest could not be loaded: ' + error : note;
   }
 
