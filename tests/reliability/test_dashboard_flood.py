@@ -18,6 +18,7 @@ import http.cookiejar
 import json
 import os
 import queue
+import random
 import subprocess
 import sys
 import threading
@@ -128,6 +129,10 @@ def tolerated(cause: dict | None, what: str) -> Round:
     return Round(cause["code"], cause["t_mono"], cause["t_mono"], None)
 
 
+#: Seeded: a failing run crosses at the same phases again.
+CROSSING_PHASE = random.Random(20261204)
+
+
 def trip_once(bench: SimBench) -> Round:
     """Reset with the patient stepped forward out of the warn zone, let them step back to 70 mm outside the
     stop distance, then 10 mm inside it, and see what opens the relay.
@@ -154,6 +159,9 @@ def trip_once(bench: SimBench) -> Round:
         bench.wait_sensors_sampled()
     if any(not on for _, on in bench.relay_history[n_hist:]):
         return tolerated(first_trip_since(bench, reset_t), "the relay opened while the patient stepped back")
+    # The step back ended just after a sample: the crossing comes at any phase of the sensor period, as a
+    # patient's would, not always a whole period before the next sample.
+    time.sleep(CROSSING_PHASE.uniform(0.0, bench.cfg.sensor_period_s))
     crossed_t = time.monotonic()
     bench.patient.set_gap(stop_mm - 10)
     if not wait_until(lambda: any(not on for _, on in bench.relay_history[n_hist:]), 2.0):
