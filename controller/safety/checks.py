@@ -95,11 +95,15 @@ def check_limits(value: Any, base: Limits, cfg: Config, errors: list[FieldError]
 
 def check_prescription(value: Any, base: Limits, cfg: Config,
                        errors: list[FieldError]) -> tuple[Mode, Limits, str] | None:
-    """A patient's {"mode", "limits", "patient_id"}, each part checked like its own command."""
-    if not isinstance(value, dict) or set(value) != {"mode", "limits", "patient_id"}:
+    """A patient's {"mode", "limits", "patient_id"} (and "confirmed", true when the therapist confirmed
+    looser values: it is recorded, it grants nothing), each part checked like its own command."""
+    if not isinstance(value, dict) or not {"mode", "limits", "patient_id"} <= set(value) \
+            or not set(value) <= {"mode", "limits", "patient_id", "confirmed"}:
         errors.append(FieldError("prescription", "", value, 'must be an object with "mode", "limits" '
-                                 'and "patient_id"'))
+                                 'and "patient_id" (and "confirmed")'))
         return None
+    if not isinstance(value.get("confirmed", False), bool):
+        errors.append(FieldError("prescription", "confirmed", value["confirmed"], "must be true or false"))
     patient = value["patient_id"]
     if not isinstance(patient, str) or not 0 < len(patient) <= 16:
         errors.append(FieldError("prescription", "patient_id", patient, "must be a patient id, 1 to 16 characters"))

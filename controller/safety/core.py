@@ -712,8 +712,10 @@ class SafetyCore:
                              "only while the belt stands (STOPPED or READY, speed 0)")
         old_cap = self.cap_mps
         self.mode = mode
-        self._apply_limits(new, cmd.actor, f"prescription of patient {patient} applied by {cmd.actor}",
-                           {"mode": mode.value, "patient_id": patient}, old_cap)
+        confirmed = cmd.value.get("confirmed", False)
+        self._apply_limits(new, cmd.actor, f"prescription of patient {patient} applied by {cmd.actor}"
+                           + (", who confirmed its looser values" if confirmed else ""),
+                           {"mode": mode.value, "patient_id": patient, "confirmed": confirmed}, old_cap)
         return _ok(f"patient {patient}: {mode.value} mode, cap {new.cap_kmh(mode.value):g} km/h, "
                    f"stop {new.base_stop_mm:g} mm, warn margin {new.warn_margin_mm:g} mm")
 

@@ -45,7 +45,7 @@ class CommandKind(enum.Enum):
     SET_LIMITS = "set_limits"
     #: Ramp the belt down to the slowest speed, then a controlled stop (a session's end).
     FINISH = "finish"
-    #: A patient's mode and limits together, all or nothing: {"mode", "limits", "patient_id"}.
+    #: A patient's mode and limits together, all or nothing: {"mode", "limits", "patient_id"[, "confirmed"]}.
     APPLY_PRESCRIPTION = "apply_prescription"
 
 

@@ -273,8 +273,8 @@ class SessionRunner:
             raise SessionError("conflict", "the controller has not published its limits yet: try again")
         return Limits(**present), mode, status.get("state")
 
-    def _confirmed(self, patient: dict[str, Any], actor: str, confirm: bool) -> tuple[bool, str]:
-        """(whether the prescription changes anything, the actor its limits event names).
+    def _confirmed(self, patient: dict[str, Any], confirm: bool) -> tuple[bool, bool]:
+        """(whether the prescription changes anything, whether the therapist confirmed looser values).
 
         A prescription that loosens a limit or changes the mode needs ``confirm``: without it the
         request is refused with code "confirm", naming each value; with it the event says so.
@@ -291,11 +291,11 @@ class SessionRunner:
             raise SessionError("confirm", confirm_message(patient["patient_id"], items),
                                details={"loosened": items})
         same = mode == patient["mode"] and present == limits and self.selected_patient == patient["patient_id"]
-        return not same, f"{actor} (confirmed)" if items else actor
+        return not same, bool(items)
 
-    def _apply(self, patient: dict[str, Any], actor: str) -> str:
+    def _apply(self, patient: dict[str, Any], actor: str, confirmed: bool) -> str:
         limits = patients.prescription_limits(patient, self.cfg)
-        value = {"mode": patient["mode"], "patient_id": patient["patient_id"],
+        value = {"mode": patient["mode"], "patient_id": patient["patient_id"], "confirmed": confirmed,
                  "limits": {"reverse_cap_kmh": limits.reverse_cap_kmh, "forward_cap_kmh": limits.forward_cap_kmh,
                             "base_stop_mm": limits.base_stop_mm, "warn_margin_mm": limits.warn_margin_mm}}
         reply = self.loop.command(Command(CommandKind.APPLY_PRESCRIPTION, actor, True, value))
@@ -311,8 +311,8 @@ class SessionRunner:
         if self.tracker is not None and self.tracker.patient_id != patient["patient_id"]:
             raise SessionError("conflict", f"a session of patient {self.tracker.patient_id} is under way: "
                                "end it before choosing another patient")
-        _, applied_by = self._confirmed(patient, actor, confirm)
-        return {"message": self._apply(patient, applied_by), "patient_id": patient["patient_id"]}
+        _, confirmed = self._confirmed(patient, confirm)
+        return {"message": self._apply(patient, actor, confirmed), "patient_id": patient["patient_id"]}
 
     def _req_start(self, params: dict[str, Any]) -> dict[str, Any]:
         actor, _ = self._actor(params)
@@ -339,9 +339,9 @@ class SessionRunner:
         if state != "READY":
             raise SessionError("conflict", f"a session starts from READY; the controller is {state}"
                                + (": reset it first" if state == "STOPPED" else ""))
-        changes, applied_by = self._confirmed(patient, actor, confirm)
+        changes, confirmed = self._confirmed(patient, confirm)
         if changes:  # a prescription already in force is not applied (and logged) again
-            self._apply(patient, applied_by)
+            self._apply(patient, actor, confirmed)
         if speed is not None:
             start_kmh = min(float(speed), float(patient["speed_cap_kmh"]))
         else:
@@ -463,8 +463,8 @@ class SessionRunner:
         if self.selected_patient == data["patient_id"] and not create:
             try:
                 # Looser values of the chosen patient wait for the therapist to choose them again and confirm.
-                _, applied_by = self._confirmed(saved, actor, False)
-                message += "; " + self._apply(saved, applied_by)
+                _, confirmed = self._confirmed(saved, False)
+                message += "; " + self._apply(saved, actor, confirmed)
             except SessionError as exc:
                 message += f"; not applied yet: {exc.message}"
         log.info("patient %s %s by %s", data["patient_id"], "created" if create else "updated", actor)

@@ -26,7 +26,8 @@ def test_a_looser_patient_needs_confirm_and_the_limits_event_names_who_confirmed
         ipc.ok("patient_select", {"patient_id": "P-LOOSE", "confirm": True, **THERAPIST})
         expect_limits(ipc, "the confirmed prescription", reverse_cap_kmh=2.2, warn_margin_mm=150)
         (event,) = ipc.ok("events", {"kind": "limits", "limit": 1})
-        assert event["actor"] == "Ann (confirmed)" and "applied by Ann (confirmed)" in event["message"]
+        assert event["actor"] == "Ann" and "applied by Ann, who confirmed its looser values" in event["message"]
+        assert event["figures"]["confirmed"] is True
         assert event["figures"]["old"]["reverse_cap_kmh"] == 2.0 and event["figures"]["new"]["reverse_cap_kmh"] == 2.2
 
         # Back to a tighter patient: at once, no confirmation.

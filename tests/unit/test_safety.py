@@ -594,6 +594,8 @@ def test_a_prescription_that_loosens_or_changes_mode_waits_for_a_standing_belt_a
      "reverse_cap_kmh = 2.5: must be a number from 0.5 to 2.2 km/h"),
     ({**PRESCRIPTION, "patient_id": ""}, "[prescription] patient_id"),
     ({"mode": "reverse"}, 'must be an object with "mode", "limits" and "patient_id"'),
+    ({**PRESCRIPTION, "confirmed": "yes"}, "[prescription] confirmed = 'yes': must be true or false"),
+    ({**PRESCRIPTION, "granted": True}, 'must be an object with "mode", "limits" and "patient_id"'),
 ])
 def test_a_bad_prescription_is_refused_naming_the_field_and_nothing_changes(value, words):
     rig = Rig()

@@ -111,7 +111,7 @@ def test_a_looser_prescription_is_applied_only_when_confirmed_naming_each_value(
 
     runner.request("select", {"patient_id": "P-2", "confirm": True, **THERAPIST})
     (applied,) = loop.of(CommandKind.APPLY_PRESCRIPTION)
-    assert applied.actor == "Ann (confirmed)", "the limits event names who confirmed"
+    assert applied.actor == "Ann" and applied.value["confirmed"] is True, "the limits event says it was confirmed"
     assert loop.status["limits"]["reverse_cap_kmh"] == 2.2 and runner.selected_patient == "P-2"
 
 
