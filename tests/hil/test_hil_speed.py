@@ -120,6 +120,15 @@ def test_console_push_under_the_cap_is_corrected_and_logged_as_a_warning(make_be
     cap_kmh = bench.cfg.limits.reverse_cap_kmh
     bench.reset_and_start(1.5)
     assert 1.9 <= cap_kmh, "the push stays under the cap: the cap rule alone saw nothing"
+    # The push comes once the ramp is over: its last speed command on the wire (the belt link writes it a
+    # moment after the decision) would undo a push, sometimes before the belt is 0.2 km/h too fast.
+    core = bench.controller.loop.core
+
+    def ramp_over() -> bool:
+        sent = a3_speeds_mps(bench)
+        return (core.commanded_mps >= core.target_mps and bool(sent) and time.monotonic() - sent[-1][0] > 0.2
+                and abs(bench.emulator.belt_speed_mps - sent[-1][1]) < 0.01)
+    assert wait_until(ramp_over, 3.0), "the start's ramp ends"
     t0 = time.monotonic()
     bench.emulator.console_speed(1.9 / KMH_PER_MPS)  # the demo's "console pushes speed up"
     assert wait_until(lambda: _warns(bench, "console_override"), 2.0), "a push is a warn event"
