@@ -172,13 +172,19 @@ def test_a_flood_of_newlines_does_not_stall_the_decision_loop(served):
     import sys
     bench, path = served
     loop = bench.controller.loop
+
+    def pace(seconds: float) -> float:
+        steps0, t0 = loop.steps, time.monotonic()
+        assert wait_until(lambda: time.monotonic() - t0 >= seconds, seconds + 1.0)
+        return (loop.steps - steps0) / (time.monotonic() - t0)
+
+    # The pace without the flood, on this machine now (a shared machine's load moves both alike).
+    quiet = pace(1.0)
     flood = subprocess.Popen([sys.executable, "-c", FLOOD, path, "3"])
     try:
         assert wait_until(lambda: bench.controller.ipc.client_count >= 4, 2.0)
-        steps0, t0 = loop.steps, time.monotonic()
-        assert wait_until(lambda: time.monotonic() - t0 >= 2.0, 3.0)
-        steps_per_s = (loop.steps - steps0) / (time.monotonic() - t0)
-        assert steps_per_s >= 150, f"the loop kept its pace: {steps_per_s:.0f} steps/s (normal about 180)"
+        flooded = pace(2.0)
+        assert flooded >= 0.75 * quiet, f"the loop kept its pace: {flooded:.0f} steps/s, {quiet:.0f} without the flood"
         assert not [c for c in loop.core.causes() if c.persistent and c.code != "estop"], "no input went stale"
     finally:
         flood.kill()
