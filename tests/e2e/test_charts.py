@@ -7,12 +7,11 @@ themselves on the demo, after two short sessions of one patient on the same day.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.e2e.test_dashboard import ensure_ready, log_in, status_of
+from tests.e2e.test_dashboard import ensure_ready, log_in
 
 CHARTS_JS = Path(__file__).resolve().parents[2] / "web" / "static" / "charts.js"
 PHONE = {"width": 390, "height": 844}
@@ -58,13 +57,12 @@ def short_session(page, url: str) -> int:
         {patient_id: pid, planned_min: 1, pain_before: 2})""", PID)
     assert reply["ok"], reply
     sid = reply["body"]["session"]["session_id"]
-    time.sleep(4)
+    # About 4 s of walking (the session's own clock), then the end and its ramp-down.
+    page.wait_for_function("() => fetch('/api/status').then(r => r.json())"
+                           ".then(s => s.session && s.session.elapsed_s >= 4)", timeout=15_000)
     reply = page.evaluate("() => window.Requests.send('POST', '/api/sessions/current/end', {})")
     assert reply["ok"], reply
-    deadline = time.monotonic() + 30
-    while (status := status_of(url)).get("session"):
-        assert time.monotonic() < deadline, f"the session did not end: {status}"
-        time.sleep(0.2)
+    page.wait_for_function("() => fetch('/api/status').then(r => r.json()).then(s => !s.session)", timeout=30_000)
     return sid
 
 

@@ -21,7 +21,6 @@ window.Header = (function () {
   let status = null;
   let lastStatusAt = 0;
   let offlineReason = null;
-  let loggedIn = $('top').dataset.loggedIn === '1';
 
   // ---- messages tied to an action ----------------------------------------------------------
 
@@ -289,7 +288,6 @@ window.Header = (function () {
   }, 500);
 
   function setLoggedIn(isIn, name) {
-    loggedIn = isIn;
     $('top').dataset.loggedIn = isIn ? '1' : '0';
     document.querySelector('#header-session .session-buttons').hidden = !isIn;
     const who = $('nav-who');
