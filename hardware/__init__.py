@@ -34,6 +34,8 @@ class RangeReading:
     distance_mm: int
     #: Device range status from RESULT_RANGE_STATUS; valid is ``vl53l0x_regs.RANGE_STATUS_VALID``.
     range_status: int
+    #: When the result became available: its GPIO1 edge for a sensor with an interrupt pin,
+    #: the moment it was read for a polled one.
     t_mono: float
 
 

@@ -5,6 +5,11 @@ finite ``io_timeout_s``, and smbus2 for the identity probe. The reader thread
 hands each result to ``on_reading`` as a timestamped ``RangeReading`` with the
 device range status (the Adafruit driver returns raw mm without it), and every
 failure to ``on_fault``; nothing it does can raise into the caller.
+
+A sensor with an ``interrupt_pin`` (its GPIO1 wire) is read on the falling edge
+and stamped with the edge time; the others are polled (``hardware.tof_reader``).
+Sensors start evenly spread over one period (staggered) and are kept there by
+restarting one at the right instant (``hardware.tof_timing``).
 """
 
 from __future__ import annotations
@@ -13,37 +18,37 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import adafruit_vl53l0x
 from adafruit_bus_device.i2c_device import I2CDevice
-from gpiozero import DigitalOutputDevice, Factory, GPIOZeroError
+from gpiozero import DigitalInputDevice, DigitalOutputDevice, Factory, GPIOZeroError
 
 from hardware import HardwareError, PinConfigError, RangeReading, SensorFault, SensorNotFound
 from hardware.gpio_rules import PIN_RULE, bcm_number, pin_clashes
+from hardware.tof_reader import ReaderSensor, TofReader, TofStats, where
+from hardware.tof_timing import SampleClock, slot_offsets_s
 from hardware.vl53l0x_regs import (
     ADDRESS_RANGE,
     DEFAULT_ADDRESS,
     MODEL_ID,
     MODEL_ID_REGISTER,
-    RESULT_RANGE_STATUS,
     TIMING_BUDGET_MS_RANGE,
-    range_status_of,
 )
+
+__all__ = ["SMBusLike", "TofArray", "TofSpec", "TofStats"]
 
 log = logging.getLogger(__name__)
 
-_STATUS_INDEX = bytes([RESULT_RANGE_STATUS])
 #: The datasheet boot time is 1.2 ms; the margin covers a loaded Linux scheduler.
 BOOT_TIMEOUT_S = 0.1
 BOOT_POLL_S = 0.001
-#: After a result, data_ready is not polled for this share of the sensor's period (no result can come
-#: sooner). It saves most of the I2C polling and adds nothing to the reading latency.
-QUIET_SHARE = 0.75
-#: Pause before retrying a sensor that just failed, so a dead bus is not hammered.
-FAULT_BACKOFF_S = 0.02
 JOIN_TIMEOUT_S = 1.0
+#: The staggered start begins this long after the last sensor is initialised.
+START_MARGIN_S = 0.002
+#: Phase control runs only when the sensors' nominal periods agree this closely (same budget).
+SAME_PERIOD_SHARE = 0.01
 
 
 class SMBusLike(Protocol):
@@ -58,12 +63,14 @@ class SMBusLike(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class TofSpec:
-    """One sensor as configured: id, target I2C address, XSHUT pin, timing budget."""
+    """One sensor as configured: id, target I2C address, XSHUT pin, timing budget, GPIO1 pin."""
 
     sensor_id: str
     address: int
     xshut_pin: int | str | None
     timing_budget_ms: int
+    #: The pin the sensor's GPIO1 (interrupt, active low) is wired to; None: the sensor is polled.
+    interrupt_pin: int | str | None = None
 
     def __post_init__(self) -> None:
         if not self.sensor_id:
@@ -74,10 +81,9 @@ class TofSpec:
                 f"address of sensor {self.sensor_id!r} must be a 7-bit I2C address "
                 f"in 0x{low_address:02x}..0x{high_address:02x}, got {self.address!r}"
             )
-        if self.xshut_pin is not None and bcm_number(self.xshut_pin) is None:
-            raise ValueError(
-                f"xshut_pin of sensor {self.sensor_id!r} {PIN_RULE}, got {self.xshut_pin!r}"
-            )
+        for name, pin in (("xshut_pin", self.xshut_pin), ("interrupt_pin", self.interrupt_pin)):
+            if pin is not None and bcm_number(pin) is None:
+                raise ValueError(f"{name} of sensor {self.sensor_id!r} {PIN_RULE}, got {pin!r}")
         low_ms, high_ms = TIMING_BUDGET_MS_RANGE
         budget = self.timing_budget_ms
         is_int = isinstance(budget, int) and not isinstance(budget, bool)
@@ -88,40 +94,25 @@ class TofSpec:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class TofStats:
-    """Counters of one sensor since open()."""
-
-    readings: int
-    faults: int
-
-
-@dataclass(slots=True)
-class _Sensor:
-    # Reader-thread state of one open sensor.
-    spec: TofSpec
-    device: adafruit_vl53l0x.VL53L0X
-    status_reg: I2CDevice
-    period_s: float
-    stale_after_s: float
-    last_data_t: float = 0.0
-    retry_at_t: float = 0.0
-    #: No result can be ready before this (a share of the period after the last one): not polled till then.
-    quiet_until_t: float = 0.0
-    stale_reported: bool = False
-    readings: int = 0
-    faults: int = 0
-    status_buf: bytearray = field(default_factory=lambda: bytearray(1))
-
-
 def _where(spec: TofSpec, address: int) -> str:
-    return f"ToF sensor {spec.sensor_id!r} at 0x{address:02X}"
+    return where(spec.sensor_id, address)
+
+
+def _pin_name(pin: int | str) -> str:
+    return f"GPIO{bcm_number(pin)}"
+
+
+def _sleep_until(t_mono: float) -> None:
+    while (left_s := t_mono - time.monotonic()) > 0:
+        time.sleep(left_s)
 
 
 class TofArray:
     """Brings VL53L0X sensors up at distinct addresses and reads them in one thread.
 
-    Callbacks run in the reader thread and must be quick (a queue put).
+    ``stagger`` starts the sensors evenly spread over one period and keeps them there;
+    without it they start together and are kept in phase. Callbacks run in the reader
+    thread and must be quick (a queue put).
     """
 
     def __init__(
@@ -136,6 +127,7 @@ class TofArray:
         pin_factory: Factory | None = None,
         io_timeout_s: float = 0.25,
         poll_interval_s: float = 0.002,
+        stagger: bool = True,
     ) -> None:
         specs = tuple(specs)
         if not specs:
@@ -156,6 +148,7 @@ class TofArray:
             raise ValueError(
                 f"xshut_pin must differ between sensors, got {[pin for _, pin in xshut_pins]!r}"
             )
+        _check_interrupt_pins(specs)
         if len(specs) > 1 and any(s.xshut_pin is None for s in specs):
             missing = [s.sensor_id for s in specs if s.xshut_pin is None]
             raise ValueError(
@@ -171,10 +164,10 @@ class TofArray:
         self._pin_factory = pin_factory
         self._io_timeout_s = io_timeout_s
         self._poll_interval_s = poll_interval_s
-        self._sensors: list[_Sensor] = []
+        self._stagger = stagger
+        self._sensors: list[ReaderSensor] = []
         self._pins: dict[str, DigitalOutputDevice] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader: TofReader | None = None  # made by open(), started by start()
         self._opened = False
         self._closed = False
         self._close_lock = threading.Lock()
@@ -182,7 +175,7 @@ class TofArray:
     # --- lifecycle --------------------------------------------------------
 
     def open(self) -> None:
-        """Power every sensor down, then bring each up, verify it and start ranging.
+        """Power every sensor down, bring each up and verify it, then start ranging (staggered).
 
         Raises SensorNotFound naming the sensor, address and bus; on any error
         everything opened so far is released.
@@ -197,23 +190,31 @@ class TofArray:
             finally:
                 if self._smbus is None:
                     smbus.close()
+            self._open_interrupts()
+            phase_control = self._start_ranging()
         except BaseException:
             self._release_hardware(stop_ranging=True)
             self._sensors.clear()
             self._closed = True
             raise
+        self._reader = TofReader(
+            self._sensors, on_reading=self._on_reading, on_fault=self._on_fault,
+            poll_interval_s=self._poll_interval_s, stagger=self._stagger,
+            phase_control=phase_control,
+        )
+        for sensor in self._sensors:
+            how = ("polled" if sensor.interrupt is None
+                   else f"on interrupt_pin {sensor.interrupt_pin} edges")
+            log.info("%s: ranging every %.1f ms, read %s",
+                     where(sensor.sensor_id, sensor.address), sensor.period_s * 1000, how)
 
     def start(self) -> None:
         """Start the daemon reader thread "tof-reader"; returns at once."""
-        if not self._sensors or self._closed:
+        if self._reader is None or self._closed:
             raise RuntimeError("TofArray.start() needs a successful open() and no close()")
-        if self._thread is not None:
+        if self._reader.thread is not None:
             raise RuntimeError("TofArray.start() was already called")
-        now = time.monotonic()
-        for sensor in self._sensors:
-            sensor.last_data_t = now  # silence is measured from here
-        self._thread = threading.Thread(target=self._run, name="tof-reader", daemon=True)
-        self._thread.start()
+        self._reader.start()
 
     def close(self) -> None:
         """Stop the reader, stop ranging, drive XSHUT low and release pins; safe twice."""
@@ -221,11 +222,9 @@ class TofArray:
             if self._closed:
                 return
             self._closed = True
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(JOIN_TIMEOUT_S + self._io_timeout_s)
-        reader_alive = thread is not None and thread.is_alive()
+        reader_alive = self._reader is not None and not self._reader.stop(
+            JOIN_TIMEOUT_S + self._io_timeout_s
+        )
         if reader_alive:
             log.error("tof-reader did not stop within %.1f s", JOIN_TIMEOUT_S)
         # The driver shares one class-level buffer, so only touch the bus once
@@ -245,17 +244,28 @@ class TofArray:
     @property
     def stats(self) -> dict[str, TofStats]:
         """Readings and faults reported per sensor id."""
-        return {s.spec.sensor_id: TofStats(s.readings, s.faults) for s in self._sensors}
+        return self._reader.stats() if self._reader is not None else {}
 
     @property
     def sensor_periods_s(self) -> dict[str, float]:
         """Measurement period per sensor id, as read back from the sensor."""
-        return {s.spec.sensor_id: s.period_s for s in self._sensors}
+        return {s.sensor_id: s.period_s for s in self._sensors}
+
+    @property
+    def timing(self) -> dict[str, dict[str, object]]:
+        """Per sensor id: nominal and measured period, phase error, re-phases, read mode, wire fault.
+
+        ``phase_error_s`` is against the sensor's slot relative to the first sensor (None
+        until known, or without phase control); ``interrupt`` is True for a sensor read on
+        its GPIO1 edge, False for a polled one; ``interrupt_fault`` is "no_edge",
+        "stuck_low" or None. Plain values, for the doctor, the status and the benchmarks.
+        """
+        return self._reader.timing() if self._reader is not None else {}
 
     @property
     def reader_thread(self) -> threading.Thread | None:
         """The reader thread once started (for supervision and tests)."""
-        return self._thread
+        return self._reader.thread if self._reader is not None else None
 
     # --- bring-up -----------------------------------------------------------
 
@@ -293,7 +303,7 @@ class TofArray:
             self._probe_identity(smbus, spec, DEFAULT_ADDRESS)
             self._sensors.append(self._init_sensor(spec, DEFAULT_ADDRESS))
         order = {spec.sensor_id: i for i, spec in enumerate(self._specs)}
-        self._sensors.sort(key=lambda s: order[s.spec.sensor_id])
+        self._sensors.sort(key=lambda s: order[s.sensor_id])
 
     def _check_default_address_free(self, smbus: SMBusLike) -> None:
         try:
@@ -327,7 +337,7 @@ class TofArray:
                 f"expected 0x{MODEL_ID:02X}"
             )
 
-    def _init_sensor(self, spec: TofSpec, address: int) -> _Sensor:
+    def _init_sensor(self, spec: TofSpec, address: int) -> ReaderSensor:
         at = address
         try:
             device = adafruit_vl53l0x.VL53L0X(self._i2c, address, io_timeout_s=self._io_timeout_s)
@@ -336,19 +346,60 @@ class TofArray:
                 at = spec.address
             device.measurement_timing_budget = spec.timing_budget_ms * 1000
             period_s = device.measurement_timing_budget / 1e6
-            device.start_continuous()
         except Exception as exc:  # the driver raises OSError, RuntimeError, ValueError
             raise SensorNotFound(
                 f"{_where(spec, at)} on I2C bus {self._bus_number} failed to initialise: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        return _Sensor(
-            spec=spec,
+        pin = spec.interrupt_pin
+        return ReaderSensor(
+            sensor_id=spec.sensor_id,
+            address=spec.address,
             device=device,
             status_reg=I2CDevice(self._i2c, spec.address, probe=False),
             period_s=period_s,
             stale_after_s=2 * period_s + self._io_timeout_s,
+            clock=SampleClock(period_s),
+            interrupt_pin=_pin_name(pin) if pin is not None else "",
         )
+
+    def _open_interrupts(self) -> None:
+        specs = {spec.sensor_id: spec for spec in self._specs}
+        for sensor in self._sensors:
+            pin = specs[sensor.sensor_id].interrupt_pin
+            if pin is None:
+                continue
+            try:
+                # GPIO1 is active low with the breakout's pull-up (the driver configures it so).
+                sensor.interrupt = DigitalInputDevice(
+                    pin, pull_up=True, pin_factory=self._pin_factory
+                )
+            except GPIOZeroError as exc:
+                raise PinConfigError(
+                    f"interrupt_pin {pin!r} of ToF sensor {sensor.sensor_id!r} "
+                    f"cannot be used: {exc}"
+                ) from exc
+
+    def _start_ranging(self) -> bool:
+        """Start continuous ranging, staggered over one period; True if phase control can keep it.
+
+        Every sensor is initialised first, so the starts are not spread by the bring-up's I/O.
+        Phase control needs one period for all: sensors of different budgets run free.
+        """
+        nominal_s = [s.period_s for s in self._sensors]
+        period_s = max(nominal_s)
+        offsets_s = slot_offsets_s(period_s, len(self._sensors), stagger=self._stagger)
+        t0 = time.monotonic() + START_MARGIN_S
+        for sensor, offset_s in zip(self._sensors, offsets_s):
+            _sleep_until(t0 + offset_s)
+            try:
+                sensor.device.start_continuous()
+            except Exception as exc:  # the driver raises OSError, RuntimeError
+                raise SensorNotFound(
+                    f"{where(sensor.sensor_id, sensor.address)} on I2C bus {self._bus_number} "
+                    f"failed to start ranging: {type(exc).__name__}: {exc}"
+                ) from exc
+        return max(nominal_s) - min(nominal_s) <= SAME_PERIOD_SHARE * period_s
 
     def _release_hardware(self, *, stop_ranging: bool) -> None:
         # Each step on its own, so one failure does not keep the others from running.
@@ -357,8 +408,8 @@ class TofArray:
                 try:
                     sensor.device.stop_continuous()
                 except Exception as exc:  # best effort; XSHUT low follows anyway
-                    where = _where(sensor.spec, sensor.spec.address)
-                    log.warning("%s: stop_continuous failed: %s", where, exc)
+                    log.warning("%s: stop_continuous failed: %s",
+                                where(sensor.sensor_id, sensor.address), exc)
         for sensor_id, pin in self._pins.items():
             try:
                 pin.off()
@@ -366,62 +417,25 @@ class TofArray:
             except Exception as exc:  # keep releasing the other pins
                 log.warning("ToF sensor %r: releasing XSHUT failed: %s", sensor_id, exc)
         self._pins.clear()
-
-    # --- reader thread ------------------------------------------------------
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for sensor in self._sensors:
-                self._poll(sensor)
-            # Sleep until the first sensor whose next result may be ready; at least one poll interval.
-            now = time.monotonic()
-            next_t = min((max(s.quiet_until_t, s.retry_at_t) for s in self._sensors), default=now)
-            self._stop.wait(max(self._poll_interval_s, min(next_t - now, self._poll_interval_s * 10)))
-
-    def _poll(self, sensor: _Sensor) -> None:
-        now = time.monotonic()
-        if now >= sensor.retry_at_t and now >= sensor.quiet_until_t:
+        for sensor in self._sensors:
+            if sensor.interrupt is None:
+                continue
             try:
-                if sensor.device.data_ready:
-                    self._read(sensor)
-                    return
-            except Exception as exc:  # nothing may escape the reader thread
-                sensor.retry_at_t = now + FAULT_BACKOFF_S
-                self._fault(sensor, f"read failed: {type(exc).__name__}: {exc}")
-        silence_s = time.monotonic() - sensor.last_data_t
-        if silence_s > sensor.stale_after_s and not sensor.stale_reported:
-            sensor.stale_reported = True
-            self._fault(
-                sensor,
-                f"no data for {silence_s * 1000:.0f} ms "
-                f"(limit {sensor.stale_after_s * 1000:.0f} ms)",
-            )
+                sensor.interrupt.close()  # safe twice
+            except Exception as exc:  # keep releasing the other pins
+                log.warning("ToF sensor %r: releasing interrupt_pin failed: %s",
+                            sensor.sensor_id, exc)
 
-    def _read(self, sensor: _Sensor) -> None:
-        # Status first: range() clears the interrupt, after which the next result may land.
-        with sensor.status_reg:
-            sensor.status_reg.write_then_readinto(_STATUS_INDEX, sensor.status_buf)
-        range_status = range_status_of(sensor.status_buf[0])
-        distance_mm = sensor.device.range  # continuous mode: latest result, clears interrupt
-        t_mono = time.monotonic()
-        sensor.last_data_t = t_mono
-        sensor.quiet_until_t = t_mono + QUIET_SHARE * sensor.period_s
-        sensor.stale_reported = False
-        sensor.readings += 1
-        reading = RangeReading(sensor.spec.sensor_id, distance_mm, range_status, t_mono)
-        try:
-            self._on_reading(reading)
-        except Exception:  # a consumer bug must not stop the sensors
-            log.exception("on_reading callback failed for %r", reading)
 
-    def _fault(self, sensor: _Sensor, message: str) -> None:
-        sensor.faults += 1
-        fault = SensorFault(
-            sensor.spec.sensor_id,
-            f"{_where(sensor.spec, sensor.spec.address)}: {message}",
-            time.monotonic(),
+def _check_interrupt_pins(specs: Sequence[TofSpec]) -> None:
+    """Refuse an interrupt pin that is another sensor's interrupt pin or any XSHUT pin."""
+    users = [((s.sensor_id, "xshut_pin"), s.xshut_pin) for s in specs if s.xshut_pin is not None]
+    users += [((s.sensor_id, "interrupt_pin"), s.interrupt_pin)
+              for s in specs if s.interrupt_pin is not None]
+    pins = {user: pin for user, pin in users}
+    for (sensor_id, name), (other_id, other_name) in pin_clashes(users):
+        raise ValueError(
+            f"{name} of sensor {sensor_id!r} ({_pin_name(pins[(sensor_id, name)])}) is already "
+            f"the {other_name} of sensor {other_id!r}: every XSHUT and interrupt pin must be "
+            f"a pin of its own"
         )
-        try:
-            self._on_fault(fault)
-        except Exception:  # a consumer bug must not stop the sensors
-            log.exception("on_fault callback failed for %r", fault)

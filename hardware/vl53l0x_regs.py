@@ -18,7 +18,20 @@ TIMING_BUDGET_MS_RANGE = (20, 200)
 MODEL_ID_REGISTER = 0xC0
 MODEL_ID = 0xEE
 
-#: RESULT_RANGE_STATUS: the device range status sits in bits 6:3.
+#: SYSTEM_INTERRUPT_CONFIG_GPIO: what drives the GPIO1 interrupt output (bits 2:0).
+SYSTEM_INTERRUPT_CONFIG_GPIO = 0x0A
+#: SYSTEM_INTERRUPT_CLEAR: writing bit 0 clears the interrupt (and releases GPIO1).
+SYSTEM_INTERRUPT_CLEAR = 0x0B
+#: GPIO_HV_MUX_ACTIVE_HIGH: bit 4 sets GPIO1's polarity (0 active low, as the Adafruit driver sets it).
+GPIO_HV_MUX_ACTIVE_HIGH = 0x84
+GPIO_ACTIVE_HIGH_BIT = 0x10
+#: RESULT_INTERRUPT_STATUS: bits 2:0 are non-zero while an interrupt waits to be cleared.
+RESULT_INTERRUPT_STATUS = 0x13
+INTERRUPT_STATUS_MASK = 0x07
+#: "New sample ready": the interrupt source the driver configures, and the status it then reports.
+INTERRUPT_NEW_SAMPLE = 0x04
+
+#: RESULT_RANGE_STATUS (right after RESULT_INTERRUPT_STATUS): the device range status sits in bits 6:3.
 RESULT_RANGE_STATUS = 0x14
 RANGE_STATUS_SHIFT = 3
 RANGE_STATUS_MASK = 0x0F

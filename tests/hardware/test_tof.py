@@ -1,6 +1,8 @@
 """ToF driver tests: the real adafruit_vl53l0x driver over the register model.
 
 XSHUT lines are gpiozero MockFactory pins bound to the model with bind_xshut().
+The fixtures (bus, rec, make_array) are in conftest.py; interrupts and phase
+control have their own files.
 """
 
 from __future__ import annotations
@@ -8,78 +10,21 @@ from __future__ import annotations
 import errno
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import adafruit_vl53l0x
 import pytest
 
+from tests.hardware.tof_support import IO_TIMEOUT_S
 from tests.waiting import wait_until
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from hardware import HardwareError, RangeReading, SensorFault, SensorNotFound
+from hardware import HardwareError, RangeReading, SensorNotFound
 from hardware.sim.pins import WatchedPin
 from hardware.sim.vl53l0x import SimI2C, bind_xshut
 from hardware.tof import TofArray, TofSpec
 from hardware.vl53l0x_regs import NO_TARGET_MM
-
-IO_TIMEOUT_S = 0.05
-
-
-class Recorder:
-    """Collects what the reader thread hands over (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._readings: list[RangeReading] = []
-        self._faults: list[SensorFault] = []
-
-    def on_reading(self, reading: RangeReading) -> None:
-        with self._lock:
-            self._readings.append(reading)
-
-    def on_fault(self, fault: SensorFault) -> None:
-        with self._lock:
-            self._faults.append(fault)
-
-    def readings(self, sensor_id: str | None = None) -> list[RangeReading]:
-        with self._lock:
-            return [r for r in self._readings if sensor_id in (None, r.sensor_id)]
-
-    def faults(self, containing: str = "") -> list[SensorFault]:
-        with self._lock:
-            return [f for f in self._faults if containing in f.message]
-
-
-@pytest.fixture
-def bus() -> SimI2C:
-    return SimI2C()
-
-
-@pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-def make_array(bus: SimI2C, rec: Recorder) -> Iterator[Callable[..., TofArray]]:
-    """Builds TofArrays over the simulated bus; all are closed afterwards."""
-    arrays: list[TofArray] = []
-
-    def make(specs: list[TofSpec], *, pin_factory: MockFactory | None = None,
-             io_timeout_s: float = IO_TIMEOUT_S) -> TofArray:
-        array = TofArray(
-            specs, i2c=bus, smbus=bus.smbus(), on_reading=rec.on_reading,
-            on_fault=rec.on_fault, pin_factory=pin_factory, io_timeout_s=io_timeout_s,
-        )
-        arrays.append(array)
-        return array
-
-    try:
-        yield make
-    finally:
-        for array in arrays:
-            array.close()
 
 
 @pytest.fixture
