@@ -63,12 +63,15 @@ class Controller:
     """
 
     def __init__(self, cfg: Config, *, i2c: Any, pin_factory: Any, port: str | None = None,
-                 smbus: Any = None, state_dir: str | Path | None = None, on_healthy_tick=None):
+                 smbus: Any = None, state_dir: str | Path | None = None, on_healthy_tick=None,
+                 stagger_sensors: bool = True):
         self.cfg = cfg
         self.state_dir = Path(state_dir or cfg.storage.state_dir)
         self.port = port or cfg.treadmill.port
         self._i2c, self._smbus, self._pin_factory = i2c, smbus, pin_factory
         self._on_healthy_tick = on_healthy_tick
+        #: Start the sensors' ranging staggered over one period (benchmarks compare with in phase).
+        self._stagger_sensors = stagger_sensors
         self.panel: PanelIO | None = None
         self.tof: TofArray | None = None
         self.belt: TrackMasterBelt | SpeedSensorBelt | None = None
@@ -133,9 +136,10 @@ class Controller:
     def _start_sensors(self) -> None:
         assert self.loop is not None
         loop = self.loop
-        specs = [TofSpec(s.id, s.i2c_address, s.xshut_pin, s.timing_budget_ms) for s in self.cfg.sensors]
+        specs = [TofSpec(s.id, s.i2c_address, s.xshut_pin, s.timing_budget_ms, interrupt_pin=s.interrupt_pin)
+                 for s in self.cfg.sensors]
         self.tof = TofArray(specs, i2c=self._i2c, smbus=self._smbus, bus_number=self.cfg.i2c.bus,
-                            pin_factory=self._pin_factory,
+                            pin_factory=self._pin_factory, stagger=self._stagger_sensors,
                             on_reading=lambda r: loop.submit_distance(r.sensor_id, r.distance_mm,
                                                                       r.range_status, r.t_mono),
                             on_fault=lambda f: loop.submit_sensor_fault(f.sensor_id, f.message, f.t_mono))
@@ -165,7 +169,8 @@ class Controller:
         assert self.loop is not None, "start() first"
         self.ipc = IpcServer(self.loop, self.history, self.cfg, socket_path or self.cfg.web.ipc_socket,
                              group=self.cfg.web.ipc_group if group is None else group,
-                             demo_actions=demo_actions, sessions=self.sessions).start()
+                             demo_actions=demo_actions, sessions=self.sessions,
+                             sensor_timing=lambda: self.tof.timing if self.tof is not None else {}).start()
         return self.ipc
 
     def command(self, command: Command, timeout_s: float = 1.0):

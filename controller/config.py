@@ -78,6 +78,9 @@ class SensorConfig:
     id: str = field(metadata={"spec": Text("a short name, e.g. \"left\"", max_len=16)})
     i2c_address: int = field(metadata={"spec": Num(*vl53l0x_regs.ADDRESS_RANGE, integer=True, hex=True)})
     xshut_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
+    #: The sensor's GPIO1 ("new sample ready", active low) wired to a Pi pin: the reader then wakes on
+    #: its falling edge instead of polling the sensor over I2C. Optional; without it the sensor is polled.
+    interrupt_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
     #: Distance from the sensor's window to the rear edge (sensor behind the edge > 0).
     mount_offset_mm: float = field(default=0.0, metadata={"spec": Num(-200, 300, "mm")})
     timing_budget_ms: int = field(default=33, metadata={"spec": Num(*vl53l0x_regs.TIMING_BUDGET_MS_RANGE, "ms",
@@ -107,6 +110,11 @@ class GpioConfig:
     relay_active_high: bool = field(default=True, metadata={"spec": Flag()})
     estop_bounce_ms: float = field(default=ESTOP_BOUNCE_MS_DEFAULT,
                                    metadata={"spec": Num(*ESTOP_BOUNCE_MS_RANGE, "ms")})
+    #: The heartbeat's square-wave period: one edge every half period, from the decision thread.
+    heartbeat_period_ms: float = field(default=50.0, metadata={"spec": Num(10.0, 1000.0, "ms")})
+    #: Hold time of the external missing-pulse watchdog relay on the heartbeat pin: it opens the
+    #: safety circuit when no heartbeat period completes within it. Set to the relay as fitted.
+    watchdog_hold_ms: float = field(default=100.0, metadata={"spec": Num(20.0, 5000.0, "ms")})
     reset_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
     buzzer_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
     lamp_green_pin: int | str | None = field(default=None, metadata={"spec": Pin()})
@@ -146,7 +154,6 @@ class Ceilings:
 class SafetyConfig:
     """Installer-level thresholds of the safety rules."""
 
-    tick_hz: float = field(default=100.0, metadata={"spec": Num(20.0, 500.0, "Hz")})
     overspeed_grace_s: float = field(default=1.0, metadata={"spec": Num(0.1, 2.0, "s")})
     gross_overspeed_factor: float = field(default=1.25, metadata={"spec": Num(1.05, 1.5)})
     overspeed_tolerance_kmh: float = field(default=0.2, metadata={"spec": Num(0.05, 0.5, "km/h")})
@@ -404,8 +411,8 @@ def _pin_errors(gpio: dict, sensors: list) -> list[FieldError]:
     """Every pin used once only (checked on the raw tables, so it runs beside field errors)."""
     named = [("gpio", k, v) for k, v in gpio.items() if k.endswith("_pin")] if isinstance(gpio, dict) else []
     if isinstance(sensors, list):
-        named += [(f"sensors #{i}", "xshut_pin", t.get("xshut_pin")) for i, t in enumerate(sensors, start=1)
-                  if isinstance(t, dict)]
+        named += [(f"sensors #{i}", key, t.get(key)) for i, t in enumerate(sensors, start=1)
+                  if isinstance(t, dict) for key in ("xshut_pin", "interrupt_pin")]
     # Invalid pins are skipped: each has its own error (and an integer too long to print has no name).
     return [FieldError(section, key, pin, f"is already used by [{first[0]}] {first[1]}")
             for (section, key, pin), first in pin_clashes((user, user[2]) for user in named)]
@@ -421,6 +428,13 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
                                  'was renamed: write reverse_mode_carries = "away_from_edge" for true, '
                                  '"toward_edge" for false'))
         data = {**data, "treadmill": {k: v for k, v in treadmill_table.items() if k != "reverse_belt"}}
+    safety_table = data.get("safety")
+    if isinstance(safety_table, dict) and "tick_hz" in safety_table:
+        # The decision thread no longer ticks: it wakes for inputs and for the next deadline of a rule.
+        errors.append(FieldError("safety", "tick_hz", safety_table["tick_hz"],
+                                 "is no longer used: the decision thread wakes for each input and for the next "
+                                 "deadline of a rule; remove it (the heartbeat's pace is [gpio] heartbeat_period_ms)"))
+        data = {**data, "safety": {k: v for k, v in safety_table.items() if k != "tick_hz"}}
     for name in data:
         if name not in _SECTIONS and name != "sensors":
             errors.append(FieldError(name, "", "", f"section [{name}] is not valid; sections: "
@@ -444,6 +458,11 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
                                      f"must be at least one poll period plus the ack timeout "
                                      f"({worst_s:.3f} s with poll_hz and ack_timeout_s as set), "
                                      "or a healthy link would trip"))
+    gpio = parts.get("gpio")
+    if gpio is not None and gpio.heartbeat_period_ms > gpio.watchdog_hold_ms / 2:
+        errors.append(FieldError("gpio", "heartbeat_period_ms", data["gpio"].get("heartbeat_period_ms", gpio.heartbeat_period_ms),
+                                 f"must be at most half of [gpio] watchdog_hold_ms ({gpio.watchdog_hold_ms:g} ms): "
+                                 "one late heartbeat period must not let the watchdog relay drop"))
     safety = parts.get("safety")
     if safety is not None:
         for section, table in (("limits", limits), ("ceilings", ceilings)):

@@ -178,9 +178,12 @@ class IpcServer:
 
     def __init__(self, loop: ControlLoop, history: HistoryStore, cfg: Config, socket_path: str | Path, *,
                  group: str = "", demo_actions: dict[str, Callable[[], str]] | None = None,
-                 max_clients: int = 32, sessions: SessionRunner | None = None):
+                 max_clients: int = 32, sessions: SessionRunner | None = None,
+                 sensor_timing: Callable[[], dict[str, Any]] | None = None):
         self.loop, self.history, self.cfg = loop, history, cfg
         self.sessions = sessions
+        #: Each sensor's read mode, measured period and phase (TofArray.timing), for the status.
+        self.sensor_timing = sensor_timing or dict
         self.path = Path(socket_path)
         self.group = group
         self.demo_actions = demo_actions or {}
@@ -348,7 +351,7 @@ class IpcServer:
         runner = self.sessions
         return {"session": runner.snapshot if runner else None,
                 "selected_patient": runner.selected_patient if runner else None,
-                "storage": self.history.health()}
+                "storage": self.history.health(), "sensor_timing": self.sensor_timing()}
 
     def _m_status(self, client: _Client, params: dict) -> dict[str, Any]:
         return self.status()

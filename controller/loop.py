@@ -1,10 +1,14 @@
 """The control loop: one decision thread fed by producer threads through a queue.
 
 Producers (sensor reader, belt link, GPIO callbacks, IPC) only put timestamped
-items on a queue. The decision thread runs the core on each item at once and on
-a fixed tick, so silence is noticed too. Outputs are applied in the same
-thread, relay first. The heartbeat toggles on each healthy tick from this
-thread only: if the loop hangs, the external watchdog relay drops.
+items on a queue. The decision thread runs the core on each item at once. It
+waits for nothing else than the next input or the next deadline that matters:
+the core's next deadline (a sample going stale, an overspeed's grace, a ramp
+step; ``SafetyCore.next_deadline``), the next heartbeat edge, a chime's next
+change. So silence is noticed at its deadline, not on a blind tick. Outputs
+are applied in the same thread, relay first. The heartbeat toggles from this
+thread only, at the configured pace, on a healthy step: if the loop hangs, the
+external watchdog relay drops.
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ from controller.safety.core import SafetyCore
 from controller.safety.types import ANYONE_COMMANDS, BeltAction, Command, Event, EventKind, Outputs, Reply, State
 
 log = logging.getLogger(__name__)
+
+#: The status snapshot is rebuilt at most this often, and at once on every event (the dashboard
+#: pushes at most every 50 ms; the session runner reads it for its timer).
+STATUS_INTERVAL_S = 0.05
+#: A heartbeat edge may come this share of its interval (half the heartbeat period) early, riding on an
+#: input's wake-up instead of a wake-up of its own; the edges stay between 1/4 and 7/4 intervals apart.
+HEARTBEAT_EARLY_SHARE = 0.75
 
 #: Upper bounds (s) of the decision-latency histogram exported as metrics.
 LATENCY_BUCKETS_S = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01)
@@ -59,7 +70,7 @@ class ControlLoop:
     """Runs a :class:`SafetyCore` in its own thread and applies its outputs."""
 
     def __init__(self, core: SafetyCore, *, outputs: OutputPort, belt: BeltPort | None = None,
-                 event_sink: Callable[[Event], None] | None = None, tick_hz: float | None = None,
+                 event_sink: Callable[[Event], None] | None = None, heartbeat_period_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  on_healthy_tick: Callable[[State], None] | None = None,
                  estop_level: Callable[[], bool] | None = None):
@@ -67,11 +78,20 @@ class ControlLoop:
         self.outputs = outputs
         self.belt = belt
         self.event_sink = event_sink or (lambda e: None)
-        self.tick_s = 1.0 / (tick_hz or core.cfg.safety.tick_hz)
+        period_s = heartbeat_period_s or core.cfg.gpio.heartbeat_period_ms / 1000.0
+        #: Time between two heartbeat edges: the longest the thread ever waits with no input.
+        self.edge_interval_s = period_s / 2.0
         self.clock = clock
         self.on_healthy_tick = on_healthy_tick
-        #: Read on every tick besides the edge callbacks, so a missed edge cannot hide a press.
+        #: Read at every heartbeat edge and deadline besides the edge callbacks: a missed edge cannot hide a press.
         self.estop_level = estop_level
+        #: Times the decision thread woke (an input, a deadline, a heartbeat edge): a figure of its cost.
+        self.wakeups = 0
+        self._next_edge_t = 0.0
+        self._core_deadline = float("-inf")
+        self._status_t = float("-inf")
+        self._limits_seen: Any = None
+        self._limits_as_dict: dict[str, Any] = {}
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -206,36 +226,67 @@ class ControlLoop:
             self._force_relay_off()
 
     def _loop(self) -> None:
-        next_tick = self.clock()
+        self._next_edge_t = self.clock()
         while not self._stop.is_set():
-            wait_s = next_tick - self.clock()
-            item = None
-            if wait_s > 0:
-                try:
-                    item = self._q.get(timeout=wait_s)
-                except queue.Empty:
-                    pass
-            if item is not None:
-                self._guarded(item[0], item[1])
-            now = self.clock()
-            if now >= next_tick:
-                if self.estop_level is not None:
-                    self._guarded(self._read_estop, (now,))
-                healthy = self._guarded(self.core.on_tick, (now,))
-                healthy = self._guarded(self._tick_side_effects, (healthy,)) and healthy
-                next_tick += self.tick_s
-                if next_tick <= now:  # fell behind: do not burst to catch up
-                    next_tick = now + self.tick_s
+            wake_t = min(self._core_deadline, self._next_edge_t, self._chime_change_t())
+            wait_s = wake_t - self.clock()
+            try:
+                item = self._q.get(timeout=wait_s) if wait_s > 0 else self._q.get_nowait()
+            except queue.Empty:
+                item = None
+            self.wakeups += 1
+            self._wake(item)
 
-    def _tick_side_effects(self, healthy: bool) -> None:
-        # Status listeners, the heartbeat and the systemd ping: a failure here trips too.
-        self._publish_status()
+    def _wake(self, item: tuple | None) -> None:
+        """One wake-up: every queued input, the E-stop level, a deadline step if one is due, then the
+        heartbeat edge if it is due (after a healthy core step), the chime and the status."""
+        stepped = healthy = False
+        while item is not None:
+            ok = self._guarded(item[0], item[1])
+            if item[0] != self._start_chime:  # a chime is no step of the core
+                stepped, healthy = True, ok
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                item = None
+        now = self.clock()
+        edge_due = now >= self._next_edge_t - HEARTBEAT_EARLY_SHARE * self.edge_interval_s
+        deadline_due = now >= self._core_deadline
+        if self.estop_level is not None and (edge_due or deadline_due):
+            # Besides the edge callbacks, at least once per heartbeat edge: a missed edge cannot hide a press.
+            self._guarded(self._read_estop, (now,))
+        if deadline_due or (edge_due and not stepped):
+            # A deadline of a rule, or a heartbeat edge with no input this wake-up: the core steps at
+            # the present time, so the edge proves that it runs.
+            healthy = self._guarded(self.core.on_tick, (now,))
+            stepped = True
+        self._core_deadline = self.core.next_deadline()
         if self._chime is not None:
-            self._update_buzzer()
-        if healthy and not self.broken and not self._stop.is_set():
-            self.outputs.toggle_heartbeat()
-            if self.on_healthy_tick is not None:
-                self.on_healthy_tick(self.core.state)
+            self._guarded(self._update_buzzer, ())
+        if now - self._status_t >= STATUS_INTERVAL_S:
+            healthy = self._guarded(self._publish_status, ()) and healthy
+        if edge_due:
+            # On the grid of edge intervals, so early edges do not add edges: one per interval on average,
+            # between a quarter and one and three quarters of an interval apart.
+            self._next_edge_t = max(self._next_edge_t + self.edge_interval_s, now + self.edge_interval_s / 2)
+            if healthy and not self.broken and not self._stop.is_set():
+                self._guarded(self._heartbeat, ())
+
+    def _heartbeat(self) -> None:
+        self.outputs.toggle_heartbeat()
+        if self.on_healthy_tick is not None:
+            self.on_healthy_tick(self.core.state)
+
+    def _chime_change_t(self) -> float:
+        """When the chime under way next turns the buzzer on or off (inf without a chime)."""
+        if self._chime is None:
+            return float("inf")
+        t = self._chime[0]
+        for length in self._chime[1]:
+            t += length
+            if t > self.clock():
+                return t
+        return t
 
     def _guarded(self, fn: Callable[..., Outputs | None], args: tuple) -> bool:
         """Run one core step; any exception trips the relay and is logged with its traceback."""
@@ -332,8 +383,15 @@ class ControlLoop:
         except Exception:  # noqa: BLE001 - the caller is already on its way to a safe state
             log.critical("could not drive the relay off\n%s", traceback.format_exc())
 
+    def _limits_dict(self, limits: Any) -> dict[str, Any]:
+        # Limits are frozen and replaced on each change: converted once per change, not per status.
+        if self._limits_seen is not limits:
+            self._limits_seen, self._limits_as_dict = limits, dataclasses.asdict(limits)
+        return dict(self._limits_as_dict)
+
     def _publish_status(self) -> None:
         core = self.core
+        self._status_t = self.clock()
         now = core.now
         sid, gap = core.nearest()
         stop = core.stop_distance_mm()
@@ -357,9 +415,9 @@ class ControlLoop:
             "sensors": {s_id: {"distance_mm": tr.distance_mm if tr.t_sample is not None else None,
                                "gap_mm": tr.gap_mm, "reading": tr.reading.value, "fresh": tr.is_fresh(now)}
                         for s_id, tr in core.sensors.items()},
-            "limits": dataclasses.asdict(core.limits),
+            "limits": self._limits_dict(core.limits),
             "counters": {"trips_by_reason": dict(self.trips_by_reason), "sensor_faults": self.sensor_faults,
-                         "link_faults": self.link_faults, "decisions": self.steps},
+                         "link_faults": self.link_faults, "decisions": self.steps, "wakeups": self.wakeups},
             "decision_latency": {"buckets_s": list(LATENCY_BUCKETS_S), "counts": list(self.latency_counts),
                                  "count": self.steps, "sum_s": self.latency_sum_s},
         }

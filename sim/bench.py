@@ -26,12 +26,10 @@ from controller.safety.types import Command, CommandKind, Reply
 from hardware.sim.patient import PatientModel, PatientRunner
 from hardware.sim.pins import watch_pin
 from hardware.sim.treadmill import TreadmillEmulator
-from hardware.sim.vl53l0x import SimI2C, bind_xshut
+from hardware.sim.vl53l0x import SimI2C, bind_gpio1, bind_xshut
 from hardware.sim.watchdog import WatchdogRelayModel
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "systemd" / "config.example.toml"
-#: A typical missing-pulse module drops out after a few missed 100 Hz pulses.
-WATCHDOG_HOLD_S = 0.1
 #: How far beyond the warn zone at standstill a patient asked to step forward before a reset stands
 #: (their sway and the sensors' noise stay outside it).
 RESET_CLEARANCE_MM = 50.0
@@ -73,7 +71,7 @@ class SimBench:
     def __init__(self, cfg: Config | None = None, *, state_dir: str | Path | None = None,
                  start_gap_mm: float = 1000.0, byte_time: bool = False, accel_mps2: float = 0.5,
                  ipc_socket: str | Path | None = None, sway_mm: float = 0.0, sway_hz: float = 0.25,
-                 noise_mm: float = 0.0, seed: int = 0, on_healthy_tick=None):
+                 noise_mm: float = 0.0, seed: int = 0, on_healthy_tick=None, stagger_sensors: bool = True):
         self._tmp = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="treadmill-sim-")
@@ -98,6 +96,9 @@ class SimBench:
         for s in self.cfg.sensors:
             chip = self.bus.add_chip(distance_fn=self._distance_fn(s.mount_offset_mm, sway_mm, sway_hz))
             bind_xshut(self.factory, s.xshut_pin, chip)
+            if s.interrupt_pin is not None:
+                # The sensor's GPIO1 wire: the model drives it as the chip's interrupt output.
+                bind_gpio1(self.factory, s.interrupt_pin, chip)
             self.chips[s.id] = chip
         g = self.cfg.gpio
         self.relay_pin = watch_pin(self.factory, g.relay_pin, self._relay_changed)
@@ -107,11 +108,11 @@ class SimBench:
         self.buzzer_history: list[tuple[float, bool]] = []
         if g.buzzer_pin is not None:
             watch_pin(self.factory, g.buzzer_pin, lambda on: self.buzzer_history.append((time.monotonic(), on)))
-        self.watchdog = WatchdogRelayModel(self.heartbeat_pin, hold_time_s=WATCHDOG_HOLD_S, latched=True)
+        self.watchdog = WatchdogRelayModel(self.heartbeat_pin, hold_time_s=g.watchdog_hold_ms / 1000.0, latched=True)
         self.runner = PatientRunner(self.patient, self._belt_for_patient, step_s=0.002)
         self.controller = Controller(self.cfg, i2c=self.bus, pin_factory=self.factory,
                                      port=str(self.port_link), smbus=self.bus.smbus(), state_dir=state_dir,
-                                     on_healthy_tick=on_healthy_tick)
+                                     on_healthy_tick=on_healthy_tick, stagger_sensors=stagger_sensors)
         self._circuit_stop = threading.Event()
         self._circuit_thread = threading.Thread(target=self._watch_circuit, name="sim-safety-circuit",
                                                 daemon=True)
@@ -195,6 +196,7 @@ class SimBench:
         """Stop everything; safe twice."""
         self._circuit_stop.set()
         self.controller.close()
+        self.bus.close()  # the register models' clock, which drives their GPIO1 lines
         self.runner.close()
         self.emulator.close()
         if self._circuit_thread.is_alive():

@@ -2,8 +2,8 @@
 
 The real-time bench (``sim.bench``) runs the drivers; this runs the decisions alone, as fast as
 the core computes, so a long walk takes seconds. Each sensor delivers a sample every period
-(the two out of phase) with uniform noise, the treadmill reports its speed at the poll rate, and
-the loop ticks at the tick rate, as in the controller. The patient keeps a steady gap and sways
+(staggered, as the controller starts them) with uniform noise, the treadmill reports its speed at
+the poll rate, and the core also steps at its next deadline, as the controller's loop wakes. The patient keeps a steady gap and sways
 with each step; a lurch adds a speed toward the edge for a while.
 """
 
@@ -77,7 +77,6 @@ def walk(cfg: Config, speed_kmh: float, minutes: float, *, sway_mm: float = 40.0
     offsets = {s.id: s.mount_offset_mm for s in cfg.sensors}
     periods = {s.id: s.period_s for s in cfg.sensors}
     poll_s = 1.0 / cfg.treadmill.poll_hz
-    tick_s = 1.0 / cfg.safety.tick_hz
     # How far a lurch has brought the patient, integrated event by event: the patient stops
     # stepping (the belt carries them, if it carries toward the edge) and stumbles on top of it.
     lurch_mm = [0.0, 0.0]  # (distance, time of the last update)
@@ -108,20 +107,22 @@ def walk(cfg: Config, speed_kmh: float, minutes: float, *, sway_mm: float = 40.0
     belt_mps = 0.0
     end = t + 60.0 * minutes
     # The schedule of inputs: (time, order, kind, sensor id).
-    queue: list[tuple[float, int, str, str]] = [(t + tick_s, 0, "tick", ""), (t + poll_s, 1, "belt", "")]
+    # "deadline": the core's next deadline, where the loop would wake with no input.
+    queue: list[tuple[float, int, str, str]] = [(t + poll_s, 1, "belt", "")]
     for i, sid in enumerate(sorted(offsets)):
         queue.append((t + periods[sid] * (1 + i / len(offsets)), 2 + i, "sensor", sid))
     heapq.heapify(queue)
     in_warn = False
+    deadline_queued = float("inf")
     while queue:
         t, order, kind, sid = heapq.heappop(queue)
         if t > end:
             break
         gap = gap_at(t - t_walk)
         result.min_gap_mm = min(result.min_gap_mm, gap)
-        if kind == "tick":
+        if kind == "deadline":
+            deadline_queued = float("inf") if t >= deadline_queued else deadline_queued
             out = core.on_tick(t)
-            heapq.heappush(queue, (t + tick_s, order, kind, sid))
         elif kind == "belt":
             # The treadmill follows the last command within a poll, at its own acceleration.
             target = core.commanded_mps if core.state in (State.RUNNING, State.STOPPING) else 0.0
@@ -133,6 +134,10 @@ def walk(cfg: Config, speed_kmh: float, minutes: float, *, sway_mm: float = 40.0
             reading = gap + offsets[sid] + rng.uniform(-noise_mm, noise_mm)
             out = core.on_distance(sid, reading, 11, t)
             heapq.heappush(queue, (t + periods[sid], order, kind, sid))
+        deadline = core.next_deadline()
+        if deadline < deadline_queued:
+            heapq.heappush(queue, (deadline, 0, "deadline", ""))
+            deadline_queued = deadline
         if core.in_warn and not in_warn:
             result.warn_episodes += 1
         in_warn = core.in_warn

@@ -47,6 +47,8 @@ COUNTERS = (
     ("sensor_faults", "treadmill_sensor_faults", "Distance sensor faults since the controller started"),
     ("link_faults", "treadmill_link_faults", "Treadmill serial link faults since the controller started"),
     ("decisions", "treadmill_decisions", "Decision steps run since the controller started"),
+    ("wakeups", "treadmill_decision_wakeups", "Times the decision thread woke (an input, a deadline, a heartbeat "
+                                               "edge) since the controller started"),
 )
 
 bp = Blueprint("metrics", __name__)

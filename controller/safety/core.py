@@ -29,6 +29,8 @@ from controller.safety.types import (
 OVERSPEED_RESEND_S = 0.25
 #: A warn episode ends this far beyond where it began, so noise at the line gives one step.
 WARN_HYSTERESIS_MM = 20.0
+#: A deadline is looked at this long after the limit it stands for (each rule changes strictly after it).
+DEADLINE_AFTER_S = 0.0002
 
 
 def _ok(message: str) -> Reply:
@@ -152,6 +154,9 @@ class SafetyCore:
     def on_command(self, command: Command, t_mono: float) -> Outputs:
         """A person's request; the reply says what happened."""
         self._advance(t_mono)
+        # The ramp runs up to now under the speed asked for until now: the loop steps the core only for
+        # inputs and deadlines, and a command changes what the ramp aims at from now on.
+        self._ramp()
         reply = self._handle_command(command)
         self._events.append(Event(self.now, EventKind.COMMAND if reply.ok else EventKind.REFUSED, command.kind.value,
                                   reply.message, command.actor,
@@ -268,6 +273,25 @@ class SafetyCore:
         out += self._speed_causes()
         return out
 
+    def disagreement_allowance_mm(self) -> float:
+        """How far apart two fresh sensors may read because of the patient's motion alone: staggered
+        sensors sample at different instants, and the gap moves by its closing speed times the offset
+        between their samples. The speed is the largest measured one of the fresh sensors (either
+        way: a step forward opens the gap as fast), or ``[safety] approach_speed_mps`` while any
+        fresh sensor has none, as the stop distance assumes."""
+        times: list[float] = []
+        speed: float | None = 0.0
+        for track in self.sensors.values():
+            if track.gap_mm is None or not track.is_fresh(self.now):
+                continue
+            times.append(track.t_sample)  # type: ignore[arg-type]  # fresh: sampled
+            estimate = track.closing.estimate(self.now)
+            speed = None if estimate is None or speed is None else max(speed, abs(estimate))
+        if len(times) < 2:
+            return 0.0
+        v = self.cfg.safety.approach_speed_mps if speed is None else speed
+        return 1000.0 * v * (max(times) - min(times))
+
     def _zone_causes(self) -> list[Cause]:
         fresh = [(sid, tr.gap_mm) for sid, tr in self.sensors.items()
                  if tr.gap_mm is not None and tr.is_fresh(self.now)]
@@ -275,9 +299,13 @@ class SafetyCore:
         if len(fresh) > 1:
             gaps = [g for _, g in fresh]
             spread = max(gaps) - min(gaps)
-            if spread > self.cfg.safety.sensor_disagree_mm:
-                out.append(Cause("sensors_disagree", f"sensors disagree by {spread:.0f} mm "
-                                 f"(tolerance {self.cfg.safety.sensor_disagree_mm:.0f} mm)"))
+            tolerance = self.cfg.safety.sensor_disagree_mm
+            if spread > tolerance:
+                allowance = self.disagreement_allowance_mm()
+                if spread > tolerance + allowance:
+                    out.append(Cause("sensors_disagree", f"sensors disagree by {spread:.0f} mm "
+                                     f"(tolerance {tolerance:.0f} mm + {allowance:.0f} mm the patient moves "
+                                     "between their samples)"))
         sid, gap = self.nearest()
         if gap is not None:
             stop = self.stop_distance_mm()
@@ -313,6 +341,53 @@ class SafetyCore:
         if self.state is State.STOPPING and self.stop_deadline is not None and self.now > self.stop_deadline:
             out.append(Cause("stop_timeout", "the controlled stop did not stop the belt in time", False))
         return out
+
+    # ---- when to look again ---------------------------------------------------------
+
+    def next_deadline(self) -> float:
+        """The earliest time after ``now`` at which a rule's outcome can change with no new input
+        (``inf`` if none): a sensor or the belt reading going stale, an overspeed's grace time, the
+        re-sent correction of a console override, the old cap's grace after a lowered cap, a
+        controlled stop's time limit, the next 0.1 km/h step of a ramp. The loop wakes then (or on
+        the next input, whichever comes first) instead of on a blind tick. Every rule that reads
+        the clock has its deadline here; tests/unit/test_deadlines.py checks that none is missed.
+        """
+        now = self.now
+        sc = self.cfg.safety
+        candidates = [tr.t_sample + 2.0 * tr.cfg.period_s for tr in self.sensors.values()
+                      if tr.t_sample is not None]
+        if self.belt.t_sample is not None:
+            candidates.append(self.belt.t_sample + self.belt.timeout_s)
+        for since in (self.overspeed_since, self.override_since):
+            if since is not None:
+                candidates.append(since + sc.overspeed_grace_s)
+        if self.override_since is not None:
+            candidates.append(self.overspeed_sent_t + OVERSPEED_RESEND_S)
+        candidates.append(self.cap_lowered_t + sc.overspeed_grace_s)
+        if self.stop_deadline is not None:
+            candidates.append(self.stop_deadline)
+        ramp_t = self._next_ramp_step_t()
+        if ramp_t is not None:
+            candidates.append(ramp_t)
+        # Each rule changes strictly after its limit (a sample exactly two periods old is fresh):
+        # look just after it. A limit already past has been acted on in this step.
+        future = [t + DEADLINE_AFTER_S for t in candidates if t + DEADLINE_AFTER_S > now]
+        return min(future, default=float("inf"))
+
+    def _next_ramp_step_t(self) -> float | None:
+        """When the ramp puts its next 0.1 km/h step (or its end) on the wire, None if no ramp runs."""
+        if self.state is not State.RUNNING or not self.can_command:
+            return None
+        rate = self.cfg.safety.speed_ramp_kmh_per_s / KMH_PER_MPS
+        step = 0.1 / KMH_PER_MPS
+        if self.ramping_down:
+            floor = self.cfg.safety.min_speed_kmh / KMH_PER_MPS
+            goal = max(floor, self.sent_mps - step)
+            return self.now + max(0.0, self.commanded_mps - goal) / rate
+        if self.commanded_mps >= self.target_mps or (self.in_warn and not self.carries_toward_edge()):
+            return None
+        goal = min(self.target_mps, self.sent_mps + step)
+        return self.now + max(0.0, goal - self.commanded_mps) / rate
 
     # ---- the step -----------------------------------------------------------------
 

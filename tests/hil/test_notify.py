@@ -121,10 +121,11 @@ def test_watchdog_pings_stop_when_the_decision_loop_hangs_and_status_follows_the
         gaps = [b[0] - a[0] for a, b in zip(pings, pings[1:])]
         assert max(gaps) < 0.2 + 0.05, "healthy: a ping every 0.1 s"
 
-        def hang(now):
+        def hang(*args):
             release.wait(10)
 
-        bench.controller.loop.core.on_tick = hang
+        # The loop wakes for inputs: it hangs in the step of the next sensor sample.
+        bench.controller.loop.core.on_distance = hang
         t_hang = time.monotonic()
         assert wait_until(lambda: time.monotonic() - t_hang > 0.6, 1.0)
         late = [t for t, _ in notify_socket.lines("WATCHDOG=1") if t > t_hang + 0.15]

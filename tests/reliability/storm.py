@@ -32,6 +32,7 @@ from typing import Callable
 
 from controller.assembly import Controller
 from controller.config import KMH_PER_MPS
+from controller.safety.core import DEADLINE_AFTER_S
 from controller.safety.types import CommandKind as K
 from sim.bench import STALE_INPUT_TRIPS, SimBench, sim_config, wait_until
 from hardware import belt_protocol as proto
@@ -41,6 +42,8 @@ from tests.reliability.machine import StallWatch, most_delayed_s, production_pri
 ACCEL_MPS2 = 1.0
 #: Scheduling slack on every deadline, as in the HIL scenarios.
 SLACK_S = 0.005
+#: An input's hop from its producer thread to the decision thread, on a loaded machine.
+INPUT_HOP_S = 0.010
 #: At most this share of faults may be late, and only during a stall the watcher saw.
 MAX_DISTURBED = 0.03
 #: The threads on a trip's path: a late trip is excused by the CPU time they were denied meanwhile.
@@ -91,15 +94,22 @@ def _chip(storm: "Storm"):
 
 
 def _sensor_deadline(storm: "Storm") -> float:
-    return 2 * storm.bench.cfg.sensor_period_s + storm.tick_s + SLACK_S
+    return 2 * storm.bench.cfg.sensor_period_s + DEADLINE_AFTER_S + SLACK_S
 
 
 def _link_deadline(storm: "Storm") -> float:
-    return storm.bench.cfg.treadmill.link_timeout_s + storm.tick_s + SLACK_S
+    return storm.bench.cfg.treadmill.link_timeout_s + DEADLINE_AFTER_S + SLACK_S
 
 
-def _tick_deadline(storm: "Storm") -> float:
-    return storm.tick_s + SLACK_S
+def _input_deadline(storm: "Storm") -> float:
+    # An input (an E-stop edge) is decided on when it arrives.
+    return INPUT_HOP_S + SLACK_S
+
+
+def _next_sample_deadline(storm: "Storm") -> float:
+    # The step of the next sensor sample raises: the staggered sensors deliver one every half period,
+    # and re-phasing may delay one by up to half a slot more.
+    return storm.bench.cfg.sensor_period_s + SLACK_S
 
 
 def _sensor_fault(kind: str) -> Callable[["Storm"], None]:
@@ -196,13 +206,13 @@ def _poll_s(storm: "Storm") -> float:
 
 def _runaway_deadline(storm: "Storm") -> float:
     # From the belt passing the cap's tolerance: two polls until a reading (floored to 0.1 mph) shows it,
-    # then the grace time, then the tick that judges it.
-    return storm.bench.cfg.safety.overspeed_grace_s + 2 * _poll_s(storm) + storm.tick_s + SLACK_S
+    # then the grace time, then the deadline step that judges it.
+    return storm.bench.cfg.safety.overspeed_grace_s + 2 * _poll_s(storm) + DEADLINE_AFTER_S + SLACK_S
 
 
 def _gross_deadline(storm: "Storm") -> float:
     # From the belt passing the gross limit: two polls until a reading shows it; that reading trips at once.
-    return 2 * _poll_s(storm) + storm.tick_s + SLACK_S
+    return 2 * _poll_s(storm) + SLACK_S
 
 
 def _break_estop_wire(storm: "Storm") -> None:
@@ -211,27 +221,28 @@ def _break_estop_wire(storm: "Storm") -> None:
 
 
 def _raise_once(storm: "Storm") -> None:
+    # A sensor sample is the step that always comes: the loop wakes for inputs, not on a tick.
     core = storm.bench.controller.loop.core
-    real = core.on_tick
+    real = core.on_distance
 
-    def failing_tick(t_mono: float):
-        core.on_tick = real
+    def failing_step(*args):
+        core.on_distance = real
         raise RuntimeError("injected fault in the decision path")
 
-    core.on_tick = failing_tick
+    core.on_distance = failing_step
 
 
 def _hang_loop(storm: "Storm") -> None:
     core = storm.bench.controller.loop.core
-    real = core.on_tick
+    real = core.on_distance
     release = storm.release_loop = threading.Event()
 
-    def hanging_tick(t_mono: float):
+    def hanging_step(*args):
         release.wait(5.0)
-        core.on_tick = real
-        return real(t_mono)
+        core.on_distance = real
+        return real(*args)
 
-    core.on_tick = hanging_tick
+    core.on_distance = hanging_step
 
 
 def _release_loop(storm: "Storm") -> None:
@@ -241,8 +252,9 @@ def _release_loop(storm: "Storm") -> None:
 
 
 def _watchdog_deadline(storm: "Storm") -> float:
-    # From the hang: at most one tick until the last heartbeat edge, the hold time, the bench's circuit poll.
-    return storm.tick_s + storm.bench.watchdog.hold_time_s + 0.005 + SLACK_S
+    # From the hang: the last heartbeat edge came at most one edge interval before it, then the hold
+    # time, then the bench's circuit poll.
+    return storm.edge_s + storm.bench.watchdog.hold_time_s + 0.005 + SLACK_S
 
 
 def _restart(storm: "Storm") -> None:
@@ -262,7 +274,7 @@ def _nothing(storm: "Storm") -> None:
 
 
 def _restart_deadline(storm: "Storm") -> float:
-    return storm.tick_s + SLACK_S
+    return INPUT_HOP_S + SLACK_S
 
 
 FAULTS: list[Fault] = [
@@ -293,11 +305,11 @@ FAULTS: list[Fault] = [
           arming_s=_over(1.0, tolerance=True)),
     Fault("belt gross overspeed", 0.5, _runaway(True), _end_runaway, _gross_deadline, ("gross_overspeed",),
           running=True, arming_s=_over(1.25, tolerance=False)),
-    Fault("E-stop pressed", 8, lambda s: s.bench.press_estop(), lambda s: s.bench.release_estop(), _tick_deadline,
+    Fault("E-stop pressed", 8, lambda s: s.bench.press_estop(), lambda s: s.bench.release_estop(), _input_deadline,
           ("estop",)),
-    Fault("E-stop wire broken", 6, _break_estop_wire, lambda s: s.bench.release_estop(), _tick_deadline,
+    Fault("E-stop wire broken", 6, _break_estop_wire, lambda s: s.bench.release_estop(), _input_deadline,
           ("estop",)),
-    Fault("exception in the decision path", 6, _raise_once, _nothing, _tick_deadline, ("exception",)),
+    Fault("exception in the decision path", 6, _raise_once, _nothing, _next_sample_deadline, ("exception",)),
     Fault("decision loop hung", 1.5, _hang_loop, _release_loop, _watchdog_deadline, (), opens="circuit"),
     Fault("controller restart", 1, _restart, _nothing, _restart_deadline, ()),
 ]
@@ -321,7 +333,8 @@ class Storm:
         # A quicker ramp than the clinic's keeps each running phase short; the rules are the same.
         cfg = dataclasses.replace(cfg, safety=dataclasses.replace(cfg.safety, speed_ramp_kmh_per_s=2.0))
         self.bench = SimBench(cfg, state_dir=state_dir, start_gap_mm=1100.0, accel_mps2=ACCEL_MPS2)
-        self.tick_s = 1.0 / cfg.safety.tick_hz
+        #: The longest the decision thread waits with no input: one heartbeat edge interval.
+        self.edge_s = cfg.gpio.heartbeat_period_ms / 2000.0
         self.sensor = cfg.sensors[0].id
         self.release_loop = threading.Event()
         self.restarts = 0

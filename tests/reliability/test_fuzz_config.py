@@ -303,7 +303,8 @@ def config_rules_hold(cfg: Config) -> None:
     assert len(sensors) == 1 or all(s.xshut_pin is not None for s in sensors)
     pins = [getattr(cfg.gpio, name) for name in ("relay_pin", "heartbeat_pin", "estop_pin", "reset_pin",
                                                  "buzzer_pin", "lamp_green_pin", "lamp_amber_pin", "lamp_red_pin")]
-    numbers = [bcm_number(p) for p in pins + [s.xshut_pin for s in sensors] if p is not None]
+    numbers = [bcm_number(p) for p in pins + [pin for s in sensors for pin in (s.xshut_pin, s.interrupt_pin)]
+               if p is not None]
     assert all(0 <= n <= 27 for n in numbers) and len(set(numbers)) == len(numbers), numbers
     period_s = max(s.timing_budget_ms for s in sensors) / 1000.0
     for cap_kmh in (lim.reverse_cap_kmh, lim.forward_cap_kmh):
@@ -311,7 +312,7 @@ def config_rules_hold(cfg: Config) -> None:
         stop_mm = lim.base_stop_mm + 1000.0 * (v * (period_s + t.reaction_time_s) + v * v / (2.0 * t.decel_mps2))
         assert stop_mm + lim.warn_margin_mm + max(0.0, max(s.mount_offset_mm for s in sensors)) <= 800.0 + 1e-9
     for value in (t.decel_mps2, t.reaction_time_s, t.ack_timeout_s, t.poll_hz, t.link_timeout_s, lim.base_stop_mm,
-                  safety.tick_hz, cfg.sessions.sample_hz, *(s.mount_offset_mm for s in sensors)):
+                  cfg.gpio.heartbeat_period_ms, cfg.sessions.sample_hz, *(s.mount_offset_mm for s in sensors)):
         assert isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     for text in (t.port, cfg.web.host, cfg.web.ipc_socket, cfg.storage.state_dir, *(s.id for s in sensors)):
         assert isinstance(text, str) and text and not any(ord(c) < 32 for c in text)

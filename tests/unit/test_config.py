@@ -49,12 +49,40 @@ def test_check_config_exits_0_on_the_example(capsys):
     ("gpio", "pin_factory", "auto", '[gpio] pin_factory = \'auto\': must be one of "lgpio"'),
     ("display", "units", "m/s", '[display] units = \'m/s\': must be one of "km/h", "mph"'),
     ("web", "port", 0, "[web] port = 0: must be a whole number from 1 to 65535"),
-    ("safety", "tick_hz", 5, "[safety] tick_hz = 5: must be a number from 20 to 500 Hz"),
+    ("gpio", "heartbeat_period_ms", 5, "[gpio] heartbeat_period_ms = 5: must be a number from 10 to 1000 ms"),
+    ("gpio", "watchdog_hold_ms", 10, "[gpio] watchdog_hold_ms = 10: must be a number from 20 to 5000 ms"),
 ])
 def test_a_bad_value_names_section_key_value_and_range(section, key, value, words):
     data = example_data()
     data[section][key] = value
     assert any(words in e for e in errors_of(data)), errors_of(data)
+
+
+def test_an_interrupt_pin_is_a_pin_and_used_once():
+    data = example_data()
+    data["sensors"][0]["interrupt_pin"] = 99
+    data["sensors"][1]["interrupt_pin"] = data["gpio"]["relay_pin"]
+    errs = errors_of(data)
+    assert any("[sensors #1] interrupt_pin = 99: must be a BCM pin number from 0 to 27" in e for e in errs), errs
+    assert any("[sensors #2] interrupt_pin = 23: is already used by [gpio] relay_pin" in e for e in errs), errs
+
+
+def test_the_heartbeat_period_must_fit_twice_in_the_watchdog_hold_time():
+    data = example_data()
+    data["gpio"]["heartbeat_period_ms"] = 60
+    errs = errors_of(data)
+    assert any("[gpio] heartbeat_period_ms = 60: must be at most half of [gpio] watchdog_hold_ms (100 ms)" in e
+               for e in errs), errs
+    data["gpio"]["watchdog_hold_ms"] = 120
+    assert parse_config(data).gpio.heartbeat_period_ms == 60
+
+
+def test_the_old_tick_rate_is_refused_with_what_replaced_it():
+    data = example_data()
+    data["safety"]["tick_hz"] = 100
+    errs = errors_of(data)
+    assert any("[safety] tick_hz = 100: is no longer used" in e and "heartbeat_period_ms" in e for e in errs), errs
+    assert len(errs) == 1
 
 
 def test_unknown_options_and_sections_are_refused():
@@ -162,12 +190,12 @@ def test_a_belt_carrying_away_in_reverse_mode_needs_the_woodway_dialect():
 def test_check_config_prints_every_error_and_exits_2(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text(EXAMPLE.read_text().replace('protocol = "trackmaster"', 'protocol = "x"')
-                    .replace("decel_mps2 = 1.0", "decel_mps2 = 9").replace("tick_hz = 100", "tick_hz = 1"))
+                    .replace("decel_mps2 = 1.0", "decel_mps2 = 9").replace("heartbeat_period_ms = 50", "heartbeat_period_ms = 1"))
     proc = subprocess.run([sys.executable, "-m", "cli.main", "check-config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "3 error(s)" in proc.stderr
-    for field in ("[treadmill] protocol", "[treadmill] decel_mps2", "[safety] tick_hz"):
+    for field in ("[treadmill] protocol", "[treadmill] decel_mps2", "[gpio] heartbeat_period_ms"):
         assert field in proc.stderr
 
 

@@ -96,7 +96,7 @@ def test_relay_and_heartbeat_are_driven_only_from_the_decision_thread():
     assert relay_threads == {"decision"}, "only the decision thread ever energizes"
 
 
-def test_silence_is_noticed_by_the_tick():
+def test_silence_is_noticed_at_its_deadline():
     loop, outputs, events, gap, stop = started_loop()
     try:
         assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
@@ -141,7 +141,8 @@ def test_a_broken_trip_path_holds_the_relay_open_for_good():
         def broken(*args):
             raise RuntimeError("broken")
 
-        loop.core.on_tick = broken
+        # Every step the core takes now fails, the trip path too.
+        loop.core.on_tick = loop.core.on_distance = loop.core.on_belt_speed = broken
         loop.core.on_exception = broken
         assert wait_until(lambda: loop.broken, 1.0)
         assert not outputs.relay
@@ -173,7 +174,7 @@ def test_a_command_the_loop_cannot_answer_times_out_with_a_conflict():
     assert "nothing was done" in reply.message
 
 
-def test_the_estop_level_is_read_every_tick_even_without_an_edge():
+def test_the_estop_level_is_read_at_every_heartbeat_edge_even_without_an_edge():
     cfg = example_config()
     outputs = RecordingOutputs()
     level = [False]
@@ -204,3 +205,41 @@ def test_a_chime_beeps_its_pattern_from_the_decision_thread_then_falls_silent():
         stop.set()
         loop.stop()
     assert {t for name, _, t in outputs.calls if name == "buzzer"} == {"decision"}
+
+
+def test_with_no_input_at_all_the_heartbeat_keeps_its_pace_from_deadline_wake_ups():
+    """Every producer silent: the thread wakes for the heartbeat's edges (and the core's deadlines),
+    not on a blind tick, and each edge comes after a core step at the present time."""
+    cfg = example_config()
+    outputs = RecordingOutputs()
+    loop = ControlLoop(SafetyCore(cfg, time.monotonic()), outputs=outputs)
+    loop.start()
+    try:
+        assert wait_until(lambda: outputs.heartbeats >= 3, 2.0)
+        beats0, wakeups0, steps0, t0 = outputs.heartbeats, loop.wakeups, loop.core.now, time.monotonic()
+        assert wait_until(lambda: time.monotonic() - t0 >= 1.0, 2.0, poll_s=0.05)
+        elapsed = time.monotonic() - t0
+        beats, wakeups = outputs.heartbeats - beats0, loop.wakeups - wakeups0
+    finally:
+        loop.stop()
+    edges_per_s = 1.0 / loop.edge_interval_s  # 40 with the example's 50 ms period
+    # A loaded machine may delay edges (fewer); nothing may add wake-ups beyond the edges.
+    assert edges_per_s * 0.4 * elapsed <= beats <= edges_per_s * 1.1 * elapsed + 2, beats
+    assert wakeups <= beats + 3, (wakeups, beats)
+    assert loop.core.now > steps0, "the core stepped at the edges' times"
+
+
+def test_inputs_wake_the_thread_and_no_tick_is_added_to_them():
+    loop, outputs, events, gap, stop = started_loop()
+    try:
+        assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+        wakeups0, steps0, t0 = loop.wakeups, loop.steps, time.monotonic()
+        assert wait_until(lambda: time.monotonic() - t0 >= 1.0, 2.0, poll_s=0.05)
+        wakeups, steps = loop.wakeups - wakeups0, loop.steps - steps0
+    finally:
+        stop.set()
+        loop.stop()
+    # The feeder puts about 33 sensor pairs and 20 belt readings a second; the old 100 Hz tick
+    # alone woke the thread 100 times a second. Edges ride on the inputs' wake-ups.
+    assert steps >= 20, steps
+    assert wakeups < 90, wakeups

@@ -125,9 +125,12 @@ class FakeController:
             "ceilings": dataclasses.asdict(EXAMPLE_CONFIG.ceilings), "units": EXAMPLE_CONFIG.display.units,
             "demo": demo, "session": None, "selected_patient": None,
             "storage": {"ok": True, "message": "history saved"},
+            "sensor_timing": {s.id: {"period_s": s.period_s, "measured_period_s": s.period_s, "phase_error_s": 0.0,
+                                     "rephases": 0, "interrupt": s.interrupt_pin is not None, "interrupt_fault": None}
+                              for s in EXAMPLE_CONFIG.sensors},
             # Fleet counters and the decision step's latency histogram (cumulative counts), as the controller.
             "counters": {"trips_by_reason": {"stop_zone": 3, "estop": 1}, "sensor_faults": 2, "link_faults": 1,
-                         "decisions": 1000},
+                         "decisions": 1000, "wakeups": 900},
             "decision_latency": {"buckets_s": list(LATENCY_BUCKETS_S),
                                  "counts": [100, 400, 800, 950, 990, 998, 999, 999], "count": 1000,
                                  "sum_s": 0.3125},

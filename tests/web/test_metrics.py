@@ -15,7 +15,8 @@ from web.metrics import EXTENSION_KEY, STATES
 CONTROLLER_FAMILIES = {
     "treadmill_state", "treadmill_gap_mm", "treadmill_belt_speed_mps", "treadmill_speed_cap_kmh",
     "treadmill_stop_distance_mm", "treadmill_relay_energized", "treadmill_warning", "treadmill_trips",
-    "treadmill_sensor_faults", "treadmill_link_faults", "treadmill_decisions", "treadmill_decision_latency_seconds",
+    "treadmill_sensor_faults", "treadmill_link_faults", "treadmill_decisions", "treadmill_decision_wakeups",
+    "treadmill_decision_latency_seconds",
 }
 
 
