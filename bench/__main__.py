@@ -1,17 +1,19 @@
 """Run every benchmark (``make bench``); each writes bench/results/NAME.json.
 
 The order puts the quiet measurements first: the dashboard and reliability runs load the machine.
+The Pi-sized budget comes last: it confines the controller to a slice of one core (bench/cpu_slice.py).
 """
 
 from __future__ import annotations
 
-from bench import (approach, cpu_cost, dashboard, decision_cost, history, reliability, serial_poll,
-                   stop_margin, trip_latency)
+from bench import (approach, cpu_cost, dashboard, decision_cost, history, pi_budget, reliability, sensor_phase,
+                   serial_poll, stop_margin, trip_latency)
 
 
 def main() -> None:
     decision_cost.main()
     trip_latency.main([])
+    sensor_phase.main([])
     cpu_cost.main([])
     serial_poll.main([])
     stop_margin.main([])
@@ -19,6 +21,7 @@ def main() -> None:
     history.main([])
     dashboard.main([])
     reliability.main([])
+    pi_budget.main([])
 
 
 if __name__ == "__main__":
