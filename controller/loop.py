@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 #: pushes at most every 50 ms; the session runner reads it for its timer).
 STATUS_INTERVAL_S = 0.05
 #: A heartbeat edge may come this share of its interval (half the heartbeat period) early, riding on an
-#: input's wake-up instead of a wake-up of its own; the edges stay between 1/4 and 7/4 intervals apart.
+#: input's wake-up instead of a wake-up of its own: one edge per interval on average, never more than
+#: 7/4 intervals apart (two may come closer after a late one: harmless to a missing-pulse relay).
 HEARTBEAT_EARLY_SHARE = 0.75
 
 #: Upper bounds (s) of the decision-latency histogram exported as metrics.
@@ -267,7 +268,7 @@ class ControlLoop:
             healthy = self._guarded(self._publish_status, ()) and healthy
         if edge_due:
             # On the grid of edge intervals, so early edges do not add edges: one per interval on average,
-            # between a quarter and one and three quarters of an interval apart.
+            # at most one and three quarters of an interval apart.
             self._next_edge_t = max(self._next_edge_t + self.edge_interval_s, now + self.edge_interval_s / 2)
             if healthy and not self.broken and not self._stop.is_set():
                 self._guarded(self._heartbeat, ())

@@ -1,4 +1,4 @@
-"""The doctor's sensor checks: the I2C bus, each VL53L0X's identity, XSHUT addressing, first samples."""
+"""The doctor's sensor checks: the I2C bus, each VL53L0X's identity, XSHUT addressing, samples, interrupt wires."""
 
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ PLAUSIBLE_MM = (30, 2000)
 #: Added to "two periods" for a loaded scheduler; the period itself is read from the sensor.
 SAMPLE_SLACK_S = 0.05
 POLL_S = 0.002
+#: After its first sample, a sensor must give this many more (an interrupt wire shows its falling edges),
+#: and its period must be measured (from 4 periods of samples on) ...
+MORE_SAMPLES = 4
+#: ... within this many of its periods from the first samples.
+MORE_SAMPLES_PERIODS = 8
 
 
 class SensorChecks:
@@ -93,6 +98,7 @@ class SensorChecks:
         found_checks = [f"VL53L0X {s.id!r} at 0x{s.i2c_address:02X}" for s in sensors]
         xshut_check = f"XSHUT addressing works for {len(sensors)} sensors"
         sample_checks = [f"first sample {s.id!r}" for s in sensors]
+        wire_checks = [_wire_check(s) for s in sensors if s.interrupt_pin is not None]
         not_up_hint = "fix the sensor bring-up above first"
 
         def fail_all(problem: str, hint: str, *, xshut_problem: str | None = None) -> None:
@@ -100,38 +106,44 @@ class SensorChecks:
                 report.fail(check, problem, hint)
             if len(sensors) > 1:
                 report.fail(xshut_check, xshut_problem or problem, hint)
-            for check in sample_checks:
+            for check in sample_checks + wire_checks:
                 report.fail(check, "not checked: the sensors were not brought up", not_up_hint)
 
         if self._i2c is None or self._smbus is None:
             fail_all("not checked: the I2C bus did not open", "fix I2C bus present first")
             return
-        needs_xshut = any(s.xshut_pin is not None for s in sensors)
-        pin_factory = self._pins.get() if needs_xshut else None
-        if needs_xshut and pin_factory is None:
-            fail_all(f"not checked: XSHUT needs GPIO, and pin factory {self._cfg.gpio.pin_factory!r} did not load",
+        # XSHUT and GPIO1 (interrupt) wires both need the pin factory.
+        gpio_users = [what for what, used in (("XSHUT", any(s.xshut_pin is not None for s in sensors)),
+                                              ("interrupt_pin", bool(wire_checks))) if used]
+        pin_factory = self._pins.get() if gpio_users else None
+        if gpio_users and pin_factory is None:
+            fail_all(f"not checked: {' and '.join(gpio_users)} need{'s' if len(gpio_users) == 1 else ''} GPIO, "
+                     f"and pin factory {self._cfg.gpio.pin_factory!r} did not load",
                      f"fix [gpio] pin_factory = {self._cfg.gpio.pin_factory!r} (see GPIO pins claimable)")
             return
 
         first: dict[str, RangeReading] = {}
-        faults: dict[str, str] = {}
+        counts: dict[str, int] = {s.id: 0 for s in sensors}
+        faults: dict[str, list[str]] = {s.id: [] for s in sensors}
         lock = threading.Lock()
 
         def on_reading(r: RangeReading) -> None:
             with lock:
                 first.setdefault(r.sensor_id, r)
+                counts[r.sensor_id] = counts.get(r.sensor_id, 0) + 1
 
         def on_fault(f: SensorFault) -> None:
             with lock:
-                faults.setdefault(f.sensor_id, f.message)
+                faults.setdefault(f.sensor_id, []).append(f.message)
 
         try:
-            specs = [TofSpec(s.id, s.i2c_address, s.xshut_pin, s.timing_budget_ms) for s in sensors]
+            specs = [TofSpec(s.id, s.i2c_address, s.xshut_pin, s.timing_budget_ms, interrupt_pin=s.interrupt_pin)
+                     for s in sensors]
             self._tof = TofArray(specs, i2c=self._i2c, smbus=self._smbus, bus_number=bus, pin_factory=pin_factory,
                                  on_reading=on_reading, on_fault=on_fault)
             self._tof.open()
         except Exception as exc:  # noqa: BLE001 - SensorNotFound, HardwareError, PinConfigError, ValueError
-            self._report_bring_up_failure(exc, found_checks, xshut_check, sample_checks)
+            self._report_bring_up_failure(exc, found_checks, xshut_check, sample_checks + wire_checks)
             return
 
         # Identity at the final address, read back through smbus2: proves the address change took.
@@ -158,30 +170,60 @@ class SensorChecks:
         t0 = time.monotonic()
         self._tof.start()
         longest = max(periods.values())
-        deadline = t0 + 2 * longest + SAMPLE_SLACK_S
-        while time.monotonic() < deadline:
+        def all_first() -> bool:
             with lock:
-                if len(first) == len(sensors):
-                    break
-            time.sleep(POLL_S)
+                return len(first) == len(sensors)
+
+        _wait(all_first, t0 + 2 * longest + SAMPLE_SLACK_S)
         with lock:
-            first_now, faults_now = dict(first), dict(faults)
+            first_now, counts_at_first = dict(first), dict(counts)
+        # A few more samples: each interrupt wire shows its edges, and the periods are measured
+        # (a re-phase during the wait starts the measurement afresh, so it is waited for too).
+        t1 = time.monotonic()
+        wanted = {sid: counts_at_first[sid] + MORE_SAMPLES for sid in first_now}
+        tof = self._tof
+
+        def more_came() -> bool:
+            with lock:
+                if any(counts[sid] < n for sid, n in wanted.items()):
+                    return False
+            timing_now = tof.timing
+            return all(timing_now[sid]["measured_period_s"] is not None for sid in wanted)
+
+        _wait(more_came, t1 + MORE_SAMPLES_PERIODS * longest + SAMPLE_SLACK_S)
+        t2 = time.monotonic()
+        timing = self._tof.timing
+        with lock:
+            counts_now, faults_now = dict(counts), {sid: list(msgs) for sid, msgs in faults.items()}
         for s, check in zip(sensors, sample_checks):
-            self._report_first_sample(s, check, first_now.get(s.id), faults_now.get(s.id), periods[s.id], t0)
+            messages = faults_now.get(s.id, [])
+            self._report_first_sample(s, check, first_now.get(s.id), messages[0] if messages else None,
+                                      periods[s.id], t0, timing.get(s.id, {}))
+        for s in sensors:
+            if s.interrupt_pin is not None:
+                messages = faults_now.get(s.id, [])
+                self._report_wire(s, first_now.get(s.id) is not None, counts_now[s.id] - counts_at_first[s.id],
+                                  t2 - t1, messages[-1] if messages else None, periods[s.id],
+                                  timing.get(s.id, {}))
 
     def _report_first_sample(self, s: Any, check: str, r: RangeReading | None, fault: str | None,
-                             period_s: float, t0: float) -> None:
+                             period_s: float, t0: float, timing: dict[str, Any]) -> None:
         report = self._report
         limit_ms = (2 * period_s + SAMPLE_SLACK_S) * 1000
         if r is None:
             problem = f"no sample within two periods ({limit_ms:.0f} ms, period {period_s * 1000:.0f} ms)"
             if fault:
                 problem += f": {fault}"
-            report.fail(check, problem, f"check the wiring of sensor {s.id!r} (SDA/SCL, power) and its timing budget")
+            if timing.get("interrupt_fault"):
+                # Its samples are withheld while its GPIO1 wire gives no edges: the wire is the cause.
+                hint = _wire_hint(s, timing["interrupt_fault"])
+            else:
+                hint = f"check the wiring of sensor {s.id!r} (SDA/SCL, power) and its timing budget"
+            report.fail(check, problem, hint)
             return
         after_ms = max(0.0, (r.t_mono - t0) * 1000)
         where = (f"{r.distance_mm} mm, status {r.range_status}, after {after_ms:.0f} ms "
-                 f"(period {period_s * 1000:.0f} ms)")
+                 f"({_periods_text(period_s, timing)})")
         low, high = PLAUSIBLE_MM
         aim_hint = (f"aim sensor {s.id!r} along the belt at the patient's area with a target "
                     f"{low}..{high} mm away; clean its window and check nothing covers it")
@@ -193,6 +235,30 @@ class SensorChecks:
             report.fail(check, f"range {r.distance_mm} mm outside the plausible {low}..{high} mm ({where})", aim_hint)
         else:
             report.ok(check, where)
+
+    def _report_wire(self, s: Any, sampled: bool, more: int, waited_s: float, fault: str | None,
+                     period_s: float, timing: dict[str, Any]) -> None:
+        """PASS when samples came on the GPIO1 wire's falling edges with no wire fault; else FAIL with the fault."""
+        report = self._report
+        check = _wire_check(s)
+        pin = pin_name(s.interrupt_pin)
+        wire_fault = timing.get("interrupt_fault")
+        if wire_fault:
+            report.fail(check, fault or _WIRE_FAULTS.get(wire_fault, wire_fault), _wire_hint(s, wire_fault))
+            return
+        limit_ms = (MORE_SAMPLES_PERIODS * period_s + SAMPLE_SLACK_S) * 1000
+        if not sampled:
+            report.fail(check, f"not checked: sensor {s.id!r} gave no first sample",
+                        f"fix first sample {s.id!r} above first")
+            return
+        if more == 0:
+            problem = f"no sample on falling edges of {pin} within {limit_ms:.0f} ms after the first"
+            if fault:
+                problem += f": {fault}"
+            report.fail(check, problem, _wire_hint(s, None))
+            return
+        report.ok(check, f"{more} samples on falling edges of {pin} in {waited_s * 1000:.0f} ms "
+                         f"({_periods_text(period_s, timing)})")
 
     def _sensor_hint(self, s: Any) -> str:
         xshut = f" and its XSHUT wire to {pin_name(s.xshut_pin)}" if s.xshut_pin is not None else ""
@@ -242,3 +308,35 @@ class SensorChecks:
                             "fix the sensor failure above first")
         for check in sample_checks:
             report.fail(check, "not checked: the sensors were not brought up", "fix the sensor bring-up above first")
+
+
+#: TofArray.timing's "interrupt_fault" values, in words (the reader's fault message says more).
+_WIRE_FAULTS = {"no_edge": "no falling edge while a sample waits", "stuck_low": "interrupt line stuck low"}
+
+
+def _wire_check(s: Any) -> str:
+    return f"interrupt wire {s.id!r} ({pin_name(s.interrupt_pin)})"
+
+
+def _wire_hint(s: Any, wire_fault: str | None) -> str:
+    pin = pin_name(s.interrupt_pin)
+    short = " for a short to ground" if wire_fault == "stuck_low" else ""
+    return (f"check the wire from GPIO1 of sensor {s.id!r} to {pin}{short}; without it, remove "
+            f"interrupt_pin from [[sensors]] id = {s.id!r} to poll the sensor")
+
+
+def _periods_text(period_s: float, timing: dict[str, Any]) -> str:
+    """The period read back from the sensor, and the one measured from its samples when known."""
+    text = f"period {period_s * 1000:.0f} ms"
+    measured_s = timing.get("measured_period_s")
+    if measured_s is not None:
+        text += f", measured {measured_s * 1000:.1f} ms"
+    return text
+
+
+def _wait(done: Callable[[], bool], deadline: float) -> None:
+    """Poll ``done()`` until it is true or the deadline passes."""
+    while time.monotonic() < deadline:
+        if done():
+            return
+        time.sleep(POLL_S)

@@ -1,16 +1,18 @@
 """HIL: ``treadmill-safety doctor`` against simulated hardware.
 
 The same parts SimBench wires up, without its controller: the VL53L0X register
-model on a SimI2C with each chip's power bound to its XSHUT pin, a MockFactory,
-and the treadmill emulator on a pty. The E-stop is a normally-closed contact to
-ground, modelled as a mock pin that the panel's pull-up cannot lift while the
-contact is closed (the doctor opens the panel itself, so a drive_low() before
-would be undone by the pull-up, and one after would come too late).
+model on a SimI2C with each chip's power bound to its XSHUT pin and its GPIO1
+output to its interrupt pin, a MockFactory, and the treadmill emulator on a pty.
+The E-stop is a normally-closed contact to ground, modelled as a mock pin that
+the panel's pull-up cannot lift while the contact is closed (the doctor opens
+the panel itself, so a drive_low() before would be undone by the pull-up, and
+one after would come too late).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ from controller.doctor.runner import main_doctor, run_checks
 from sim.bench import sim_config
 from hardware.sim.pins import watch_pin
 from hardware.sim.treadmill import TreadmillEmulator
-from hardware.sim.vl53l0x import SimI2C, SimVL53L0X, bind_xshut
+from hardware.sim.vl53l0x import SimI2C, SimVL53L0X, bind_gpio1, bind_xshut
 
 
 class NCContactPin(MockPWMPin):
@@ -52,6 +54,8 @@ class Rig:
         for i, s in enumerate(self.cfg.sensors):
             chip = self.bus.add_chip(distance_mm=800.0 + 20 * i)
             bind_xshut(self.factory, s.xshut_pin, chip)
+            if s.interrupt_pin is not None:
+                bind_gpio1(self.factory, s.interrupt_pin, chip)
             self.chips[s.id] = chip
         g = self.cfg.gpio
         self.estop = self.factory.pin(g.estop_pin, pin_class=NCContactPin)
@@ -85,6 +89,7 @@ class Rig:
 
     def close(self) -> None:
         self.emulator.close()
+        self.bus.close()  # the register models' clock, which drives their GPIO1 lines
         self.factory.reset()
         self.factory.close()
 
@@ -115,6 +120,7 @@ def rig(make_rig) -> Rig:
 EXPECTED_CHECKS = [
     "config valid", "I2C bus present", "VL53L0X 'left' at 0x30", "VL53L0X 'right' at 0x31",
     "XSHUT addressing works for 2 sensors", "first sample 'left'", "first sample 'right'",
+    "interrupt wire 'left' (GPIO22)", "interrupt wire 'right' (GPIO26)",
     "serial port opens exclusively", "treadmill answers", "GPIO pins claimable", "E-stop circuit closed",
     "relay click test", "heartbeat pin toggling", "state directory writable",
 ]
@@ -144,6 +150,10 @@ def test_healthy_bench_passes_every_check(rig):
     assert "SKIP relay click test: run with --relay-test" in rig.lines
     assert "identity 0xEE" in rig.line("VL53L0X 'left' at 0x30")
     assert "800 mm, status 11" in rig.line("first sample 'left'")
+    for sensor_id, pin in (("left", "GPIO22"), ("right", "GPIO26")):
+        line = rig.line(f"interrupt wire {sensor_id!r} ({pin})")
+        assert re.match(rf"PASS interrupt wire '{sensor_id}' \({pin}\): [4-9] samples on falling edges of {pin} "
+                        r"in \d+ ms \(period 34 ms, measured 3[34]\.\d ms\)$", line), line
     assert "C0 belt status stopped" in rig.line("treadmill answers")
     # The relay was never energized without --relay-test; the belt got no command at all.
     assert True not in rig.relay_levels
@@ -198,6 +208,35 @@ def test_no_target_in_view(rig):
     line = rig.line("first sample 'right'")
     assert line.startswith("FAIL first sample 'right': no target in view (8190 mm")
     assert "— hint: aim sensor 'right'" in line
+
+
+WIRE_FAULTS = [
+    # (fault, what the wire check says). A broken wire withholds every sample, so the first
+    # sample fails too; a line stuck low lets one sample through (read without an edge).
+    ("gpio1_broken", "while a sample waits (I2C answers): check the GPIO1 wire"),
+    ("gpio1_stuck_low", "interrupt line stuck low; check the GPIO1 wire for a short to ground"),
+]
+
+
+@pytest.mark.parametrize("kind,says", WIRE_FAULTS, ids=[f[0] for f in WIRE_FAULTS])
+def test_broken_interrupt_wire(rig, kind, says):
+    rig.chips["left"].inject_fault(kind)
+    assert rig.run() is False
+    line = rig.line("interrupt wire 'left' (GPIO22)")
+    assert line.startswith("FAIL interrupt wire 'left' (GPIO22): ToF sensor 'left' at 0x30: interrupt_pin GPIO22 "
+                           "gave no falling edge for "), line
+    assert f"{says} — hint: check the wire from GPIO1 of sensor 'left' to GPIO22" in line
+    assert "remove interrupt_pin from [[sensors]] id = 'left' to poll the sensor" in line
+    assert rig.line("interrupt wire 'right' (GPIO26)").startswith("PASS ")
+    failed = [checks_of([ln])[0] for ln in rig.failed()]
+    if kind == "gpio1_broken":
+        assert failed == ["first sample 'left'", "interrupt wire 'left' (GPIO22)"]
+        first = rig.line("first sample 'left'")
+        assert "GPIO22" in first and "— hint: check the wire from GPIO1 of sensor 'left' to GPIO22" in first
+    else:
+        assert failed == ["interrupt wire 'left' (GPIO22)"]
+        assert "for a short to ground" in line
+    assert_released(rig)
 
 
 def test_silent_treadmill(rig):
