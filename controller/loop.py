@@ -261,7 +261,8 @@ class ControlLoop:
             # the present time, so the edge proves that it runs.
             healthy = self._guarded(self.core.on_tick, (now,))
             stepped = True
-        self._core_deadline = self.core.next_deadline()
+        if not self._guarded(self._plan, ()):
+            self._core_deadline = now + self.edge_interval_s  # look again at the next edge at the latest
         if self._chime is not None:
             self._guarded(self._update_buzzer, ())
         if now - self._status_t >= STATUS_INTERVAL_S:
@@ -272,6 +273,10 @@ class ControlLoop:
             self._next_edge_t = max(self._next_edge_t + self.edge_interval_s, now + self.edge_interval_s / 2)
             if healthy and not self.broken and not self._stop.is_set():
                 self._guarded(self._heartbeat, ())
+
+    def _plan(self) -> None:
+        # The core's next deadline; an exception here trips like one in a step.
+        self._core_deadline = self.core.next_deadline()
 
     def _heartbeat(self) -> None:
         self.outputs.toggle_heartbeat()
