@@ -7,14 +7,16 @@ The Pi-sized budget comes last: it confines the controller to a slice of one cor
 from __future__ import annotations
 
 from bench import (approach, cpu_cost, dashboard, decision_cost, history, pi_budget, reliability, sensor_phase,
-                   serial_poll, stop_margin, trip_latency)
+                   serial_poll, stop_margin, trip_latency, wake_floor)
 
 
 def main() -> None:
     decision_cost.main()
     trip_latency.main([])
+    trip_latency.main(["--in-phase", "--trips", "300"])
     sensor_phase.main([])
     cpu_cost.main([])
+    wake_floor.main([])
     serial_poll.main([])
     stop_margin.main([])
     approach.main([])

@@ -111,7 +111,7 @@ class GpioConfig:
     estop_bounce_ms: float = field(default=ESTOP_BOUNCE_MS_DEFAULT,
                                    metadata={"spec": Num(*ESTOP_BOUNCE_MS_RANGE, "ms")})
     #: The heartbeat's square-wave period: one edge every half period, from the decision thread.
-    heartbeat_period_ms: float = field(default=50.0, metadata={"spec": Num(10.0, 1000.0, "ms")})
+    heartbeat_period_ms: float = field(default=50.0, metadata={"spec": Num(10.0, 200.0, "ms")})
     #: Hold time of the external missing-pulse watchdog relay on the heartbeat pin: it opens the
     #: safety circuit when no heartbeat period completes within it. Set to the relay as fitted.
     watchdog_hold_ms: float = field(default=100.0, metadata={"spec": Num(20.0, 5000.0, "ms")})
@@ -461,7 +461,8 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
     gpio = parts.get("gpio")
     if gpio is not None and gpio.heartbeat_period_ms > gpio.watchdog_hold_ms / 2:
         errors.append(FieldError("gpio", "heartbeat_period_ms", data["gpio"].get("heartbeat_period_ms", gpio.heartbeat_period_ms),
-                                 f"must be at most half of [gpio] watchdog_hold_ms ({gpio.watchdog_hold_ms:g} ms): "
+                                 f"must be at most {gpio.watchdog_hold_ms / 2:g} ms, half of [gpio] watchdog_hold_ms "
+                                 f"({gpio.watchdog_hold_ms:g} ms): "
                                  "one late heartbeat period must not let the watchdog relay drop"))
     safety = parts.get("safety")
     if safety is not None:

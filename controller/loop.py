@@ -84,7 +84,7 @@ class ControlLoop:
         self.edge_interval_s = period_s / 2.0
         self.clock = clock
         self.on_healthy_tick = on_healthy_tick
-        #: Read at every heartbeat edge and deadline besides the edge callbacks: a missed edge cannot hide a press.
+        #: Read on every wake-up besides the edge callbacks, so a missed edge cannot hide a press.
         self.estop_level = estop_level
         #: Times the decision thread woke (an input, a deadline, a heartbeat edge): a figure of its cost.
         self.wakeups = 0
@@ -182,7 +182,9 @@ class ControlLoop:
 
     def _update_buzzer(self) -> None:
         warning = self.last_outputs.warning if self.last_outputs is not None else False
-        on = warning or self._chime_on(self.clock())
+        # The chime's pattern runs (and ends) whether or not the warning drowns it.
+        chime = self._chime_on(self.clock())
+        on = warning or chime
         if on != self._buzzer_on:
             self.outputs.set_buzzer(on)
             self._buzzer_on = on
@@ -253,16 +255,18 @@ class ControlLoop:
         now = self.clock()
         edge_due = now >= self._next_edge_t - HEARTBEAT_EARLY_SHARE * self.edge_interval_s
         deadline_due = now >= self._core_deadline
-        if self.estop_level is not None and (edge_due or deadline_due):
-            # Besides the edge callbacks, at least once per heartbeat edge: a missed edge cannot hide a press.
+        if self.estop_level is not None:
+            # Besides the edge callbacks, on every wake-up: a missed edge cannot hide a press.
             self._guarded(self._read_estop, (now,))
         if deadline_due or (edge_due and not stepped):
             # A deadline of a rule, or a heartbeat edge with no input this wake-up: the core steps at
             # the present time, so the edge proves that it runs.
             healthy = self._guarded(self.core.on_tick, (now,))
             stepped = True
-        if not self._guarded(self._plan, ()):
+        planned = self._guarded(self._plan, ())
+        if not planned:
             self._core_deadline = now + self.edge_interval_s  # look again at the next edge at the latest
+        healthy = healthy and planned
         if self._chime is not None:
             self._guarded(self._update_buzzer, ())
         if now - self._status_t >= STATUS_INTERVAL_S:

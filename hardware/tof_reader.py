@@ -422,7 +422,10 @@ class TofReader:
         # The line is low with a sample waiting but no edge was seen: a missed edge. Take the
         # sample once; if it happens again with no edge in between, the line is stuck.
         sensor.edge_missed = True
-        distance_mm = sensor.device.range
+        result = self._take_result(sensor)  # status and range of one and the same sample
+        if result is None:
+            return
+        distance_mm, range_status = result
         t_ready = missed_result_t(sensor.last_sample_t, period_s, now)
         log.warning("%s: interrupt_pin %s: a sample waited with no edge; read it",
                     where(sensor.sensor_id, sensor.address), pin)

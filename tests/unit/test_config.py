@@ -49,7 +49,7 @@ def test_check_config_exits_0_on_the_example(capsys):
     ("gpio", "pin_factory", "auto", '[gpio] pin_factory = \'auto\': must be one of "lgpio"'),
     ("display", "units", "m/s", '[display] units = \'m/s\': must be one of "km/h", "mph"'),
     ("web", "port", 0, "[web] port = 0: must be a whole number from 1 to 65535"),
-    ("gpio", "heartbeat_period_ms", 5, "[gpio] heartbeat_period_ms = 5: must be a number from 10 to 1000 ms"),
+    ("gpio", "heartbeat_period_ms", 5, "[gpio] heartbeat_period_ms = 5: must be a number from 10 to 200 ms"),
     ("gpio", "watchdog_hold_ms", 10, "[gpio] watchdog_hold_ms = 10: must be a number from 20 to 5000 ms"),
 ])
 def test_a_bad_value_names_section_key_value_and_range(section, key, value, words):
@@ -71,7 +71,7 @@ def test_the_heartbeat_period_must_fit_twice_in_the_watchdog_hold_time():
     data = example_data()
     data["gpio"]["heartbeat_period_ms"] = 60
     errs = errors_of(data)
-    assert any("[gpio] heartbeat_period_ms = 60: must be at most half of [gpio] watchdog_hold_ms (100 ms)" in e
+    assert any("[gpio] heartbeat_period_ms = 60: must be at most 50 ms, half of [gpio] watchdog_hold_ms (100 ms)" in e
                for e in errs), errs
     data["gpio"]["watchdog_hold_ms"] = 120
     assert parse_config(data).gpio.heartbeat_period_ms == 60

@@ -46,15 +46,15 @@ def test_a_patient_moving_between_staggered_samples_is_no_disagreement():
     _walk(rig, 2.0, 0.3)
     assert rig.last.state is State.READY, rig.core.reasons
     assert not [e for e in rig.events("fault") + rig.events("trip") if e.code == "sensors_disagree"]
-    # The allowance came from the measured speed once the sensors had enough samples.
-    assert rig.core.disagreement_allowance_mm() == pytest.approx(1000 * 2.0 * rig.cfg.sensor_period_s / 2, rel=0.05)
+    # The allowance came from the measured speed (33 mm in half a period), held to half the tolerance.
+    assert rig.core.disagreement_allowance_mm() == pytest.approx(TOLERANCE_MM / 2)
 
 
 def test_a_lie_beyond_the_tolerance_and_the_motion_still_trips():
     rig = _rig()
     _walk(rig, 2.0, 0.15)
     assert rig.last.state is State.READY
-    # The second sensor now reads 60 mm long: more than 30 mm plus the 33 mm the patient moves.
+    # The second sensor now reads 60 mm long: more than the 30 mm tolerance and its 15 mm allowance.
     _walk(rig, 2.0, 0.2, lie_mm=60.0)
     assert rig.last.state is State.STOPPED
     assert "sensors_disagree" in rig.core.reasons
@@ -75,7 +75,18 @@ def test_with_no_measured_speed_the_allowance_assumes_the_approach_speed():
     left, right = (s.id for s in cfg.sensors)
     rig.distance(left, 800.0)
     rig.t += 0.010
-    rig.distance(right, 800.0)
+    rig.distance(right, 850.0)
     # Two samples each are too few for a closing speed: the stop distance's assumed approach is used.
     assert rig.core.sensors[left].closing.estimate(rig.t) is None
     assert rig.core.disagreement_allowance_mm() == pytest.approx(1000 * cfg.safety.approach_speed_mps * 0.010)
+
+
+def test_the_allowance_is_at_most_half_the_tolerance_however_the_samples_fall():
+    cfg = example_config()
+    rig = Rig(cfg)
+    left, right = (s.id for s in cfg.sensors)
+    rig.distance(left, 800.0)
+    rig.t += 2 * cfg.sensor_period_s  # the other sample at the very edge of freshness
+    rig.distance(right, 850.0)
+    # 1.6 m/s x 66 ms would be 106 mm; the rule loosens by 75 mm at most.
+    assert rig.core.disagreement_allowance_mm() == pytest.approx(cfg.safety.sensor_disagree_mm / 2)

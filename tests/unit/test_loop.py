@@ -174,7 +174,7 @@ def test_a_command_the_loop_cannot_answer_times_out_with_a_conflict():
     assert "nothing was done" in reply.message
 
 
-def test_the_estop_level_is_read_at_every_heartbeat_edge_even_without_an_edge():
+def test_the_estop_level_is_read_on_every_wake_up_even_without_an_edge():
     cfg = example_config()
     outputs = RecordingOutputs()
     level = [False]
@@ -243,3 +243,21 @@ def test_inputs_wake_the_thread_and_no_tick_is_added_to_them():
     # alone woke the thread 100 times a second. Edges ride on the inputs' wake-ups.
     assert steps >= 20, steps
     assert wakeups < 90, wakeups
+
+
+def test_a_chime_that_ends_under_the_warning_ends_and_costs_no_extra_wake_ups():
+    loop, outputs, events, gap, stop = started_loop()
+    try:
+        assert wait_until(lambda: loop.command(Command(CommandKind.RESET, "ann", True)).ok, 3.0)
+        gap[0] = 400.0  # inside the warn zone (450 mm at standstill), outside the stop zone
+        assert wait_until(lambda: loop.status.get("warning"), 1.0)
+        loop.chime((0.05, 0.05))
+        # The pattern runs out while the warning drowns it: the chime still ends.
+        assert wait_until(lambda: loop._chime is None, 1.0)
+        wakeups0, t0 = loop.wakeups, time.monotonic()
+        assert wait_until(lambda: time.monotonic() - t0 >= 0.5, 1.0, poll_s=0.05)
+        assert loop.wakeups - wakeups0 < 60, "no wake-up storm after the chime"
+        assert loop.status["warning"]
+    finally:
+        stop.set()
+        loop.stop()
