@@ -35,6 +35,16 @@ def _cgroup_v1_writable() -> bool:
     return len(mounts) >= 2 and all(os.access(m, os.W_OK) for m in mounts)
 
 
+#: The ways this machine offers to confine threads: each available one is tested, none is skipped.
+#: A machine that offers none fails test_this_machine_can_confine_the_controller (the Pi-budget
+#: benchmark cannot run there).
+METHODS = [m for m, ok in (("cgroup-v1", _cgroup_v1_writable()), ("hog", _fifo_permitted())) if ok]
+
+
+def test_this_machine_can_confine_the_controller():
+    assert METHODS, "neither a writable cgroup v1 (cpu, cpuset) nor SCHED_FIFO: bench.pi_budget cannot run here"
+
+
 class Spinner:
     """A thread that burns CPU until stopped."""
 
@@ -88,16 +98,8 @@ def _our_cgroup_dirs() -> list[Path]:
     return found
 
 
-def _usable(method: str) -> None:
-    if method == "cgroup-v1" and not _cgroup_v1_writable():
-        pytest.skip("no writable cgroup v1 cpu and cpuset hierarchies here")
-    if method == "hog" and not _fifo_permitted():
-        pytest.skip("SCHED_FIFO not permitted: the hog could not take the CPU")
-
-
-def test_a_spinning_thread_confined_to_a_quarter_of_one_core_gets_about_a_quarter(spinner):
-    if not _cgroup_v1_writable() and not _fifo_permitted():
-        pytest.skip("neither a writable cgroup nor SCHED_FIFO here")
+@pytest.mark.parametrize("method", METHODS[:1])
+def test_a_spinning_thread_confined_to_a_quarter_of_one_core_gets_about_a_quarter(spinner, method):
     with CpuSlice(0.25, [spinner.thread]) as sl:
         assert os.sched_getaffinity(spinner.tid) == {sl.cpu}
         share = spinner.share_over()
@@ -106,18 +108,16 @@ def test_a_spinning_thread_confined_to_a_quarter_of_one_core_gets_about_a_quarte
     assert 0.05 <= sl.describe()["used"]["cpu_share_used_by_confined_threads"] <= 0.4
 
 
-@pytest.mark.parametrize("method", ["cgroup-v1", "hog"])
+@pytest.mark.parametrize("method", METHODS)
 def test_each_method_keeps_a_spinning_thread_well_under_a_full_core(spinner, method):
-    _usable(method)
     with CpuSlice(0.25, [spinner.thread], method=method) as sl:
         share = spinner.share_over()
     assert 0.05 <= share <= 0.5, f"{sl.method}: {share:.2f} of one core"
     assert ("cgroup v1" in sl.method) if method == "cgroup-v1" else sl.method.startswith("affinity")
 
 
-@pytest.mark.parametrize("method", ["cgroup-v1", "hog"])
+@pytest.mark.parametrize("method", METHODS)
 def test_a_full_share_still_confines_to_one_cpu(spinner, method):
-    _usable(method)
     with CpuSlice(1.0, [spinner.thread], method=method) as sl:
         assert os.sched_getaffinity(spinner.tid) == {sl.cpu}
         share = spinner.share_over(0.5)
@@ -125,9 +125,8 @@ def test_a_full_share_still_confines_to_one_cpu(spinner, method):
     assert "hog at" not in sl.method
 
 
-def test_threads_a_confined_thread_starts_later_are_confined_too():
-    if not _cgroup_v1_writable():
-        pytest.skip("no writable cgroup v1 here")
+@pytest.mark.parametrize("method", METHODS)
+def test_threads_a_confined_thread_starts_later_are_confined_too(method):
     go, seen = threading.Event(), {}
 
     def parent() -> None:
@@ -139,16 +138,16 @@ def test_threads_a_confined_thread_starts_later_are_confined_too():
 
     t = threading.Thread(target=parent, name="parent", daemon=True)
     t.start()
-    with CpuSlice(0.5, [t], method="cgroup-v1") as sl:
+    with CpuSlice(0.5, [t], method=method) as sl:
         go.set()
         t.join(5)
     assert seen["affinity"] == {sl.cpu}
-    assert any(CGROUP_PREFIX in line for line in seen["cgroups"]), seen["cgroups"]
+    if method.startswith("cgroup"):
+        assert any(CGROUP_PREFIX in line for line in seen["cgroups"]), seen["cgroups"]
 
 
-@pytest.mark.parametrize("method", ["cgroup-v1", "hog"])
+@pytest.mark.parametrize("method", METHODS)
 def test_leaving_puts_the_thread_back_and_removes_what_it_made_even_after_an_exception(spinner, method):
-    _usable(method)
     before_cgroups, before_affinity = _cgroup_lines(spinner.tid), os.sched_getaffinity(spinner.tid)
     hog_pid = None
     with pytest.raises(RuntimeError, match="inside"), CpuSlice(0.25, [spinner.thread], method=method) as sl:
@@ -166,9 +165,8 @@ def test_leaving_puts_the_thread_back_and_removes_what_it_made_even_after_an_exc
         assert not Path(f"/proc/{hog_pid}").exists() or "Z" in Path(f"/proc/{hog_pid}/stat").read_text().split()[2]
 
 
-def test_threads_started_later_by_an_unconfined_thread_are_caught_by_the_reapplier():
-    if not _cgroup_v1_writable() and not _fifo_permitted():
-        pytest.skip("neither a writable cgroup nor SCHED_FIFO here")
+@pytest.mark.parametrize("method", METHODS[:1])
+def test_threads_started_later_by_an_unconfined_thread_are_caught_by_the_reapplier(method):
     from tests.waiting import expect
     later: list[Spinner] = []
     try:
