@@ -164,6 +164,39 @@ class _Backend:
         raise NotImplementedError
 
 
+class _PerThread(_Backend):
+    """A back-end that moves single threads in (``_place``) and out (``_unplace``), keeping each
+    thread's CPU affinity to give back on close."""
+
+    added: dict[int, set[int]]
+
+    def _place(self, tid: int) -> None:
+        raise NotImplementedError
+
+    def _unplace(self, tid: int) -> None:
+        """Undo ``_place`` (the affinity is restored besides)."""
+
+    def add(self, tid: int) -> None:
+        if tid in self.added:
+            return
+        try:
+            affinity = os.sched_getaffinity(tid)
+            self._place(tid)
+            self.added[tid] = affinity
+        except OSError as exc:
+            if not _gone(exc):
+                raise
+
+    def _release_threads(self) -> None:
+        for tid, affinity in list(self.added.items()):
+            try:
+                self._unplace(tid)
+                os.sched_setaffinity(tid, affinity)
+            except OSError:
+                pass
+        self.added.clear()
+
+
 class _CgroupV1(_Backend):
     """A child cgroup in the v1 ``cpu`` and ``cpuset`` hierarchies; single threads through ``tasks``."""
 
@@ -283,7 +316,7 @@ def _empty_and_remove(d: Path, parent_tasks: Path, member_file: str, attempts: i
                 return
 
 
-class _CgroupV2(_Backend):
+class _CgroupV2(_PerThread):
     """A threaded child of this process's cgroup v2 directory; single threads through ``cgroup.threads``."""
 
     def __init__(self, share: float, period_us: int, cpu: int, mount: Path | None = None):
@@ -328,25 +361,14 @@ class _CgroupV2(_Backend):
             raise
         self.description = f"cgroup v2 cpu.max {quota} {period_us} + cpuset.cpus {cpu} (threaded)"
 
-    def add(self, tid: int) -> None:
-        if tid in self.added:
-            return
-        try:
-            affinity = os.sched_getaffinity(tid)
-            _write(self.dir / "cgroup.threads", str(tid))
-            self.added[tid] = affinity
-        except OSError as exc:
-            if not _gone(exc):
-                raise
+    def _place(self, tid: int) -> None:
+        _write(self.dir / "cgroup.threads", str(tid))
+
+    def _unplace(self, tid: int) -> None:
+        _write(self.base / "cgroup.threads", str(tid))
 
     def close(self) -> None:
-        for tid, affinity in list(self.added.items()):
-            try:
-                _write(self.base / "cgroup.threads", str(tid))
-                os.sched_setaffinity(tid, affinity)
-            except OSError:
-                pass
-        self.added.clear()
+        self._release_threads()
         if self.made:
             _empty_and_remove(self.dir, self.base / "cgroup.threads", "cgroup.threads")
             self.made = False
@@ -382,7 +404,7 @@ while os.getppid() == parent:          # never outlive the bench
 """
 
 
-class _Hog(_Backend):
+class _Hog(_PerThread):
     """Pin the threads to the CPU; a SCHED_FIFO process there takes (1 - share) of every period."""
 
     def __init__(self, share: float, period_us: int, cpu: int, priority: int = HOG_PRIORITY):
@@ -405,24 +427,11 @@ class _Hog(_Backend):
             how += f" spinning {busy_us}/{period_us} us"
         self.description = f"affinity cpu {cpu} + {how}"
 
-    def add(self, tid: int) -> None:
-        if tid in self.added:
-            return
-        try:
-            affinity = os.sched_getaffinity(tid)
-            os.sched_setaffinity(tid, {self.cpu})
-            self.added[tid] = affinity
-        except OSError as exc:
-            if not _gone(exc):
-                raise
+    def _place(self, tid: int) -> None:
+        os.sched_setaffinity(tid, {self.cpu})
 
     def close(self) -> None:
-        for tid, affinity in list(self.added.items()):
-            try:
-                os.sched_setaffinity(tid, affinity)
-            except OSError:
-                pass
-        self.added.clear()
+        self._release_threads()
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait(5)

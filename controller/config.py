@@ -418,23 +418,25 @@ def _pin_errors(gpio: dict, sensors: list) -> list[FieldError]:
             for (section, key, pin), first in pin_clashes((user, user[2]) for user in named)]
 
 
+#: Options of earlier releases, refused with what replaced them (then left out of the other checks).
+_RETIRED_OPTIONS = {
+    # Which way the belt runs in reverse mode: named for what it means now.
+    ("treadmill", "reverse_belt"): 'was renamed: write reverse_mode_carries = "away_from_edge" for true, '
+                                   '"toward_edge" for false',
+    # The decision thread no longer ticks: it wakes for inputs and for the next deadline of a rule.
+    ("safety", "tick_hz"): "is no longer used: the decision thread wakes for each input and for the next "
+                           "deadline of a rule; remove it (the heartbeat's pace is [gpio] heartbeat_period_ms)",
+}
+
+
 def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
     """Validate a parsed TOML document; raise ConfigError listing every problem."""
     errors: list[FieldError] = []
-    treadmill_table = data.get("treadmill")
-    if isinstance(treadmill_table, dict) and "reverse_belt" in treadmill_table:
-        # The option that said which way the belt runs in reverse mode: named for what it means now.
-        errors.append(FieldError("treadmill", "reverse_belt", treadmill_table["reverse_belt"],
-                                 'was renamed: write reverse_mode_carries = "away_from_edge" for true, '
-                                 '"toward_edge" for false'))
-        data = {**data, "treadmill": {k: v for k, v in treadmill_table.items() if k != "reverse_belt"}}
-    safety_table = data.get("safety")
-    if isinstance(safety_table, dict) and "tick_hz" in safety_table:
-        # The decision thread no longer ticks: it wakes for inputs and for the next deadline of a rule.
-        errors.append(FieldError("safety", "tick_hz", safety_table["tick_hz"],
-                                 "is no longer used: the decision thread wakes for each input and for the next "
-                                 "deadline of a rule; remove it (the heartbeat's pace is [gpio] heartbeat_period_ms)"))
-        data = {**data, "safety": {k: v for k, v in safety_table.items() if k != "tick_hz"}}
+    for (section, key), message in _RETIRED_OPTIONS.items():
+        table = data.get(section)
+        if isinstance(table, dict) and key in table:
+            errors.append(FieldError(section, key, table[key], message))
+            data = {**data, section: {k: v for k, v in table.items() if k != key}}
     for name in data:
         if name not in _SECTIONS and name != "sensors":
             errors.append(FieldError(name, "", "", f"section [{name}] is not valid; sections: "

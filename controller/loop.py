@@ -262,7 +262,6 @@ class ControlLoop:
             # A deadline of a rule, or a heartbeat edge with no input this wake-up: the core steps at
             # the present time, so the edge proves that it runs.
             healthy = self._guarded(self.core.on_tick, (now,))
-            stepped = True
         planned = self._guarded(self._plan, ())
         if not planned:
             self._core_deadline = now + self.edge_interval_s  # look again at the next edge at the latest
@@ -291,10 +290,10 @@ class ControlLoop:
         """When the chime under way next turns the buzzer on or off (inf without a chime)."""
         if self._chime is None:
             return float("inf")
-        t = self._chime[0]
+        now, t = self.clock(), self._chime[0]
         for length in self._chime[1]:
             t += length
-            if t > self.clock():
+            if t > now:
                 return t
         return t
 

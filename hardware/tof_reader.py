@@ -5,11 +5,13 @@ the "tof-reader" thread over them. Each result goes to ``on_reading`` as a times
 ``RangeReading`` with the device range status, and every failure to ``on_fault``; nothing
 it does can raise into the caller.
 
-- Polled sensors (no ``interrupt_pin``): data_ready is polled once a result can be due, and
-  a reading is stamped when it is read.
+- Every result is taken the same way (``TofReader._take_result``): one read of the result block
+  from the interrupt status through the range, and, only if a new sample waits, one write that
+  clears the interrupt.
+- Polled sensors (no ``interrupt_pin``): the result block is polled once a result can be due,
+  and a reading is stamped when it is read.
 - Interrupt sensors: the falling edge of GPIO1 stamps the moment the sample became ready and
-  wakes the reader, which reads the interrupt and range status in one transaction and the
-  range only if a new sample waits. When an edge is overdue, a watchdog asks over I2C: a
+  wakes the reader, which takes the result. When an edge is overdue, a watchdog asks over I2C: a
   sample waiting with the line idle is a broken wire, one waiting twice with the line low
   and no edge a line stuck low. Either withholds the sensor's readings (the fault stands
   until a later sample) while the interrupt is still cleared every period, so a mended
@@ -50,17 +52,16 @@ from hardware.vl53l0x_regs import (
 
 log = logging.getLogger(__name__)
 
-_STATUS_INDEX = bytes([RESULT_RANGE_STATUS])
 # Interrupt status and range status are neighbours: one 2-byte read gets both.
 _INTERRUPT_STATUS_INDEX = bytes([RESULT_INTERRUPT_STATUS])
 #: The range (big-endian) sits 10 bytes past the range status, where the driver's ``range`` reads it.
 _RANGE_OFFSET = RESULT_RANGE_STATUS + 10 - RESULT_INTERRUPT_STATUS
 #: One read from the interrupt status through the range: the whole result in one I2C transaction, as
 #: ST's API reads its result block; then one write clears the interrupt. Two transactions a sample,
-#: where the driver's ``range`` and a status read take five (data_ready, range, clear, status x2).
+#: where the driver's ``data_ready`` and ``range`` and a status read take four.
 _RESULT_BLOCK_LEN = _RANGE_OFFSET + 2
 _CLEAR_INTERRUPT = bytes([SYSTEM_INTERRUPT_CLEAR, 0x01])
-#: After a result, data_ready is not polled for this share of the sensor's period (no result can come
+#: After a result, a polled sensor is not asked again for this share of the sensor's period (no result can come
 #: sooner). It saves most of the I2C polling and adds nothing to the reading latency.
 QUIET_SHARE = 0.75
 #: Pause before retrying a sensor that just failed, so a dead bus is not hammered.
@@ -112,7 +113,6 @@ class ReaderSensor:
     stale_reported: bool = False
     readings: int = 0
     faults: int = 0
-    status_buf: bytearray = field(default_factory=lambda: bytearray(1))
     # Interrupt-driven sensors only: the GPIO1 input (active low) and its pin's name.
     interrupt: DigitalInputDevice | None = None
     interrupt_pin: str = ""
@@ -256,8 +256,11 @@ class TofReader:
         now = time.monotonic()
         if now >= sensor.retry_at_t and now >= sensor.quiet_until_t:
             try:
-                if sensor.device.data_ready:
-                    self._read(sensor)
+                result = self._take_result(sensor)
+                if result is not None:
+                    t_mono = time.monotonic()
+                    sensor.quiet_until_t = t_mono + QUIET_SHARE * sensor.period_s
+                    self._deliver(sensor, *result, t_mono, measured=True)
                     return
             except Exception as exc:  # nothing may escape the reader thread
                 sensor.retry_at_t = now + FAULT_BACKOFF_S
@@ -273,16 +276,6 @@ class TofReader:
                 f"no data for {silence_s * 1000:.0f} ms "
                 f"(limit {sensor.stale_after_s * 1000:.0f} ms)",
             )
-
-    def _read(self, sensor: ReaderSensor) -> None:
-        # Status first: range() clears the interrupt, after which the next result may land.
-        with sensor.status_reg:
-            sensor.status_reg.write_then_readinto(_STATUS_INDEX, sensor.status_buf)
-        range_status = range_status_of(sensor.status_buf[0])
-        distance_mm = sensor.device.range  # continuous mode: latest result, clears interrupt
-        t_mono = time.monotonic()
-        sensor.quiet_until_t = t_mono + QUIET_SHARE * sensor.period_s
-        self._deliver(sensor, distance_mm, range_status, t_mono, measured=True)
 
     def _deliver(self, sensor: ReaderSensor, distance_mm: int, range_status: int, t_ready: float,
                  *, measured: bool) -> None:
@@ -337,9 +330,7 @@ class TofReader:
         sensor.seen_edge_t = sensor.edge_t
         sensor.check_at_t = sensor.last_sample_t + EDGE_WATCHDOG_SHARE * sensor.period_s
         try:
-            ready, _ = self._read_interrupt_status(sensor)
-            if ready:
-                _ = sensor.device.range
+            self._take_result(sensor)  # a sample from before: cleared, not handed over
         except Exception as exc:  # nothing may escape the reader thread
             sensor.retry_at_t = time.monotonic() + FAULT_BACKOFF_S
             self._fault(sensor, f"read failed: {type(exc).__name__}: {exc}")
@@ -388,7 +379,7 @@ class TofReader:
         if sensor.interrupt_fault is not None:
             # Keep clearing the interrupt, so that once the wire is fixed edges come again.
             if ready:
-                _ = sensor.device.range
+                self._take_result(sensor)
                 sensor.last_data_t = time.monotonic()
             sensor.check_at_t = now + period_s
             return
@@ -437,7 +428,7 @@ class TofReader:
         sensor.edge_suspect = sensor.edge_missed = False
         sensor.interrupt_fault = kind
         self._fault(sensor, message)
-        _ = sensor.device.range
+        self._take_result(sensor)
         sensor.last_data_t = time.monotonic()
         sensor.check_at_t = sensor.last_data_t + sensor.clock.period_s
 

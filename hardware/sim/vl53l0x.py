@@ -21,11 +21,12 @@ time one fires its emitter the other fires too.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import errno
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
@@ -114,32 +115,31 @@ class SimI2C:
             return [a for a in range(0x08, 0x78) if any(
                 c.answers(a, now) and "i2c_error" not in c.faults for c in self._chips)]
 
-    # Each transaction drives the GPIO1 pins of the chips it touched once the bus lock is released.
+    @contextlib.contextmanager
+    def _transaction(self, address: int) -> Iterator[tuple[list[SimVL53L0X], float]]:
+        """The chips at ``address`` and the time, under the bus lock; afterwards, with the lock
+        released, the GPIO1 pins of the chips the transaction touched are driven."""
+        chips: list[SimVL53L0X] = []
+        try:
+            with self._lock:
+                now = time.monotonic()
+                chips = self._targets(address, now)
+                yield chips, now
+        finally:
+            _drive_gpio1_pins(chips)
 
     def writeto(self, address: int, buffer: Buffer, *, start: int = 0,
                 end: int | None = None) -> None:
         """Write ``buffer[start:end]`` to ``address`` and stop."""
         data = bytes(memoryview(buffer)[start:end])
-        chips: list[SimVL53L0X] = []
-        try:
-            with self._lock:
-                now = time.monotonic()
-                chips = self._targets(address, now)
-                _write(chips, data, now)
-        finally:
-            _drive_gpio1_pins(chips)
+        with self._transaction(address) as (chips, now):
+            _write(chips, data, now)
 
     def readfrom_into(self, address: int, buffer: bytearray, *, start: int = 0,
                       end: int | None = None) -> None:
         """Read into ``buffer[start:end]`` from ``address``."""
-        chips: list[SimVL53L0X] = []
-        try:
-            with self._lock:
-                now = time.monotonic()
-                chips = self._targets(address, now)
-                _read_into(chips, buffer, start, end, now)
-        finally:
-            _drive_gpio1_pins(chips)
+        with self._transaction(address) as (chips, now):
+            _read_into(chips, buffer, start, end, now)
 
     def writeto_then_readfrom(
         self, address: int, buffer_out: Buffer, buffer_in: bytearray, *, out_start: int = 0,
@@ -147,15 +147,9 @@ class SimI2C:
     ) -> None:
         """Write then read with a repeated start; nothing else runs in between."""
         data = bytes(memoryview(buffer_out)[out_start:out_end])
-        chips: list[SimVL53L0X] = []
-        try:
-            with self._lock:
-                now = time.monotonic()
-                chips = self._targets(address, now)
-                _write(chips, data, now)
-                _read_into(self._targets(address, now), buffer_in, in_start, in_end, now)
-        finally:
-            _drive_gpio1_pins(chips)
+        with self._transaction(address) as (chips, now):
+            _write(chips, data, now)
+            _read_into(self._targets(address, now), buffer_in, in_start, in_end, now)
 
     def deinit(self) -> None:
         """Release the bus as busio.I2C does: here, stop the clock thread (see close())."""

@@ -65,8 +65,7 @@ class Spinner:
     def share_over(self, window_s: float = WINDOW_S) -> float:
         """The share of one CPU the thread ran over the next ``window_s`` (a measurement window, not a wait)."""
         c0, t0 = thread_cpu_s(self.tid), time.monotonic()
-        while time.monotonic() - t0 < window_s:
-            time.sleep(0.02)
+        threading.Event().wait(window_s)  # the window measured, not a wait for a condition
         return (thread_cpu_s(self.tid) - c0) / (time.monotonic() - t0)
 
     def stop(self) -> None:
