@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench clean lock check-lock
 
 # Recipes are silent (@) and set-up output goes to stderr, so `make demo`'s first
-# lines on stdout are the demo's own: the dashboard's address and the password.
+# lines on stdout are the demo's own: the dashboard's address, the user and its password.
 $(PY):
 	@$(PYTHON) -m venv $(VENV) >&2
 

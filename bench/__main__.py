@@ -6,8 +6,8 @@ The Pi-sized budget comes last: it confines the controller to a slice of one cor
 
 from __future__ import annotations
 
-from bench import (approach, cpu_cost, dashboard, decision_cost, history, pi_budget, reliability, sensor_phase,
-                   serial_poll, stop_margin, trip_latency, wake_floor)
+from bench import (access, approach, cpu_cost, dashboard, decision_cost, history, pi_budget, reliability,
+                   sensor_phase, serial_poll, stop_margin, tls, trip_latency, wake_floor)
 
 
 def main() -> None:
@@ -21,6 +21,8 @@ def main() -> None:
     stop_margin.main([])
     approach.main([])
     history.main([])
+    tls.main([])
+    access.main([])
     dashboard.main([])
     reliability.main([])
     pi_budget.main([])

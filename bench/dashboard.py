@@ -2,7 +2,7 @@
 into a real browser, and the memory of each process.
 
 The controller (with the simulated hardware) runs in this process; the dashboard
-runs as its own process under waitress, as in production; the 50 clients run
+runs as its own process under cheroot, as in production; the 50 clients run
 in a third process (bench/load.py). The push latency is from the controller's
 state change (the trip event's wall time) to the page's state banner changing,
 timed inside the browser with a MutationObserver.
@@ -38,8 +38,8 @@ def rss_mb(pid: int) -> float:
 
 
 def _start_web(port: int, socket_path: str, web_state: Path) -> subprocess.Popen:
-    from web.auth import set_password
-    set_password(web_state, PASSWORD)
+    from web.accounts import AccountStore
+    AccountStore(web_state).add("bench", "therapist", PASSWORD)
     web = spawn_dashboard(port, socket_path, web_state, stderr=subprocess.DEVNULL)
     if web is None:
         raise RuntimeError("the dashboard did not start")

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 
-from controller.config import ConfigError, load_config
+from cli.options import add_web_options, load_or_exit, web_config
 
 
 
@@ -27,16 +27,6 @@ def setup_logging(level: int = logging.INFO) -> logging.handlers.QueueListener:
     return listener
 
 
-def _load_or_exit(path: str):
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        print(f"{path}: invalid config, {len(exc.errors)} error(s):", file=sys.stderr)
-        for err in exc.errors:
-            print(f"  {err}", file=sys.stderr)
-        raise SystemExit(2) from exc
-
-
 def open_i2c(bus_number: int):
     """The real I2C bus (Blinka's busio over /dev/i2c-N): only on the Pi, with the "pi" extra."""
     try:
@@ -49,7 +39,7 @@ def open_i2c(bus_number: int):
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the controller until SIGTERM or SIGINT (on the real hardware, or --simulate)."""
-    cfg = _load_or_exit(args.config)
+    cfg = load_or_exit(args.config)
     listener = setup_logging()
     from controller.notify import Notifier
     from controller.service import announce_ready, healthy_tick_hook
@@ -97,45 +87,52 @@ def cmd_run(args: argparse.Namespace) -> int:
         listener.stop()
 
 
-def _web_config(args: argparse.Namespace):
-    """The config with the command line's [web] overrides applied."""
-    import dataclasses
-    cfg = _load_or_exit(args.config)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port), ("ipc_socket", args.ipc_socket),
-                                   ("state_dir", args.state_dir)) if v is not None}
-    return dataclasses.replace(cfg, web=dataclasses.replace(cfg.web, **overrides))
-
-
 def cmd_web(args: argparse.Namespace) -> int:
-    """Serve the dashboard under waitress; it reaches the controller only through its socket."""
-    cfg = _web_config(args)
+    """Serve the dashboard under cheroot, HTTPS with [web] tls_cert; it reaches the controller only by its socket."""
+    if (args.tls_cert is None) != (args.tls_key is None) or bool(args.tls_cert) != bool(args.tls_key):
+        print("web: --tls-cert and --tls-key go together (both paths, or both \"\" for plain HTTP)",
+              file=sys.stderr)
+        return 2
+    cfg = web_config(args)
     listener = setup_logging()
     try:
         from web.serve import serve
-        serve(cfg)
+        from web.tls import CertificateError
+        try:
+            serve(cfg)
+        except CertificateError as exc:
+            print(f"web: cannot serve HTTPS: {exc}; fix [web] tls_cert/tls_key in {args.config}, or generate a "
+                  f"certificate with: treadmill-safety tls-cert --config {args.config}", file=sys.stderr)
+            return 2
         return 0
     finally:
         listener.stop()
 
 
-def cmd_set_password(args: argparse.Namespace) -> int:
-    """Set the therapist password (stored as a scrypt hash, mode 0600); there is no default."""
-    import getpass
-    from web.auth import set_password
-    cfg = _web_config(args)
-    if args.stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("new therapist password: ")
-        if getpass.getpass("again: ") != password:
-            print("password: the two entries differ; nothing changed", file=sys.stderr)
-            return 2
-    try:
-        set_password(cfg.web.state_dir, password)
-    except (ValueError, OSError) as exc:
-        print(f"password: {exc}; nothing changed", file=sys.stderr)
+def cmd_tls_cert(args: argparse.Namespace) -> int:
+    """Write a self-signed certificate and key where [web] tls_cert and tls_key point; print its fingerprint."""
+    cfg = load_or_exit(args.config)
+    if not cfg.web.tls_cert:
+        print(f"tls-cert: [web] tls_cert and tls_key are empty in {args.config}: set them to where the certificate "
+              "and key go (/etc/treadmill-safety/tls/dashboard.crt and .key in the example config)", file=sys.stderr)
         return 2
-    print(f"password set in {cfg.web.state_dir}")
+    from web.tls import default_names, generate_self_signed
+    dns_names, addresses = default_names()
+    try:
+        info = generate_self_signed(cfg.web.tls_cert, cfg.web.tls_key, args.host or dns_names,
+                                    args.address or addresses, force=args.force)
+    except FileExistsError as exc:
+        print(f"tls-cert: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"tls-cert: {exc}; nothing written", file=sys.stderr)
+        return 2
+    print(f"certificate: {info.path} (self-signed, valid until {info.not_after:%Y-%m-%d})")
+    import os
+    print(f"key: {cfg.web.tls_key} (mode {os.stat(cfg.web.tls_key).st_mode & 0o777:04o}; the dashboard's user "
+          "must be able to read it)")
+    print(f"names: {', '.join(info.names)}")
+    print(f"SHA-256 fingerprint: {info.fingerprint}")
     return 0
 
 
@@ -156,7 +153,7 @@ def cmd_simulate_treadmill(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config file: exit 0 if valid, 2 with every error if not."""
-    cfg = _load_or_exit(args.path)
+    cfg = load_or_exit(args.path)
     for warning in cfg.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.path}: OK ({len(cfg.sensors)} sensor(s), protocol {cfg.treadmill.protocol}, "
@@ -169,7 +166,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.state_dir:
         state_dir = args.state_dir
     elif args.config:
-        state_dir = _load_or_exit(args.config).storage.state_dir
+        state_dir = load_or_exit(args.config).storage.state_dir
     else:
         print("export: give --config or --state-dir", file=sys.stderr)
         return 2
@@ -215,17 +212,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve the treadmill emulator on a pty; first line: port: /dev/pts/N")
     p.set_defaults(func=cmd_simulate_treadmill)
 
-    for name, func, text in (("web", cmd_web, "serve the dashboard (waitress)"),
-                             ("set-password", cmd_set_password, "set the therapist's dashboard password")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--config", required=True, help="path to config.toml")
-        p.add_argument("--host", help="override [web] host")
-        p.add_argument("--port", type=int, help="override [web] port")
-        p.add_argument("--ipc-socket", help="override [web] ipc_socket")
-        p.add_argument("--state-dir", help="override [web] state_dir")
-        if name == "set-password":
-            p.add_argument("--stdin", action="store_true", help="read the password from standard input")
-        p.set_defaults(func=func)
+    from cli.access import add_commands
+    p = sub.add_parser("web", help="serve the dashboard (cheroot; HTTPS with [web] tls_cert and tls_key)")
+    add_web_options(p)
+    p.add_argument("--tls-cert", help='override [web] tls_cert (with --tls-key; "" for both serves plain HTTP)')
+    p.add_argument("--tls-key", help="override [web] tls_key (with --tls-cert)")
+    p.set_defaults(func=cmd_web)
+
+    p = sub.add_parser("tls-cert", help="write a self-signed dashboard certificate where [web] tls_cert and "
+                                        "tls_key point, and print its SHA-256 fingerprint")
+    p.add_argument("--config", required=True, help="path to config.toml")
+    p.add_argument("--host", action="append", metavar="NAME",
+                   help="a DNS name for the certificate (repeatable; replaces the default: this machine's host "
+                        "name, NAME.local and localhost)")
+    p.add_argument("--address", action="append", metavar="IP",
+                   help="an IP address for the certificate (repeatable; replaces this machine's LAN addresses)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a certificate tls-cert made before (never one it did not make)")
+    p.set_defaults(func=cmd_tls_cert)
+    add_commands(sub)
 
     p = sub.add_parser("doctor", help="hardware self-test for the installer: one PASS/FAIL line per check")
     p.add_argument("--config", required=True, help="path to config.toml")
@@ -245,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scripted", action="store_true",
                    help="no dashboard: a scripted patient drifts back until the trip, then exit")
     p.add_argument("--speed-kmh", type=float, default=2.0, help="with --scripted: the belt speed")
+    p.add_argument("--tls", action="store_true",
+                   help="serve the dashboard over HTTPS, with a throw-away certificate for 127.0.0.1 and localhost")
     p.set_defaults(func=cmd_demo)
     return parser
 

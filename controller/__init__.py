@@ -2,6 +2,8 @@
 
 Layers, each importing only those listed before it:
 - ``fields``, ``config``: the config and the checked-field rules every layer uses;
+- ``certificate``: the dashboard's TLS certificate and key, read once for the doctor and
+  for ``web/tls.py`` (names, expiry, fingerprint, whether they load);
 - ``safety/``: the pure safety decisions (no I/O);
 - ``storage/``: the history database, saved settings and export;
 - ``therapy/``: patients, progression and the session runner;

@@ -179,8 +179,14 @@ class WebConfig:
                             metadata={"spec": Text("a Unix socket path")})
     #: Group owning the socket (mode 0660) so the dashboard's user may connect; "" keeps the default.
     ipc_group: str = field(default="", metadata={"spec": Text("a group name or \"\"", max_len=32, min_len=0)})
-    #: The dashboard's own state: its session secret and the therapist's password hash.
+    #: The dashboard's own state: its session secret, the accounts and the audit trail (access.db).
     state_dir: str = field(default="/var/lib/treadmill-dashboard", metadata={"spec": Text("a directory path")})
+    #: A login ends after this long without a page opened or a change made (a tablet left logged in).
+    session_idle_min: float = field(default=30.0, metadata={"spec": Num(1, 720, "min")})
+    #: The dashboard's TLS certificate and private key (PEM paths). Both "" serve plain HTTP,
+    #: which only ``make demo`` and the tests do; setting one without the other is an error.
+    tls_cert: str = field(default="", metadata={"spec": Text("a PEM certificate path or \"\"", min_len=0)})
+    tls_key: str = field(default="", metadata={"spec": Text("a PEM private key path or \"\"", min_len=0)})
 
 
 @dataclass(frozen=True)
@@ -475,6 +481,12 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
                 if f.name.endswith("_cap_kmh") and getattr(table, f.name) < safety.min_speed_kmh:
                     errors.append(FieldError(section, f.name, getattr(table, f.name),
                                              f"must be at least [safety] min_speed_kmh = {safety.min_speed_kmh:g}"))
+    web = parts.get("web")
+    if web is not None and bool(web.tls_cert) != bool(web.tls_key):
+        # Each names both fields: the certificate and its key are one choice.
+        errors += [FieldError("web", key, getattr(web, key), f"must be set together with [web] {other} "
+                              "(a certificate and its private key), or both \"\" for plain HTTP")
+                   for key, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert"))]
     if treadmill is not None and treadmill.reverse_belt and treadmill.protocol != "woodway":
         errors.append(FieldError("treadmill", "reverse_mode_carries", treadmill.reverse_mode_carries,
                                  "only the woodway dialect can run the belt reversed (its direction digit)"))

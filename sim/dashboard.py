@@ -1,10 +1,15 @@
 """``make demo``: the controller on simulated hardware and the dashboard, two processes over IPC.
 
-The first two lines printed are exactly::
+The first three lines printed are exactly::
 
     dashboard: http://127.0.0.1:PORT/
+    user: demo-therapist
     password: <one-time password>
 
+(``https://`` with ``--tls``: a throw-away self-signed certificate for 127.0.0.1
+and localhost, whose path and SHA-256 fingerprint follow on later lines.) Then
+``admin: demo-admin <password>``, an admin account for the Accounts and Audit
+pages. The demo's accounts live in its temporary directory and go with it.
 The controller starts READY (the demo resets it once inputs are fresh), so a
 visitor logs in and presses Start. Demo buttons on the page act on the
 simulation (patient drifts back, console speeds up, a sensor or the treadmill
@@ -20,6 +25,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -32,6 +38,10 @@ from controller.safety.types import CommandKind
 from sim.bench import EXAMPLE_CONFIG, SimBench, wait_until
 
 WEB_START_TIMEOUT_S = 20.0
+#: The demo's one account: a therapist (not an admin), with a password made for this run.
+DEMO_USER = "demo-therapist"
+#: An admin too, so a visitor can see the Accounts and Audit pages (its line follows the first three).
+DEMO_ADMIN = "demo-admin"
 
 
 #: A pseudonymous patient so the session panel has someone to choose (short sessions for the demo).
@@ -47,13 +57,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def answers(url: str) -> bool:
-    """Whether an HTTP GET of ``url`` returns 200 within a second."""
+def answers(url: str, context: ssl.SSLContext | None = None) -> bool:
+    """Whether a GET of ``url`` returns 200 within a second (HTTPS verified with ``context``)."""
     try:
-        with urllib.request.urlopen(url, timeout=1.0) as resp:
+        with urllib.request.urlopen(url, timeout=1.0, context=context) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def trusting(cert_path: str | Path) -> ssl.SSLContext:
+    """A client context that trusts exactly this certificate (and checks the host name against it)."""
+    return ssl.create_default_context(cafile=str(cert_path))
 
 
 def free_port() -> int:
@@ -63,22 +78,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def spawn_dashboard(port: int, socket_path: str, state_dir: str | Path, *,
-                    stderr=None) -> subprocess.Popen | None:
+def spawn_dashboard(port: int, socket_path: str, state_dir: str | Path, *, stderr=None,
+                    tls: tuple[Path, Path] | None = None) -> subprocess.Popen | None:
     """Start ``treadmill-safety web`` on 127.0.0.1:port (normal priority) and wait until it answers.
 
+    Plain HTTP, or HTTPS with ``tls = (cert, key)``, the readiness check trusting that certificate.
     Returns the process, or None (and the process is ended) if it did not come up in time.
     """
+    cert, key = (str(tls[0]), str(tls[1])) if tls else ("", "")
     web = subprocess.Popen([sys.executable, "-m", "cli.main", "web", "--config", str(EXAMPLE_CONFIG),
                             "--host", "127.0.0.1", "--port", str(port), "--ipc-socket", socket_path,
-                            "--state-dir", str(state_dir)], stderr=stderr)
+                            "--state-dir", str(state_dir), "--tls-cert", cert, "--tls-key", key], stderr=stderr)
     try:  # the dashboard stays below the controller, whatever priority this process has
         os.sched_setscheduler(web.pid, os.SCHED_OTHER, os.sched_param(0))
         os.setpriority(os.PRIO_PROCESS, web.pid, 0)
     except (PermissionError, OSError):
         pass
-    url = f"http://127.0.0.1:{port}/api/status"
-    if wait_until(lambda: answers(url) or web.poll() is not None, WEB_START_TIMEOUT_S, poll_s=0.1) \
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/api/status"
+    context = trusting(cert) if tls else None
+    if wait_until(lambda: answers(url, context) or web.poll() is not None, WEB_START_TIMEOUT_S, poll_s=0.1) \
             and web.poll() is None:
         return web
     stop_process(web)
@@ -125,9 +143,15 @@ def run_dashboard_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="treadmill-demo-") as tmp:
         socket_path = str(Path(tmp) / "control.sock")
         web_state = Path(tmp) / "web"
-        from web.auth import set_password
-        password = secrets.token_urlsafe(9)
-        set_password(web_state, password)
+        from web.accounts import AccountStore
+        password, admin_password = secrets.token_urlsafe(9), secrets.token_urlsafe(9)
+        AccountStore(web_state).add(DEMO_USER, "therapist", password)
+        AccountStore(web_state).add(DEMO_ADMIN, "admin", admin_password)
+        tls = None
+        if args.tls:
+            from web.tls import generate_self_signed
+            tls = (Path(tmp) / "tls" / "dashboard.crt", Path(tmp) / "tls" / "dashboard.key")
+            certificate = generate_self_signed(*tls, ["localhost"], ["127.0.0.1"])
         with SimBench(state_dir=Path(tmp) / "state", ipc_socket=socket_path, start_gap_mm=1000.0,
                       sway_mm=25.0) as bench:
             bench.controller.sessions.request("save", {"patient": DEMO_PATIENT, "create": True, "actor": "demo",
@@ -136,15 +160,22 @@ def run_dashboard_demo(args: argparse.Namespace) -> int:
                 print(f"demo: the simulated controller did not become READY: "
                       f"{bench.controller.status.get('reasons')}", file=sys.stderr)
                 return 1
-            web = spawn_dashboard(args.port, socket_path, web_state)
+            web = spawn_dashboard(args.port, socket_path, web_state, tls=tls)
             if web is None:
                 print(f"demo: the dashboard did not start on port {args.port} "
                       "(is the port in use? try --port)", file=sys.stderr)
                 return 1
             try:
-                print(f"dashboard: http://127.0.0.1:{args.port}/", flush=True)
+                print(f"dashboard: {'https' if tls else 'http'}://127.0.0.1:{args.port}/", flush=True)
+                print(f"user: {DEMO_USER}", flush=True)
                 print(f"password: {password}", flush=True)
-                print("log in with any name and this password, press Start (or choose patient DEMO-1 and "
+                if tls:
+                    print(f"certificate: {certificate.path} (self-signed for this demo: 127.0.0.1, localhost)",
+                          flush=True)
+                    print(f"SHA-256 fingerprint: {certificate.fingerprint} (the browser warns once: compare it "
+                          "with the certificate's details before going on)", flush=True)
+                print(f"admin: {DEMO_ADMIN} {admin_password} (accounts and the audit trail)", flush=True)
+                print(f"log in as {DEMO_USER} with this password, press Start (or choose patient DEMO-1 and "
                       "start a session), then try the demo buttons; "
                       "Ctrl-C ends the demo", flush=True)
                 while not stop.wait(0.5):

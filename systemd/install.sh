@@ -13,7 +13,7 @@
 # first, then systemctl start (README "Deployment on a Raspberry Pi").
 #
 # With DESTDIR set, files go under $DESTDIR, and what needs the real system
-# (useradd, pip, systemctl, udevadm, chown) is printed, not done; no root needed.
+# (useradd, pip, tls-cert, systemctl, udevadm, chown) is printed, not done; no root needed.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -98,6 +98,52 @@ check_socket_group() {
     done
 }
 
+# [web] KEY of the installed config ("" when unset, or when the file does not parse:
+# check-config names the problem).
+web_option() {
+    "$PYTHON" - "$DESTDIR$CONFIG_DIR/config.toml" "$1" 2>/dev/null <<'PY' || true
+import sys, tomllib
+with open(sys.argv[1], "rb") as fh:
+    value = tomllib.load(fh).get("web", {}).get(sys.argv[2], "")
+print(value if isinstance(value, str) else "")
+PY
+}
+
+# The dashboard's HTTPS certificate: the clinic's own where the config names one that
+# exists (kept as it is), otherwise a self-signed one for this Pi's host name and LAN
+# addresses, made by treadmill-safety tls-cert. Its key: root's, readable by the
+# dashboard's group only.
+install_certificate() {
+    local cert key
+    cert="$(web_option tls_cert)"
+    key="$(web_option tls_key)"
+    if [[ -z "$cert" || -z "$key" ]]; then
+        warn "[web] tls_cert and tls_key are not set in $CONFIG_DIR/config.toml: the dashboard would serve
+  plain HTTP. Add these two lines to its [web] section, then run this again:
+    tls_cert = \"$CONFIG_DIR/tls/dashboard.crt\"
+    tls_key = \"$CONFIG_DIR/tls/dashboard.key\""
+        return 0
+    fi
+    if [[ -e "$DESTDIR$cert" ]]; then
+        say "Certificate: kept the existing $cert (never overwritten); doctor prints its fingerprint."
+        return 0
+    fi
+    say "Certificate: none at $cert; generating a self-signed one for this Pi's names and addresses."
+    install -d -m 0755 "$DESTDIR$(dirname "$cert")" "$DESTDIR$(dirname "$key")"
+    if ! run "$PREFIX/bin/treadmill-safety" tls-cert --config "$CONFIG_DIR/config.toml"; then
+        warn "no certificate was made (see above); after fixing the config run:
+    sudo $PREFIX/bin/treadmill-safety tls-cert --config $CONFIG_DIR/config.toml
+    sudo chown root:$WEB_USER $key && sudo chmod 0640 $key"
+        return 0
+    fi
+    run chown "root:$WEB_USER" "$key"
+    run chmod 0640 "$key"
+    say "  Check its SHA-256 fingerprint (above; doctor prints it too) once on each tablet: the browser
+  warns at the first visit; open the certificate's details, compare, and accept only if they match. A new host name
+  or address needs a new certificate: sudo $PREFIX/bin/treadmill-safety tls-cert --force
+  --config $CONFIG_DIR/config.toml (README: The dashboard's certificate)."
+}
+
 install_venv() {
     if [[ -n "$DESTDIR" ]]; then
         say "  (DESTDIR set) would run: $PYTHON -m venv $PREFIX"
@@ -143,9 +189,10 @@ do_install() {
         install -m 0644 "$HERE/config.example.toml" "$DESTDIR$CONFIG_DIR/config.toml"
         say "Config: installed $CONFIG_DIR/config.toml from the example: edit it for this treadmill."
     fi
+    install_certificate
 
     # systemd creates these too (StateDirectory=); making them now lets
-    # set-password run before the first start with the right owner.
+    # 'user add' run before the first start with the right owner.
     local entry dir owner
     for entry in "${STATE_DIRS[@]}"; do
         dir=${entry%%:*} owner=${entry##*:}
@@ -173,8 +220,10 @@ Next:
   1. edit $CONFIG_DIR/config.toml (serial port, pins, sensors, limits)
   2. $PREFIX/bin/treadmill-safety check-config $CONFIG_DIR/config.toml
   3. cd /tmp && sudo -u $CTL_USER $PREFIX/bin/treadmill-safety doctor --config $CONFIG_DIR/config.toml
-     (as the service's user; lgpio needs a writable working directory)
-  4. sudo -u $WEB_USER $PREFIX/bin/treadmill-safety set-password --config $CONFIG_DIR/config.toml
+     (as the service's user; lgpio needs a writable working directory); its last line gives
+     the dashboard certificate's SHA-256 fingerprint, which each tablet checks once
+  4. sudo -u $WEB_USER $PREFIX/bin/treadmill-safety user add NAME --role admin --config $CONFIG_DIR/config.toml
+     (the first account, an admin; it gives everyone else an account on the dashboard)
   5. sudo systemctl start ${UNITS[*]}"
 }
 

@@ -4,7 +4,8 @@ A separate process from the controller: a dashboard under load or crashed can
 neither delay nor prevent a trip. It imports nothing from ``hardware/``, and
 from ``controller/`` only the config, the CSV layouts (``export_formats``,
 shared with the ``export`` command so both downloads have the same columns) and
-the atomic file writer (``files``). Every value rule is the controller's: the
+the atomic file writer (``files``) and the reader of its TLS certificate
+(``certificate``, which the doctor shares). Every value rule is the controller's: the
 dashboard checks a request's shape and size and passes on the controller's
 named refusals.
 """
@@ -18,12 +19,12 @@ from typing import Any
 from flask import Flask, Response
 
 from controller.config import Config
-from web import api, auth, errors, history, metrics, views
+from web import api, audit_api, auth, errors, history, metrics, users, views
 from web.extensions import csrf
 from web.link import ControllerLink
 from web.state import load_secret_key
 
-#: Each SSE stream holds one waitress worker thread for as long as it is open;
+#: Each SSE stream holds one of cheroot's worker threads for as long as it is open;
 #: this many streams leave the rest of serve.THREADS for stops and commands.
 DEFAULT_MAX_SSE_STREAMS = 32
 
@@ -34,8 +35,13 @@ SECURITY_HEADERS = {
                                 "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Same-origin requests only: over HTTPS, Flask-WTF refuses a POST whose Referer is
+    # missing or names another host (WTF_CSRF_SSL_STRICT); other sites get none.
+    "Referrer-Policy": "same-origin",
 }
+#: Over HTTPS only: the browser uses nothing but HTTPS for this host for a year, so a
+#: typed http:// address or a forged plain-HTTP page cannot catch a password.
+HSTS = "max-age=31536000"
 
 
 def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, state_dir: str | None = None,
@@ -67,15 +73,23 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
         MAX_CONTENT_LENGTH=64 * 1024,
         MAX_SSE_STREAMS=DEFAULT_MAX_SSE_STREAMS,
         LOGIN_RATE_LIMIT=auth.DEFAULT_LOGIN_RATE,
+        # Served over HTTPS ([web] tls_cert set): Secure cookies and HSTS.
+        TLS=bool(cfg.web.tls_cert) if cfg is not None else False,
+        ACCOUNT_LOGIN_RATE_LIMIT=auth.DEFAULT_ACCOUNT_LOGIN_RATE,
+        SESSION_IDLE_S=cfg.web.session_idle_min * 60 if cfg is not None else auth.DEFAULT_SESSION_IDLE_S,
     )
     if test_config:
         app.config.update(test_config)
+    # A Secure cookie never travels in clear text; plain HTTP (make demo, tests) could not send it back.
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config["TLS"])
 
     errors.init_app(app)
     csrf.init_app(app)
     ControllerLink(app.config["IPC_SOCKET"], app.config["MAX_SSE_STREAMS"],
                    timeout_s=app.config["IPC_TIMEOUT_S"]).init_app(app)
     auth.init_app(app)
+    users.init_app(app)
+    audit_api.init_app(app)
     api.init_app(app)
     history.init_app(app)
     metrics.init_app(app)
@@ -85,6 +99,8 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
     def _headers(response: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if app.config["TLS"]:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if response.mimetype == "application/json":
             # Status and session answers must never come from a cache.
             response.headers.setdefault("Cache-Control", "no-store")

@@ -1,7 +1,7 @@
 """The JSON API: status, live stream, events, commands, limits, session, demo.
 
 Stop is always allowed; go needs authority: anyone may read and stop; reset,
-start, speed, mode and limits need a logged-in therapist. This layer decides
+start, speed, mode and limits need a logged-in account (a therapist or an admin). This layer decides
 who is logged in and refuses a body of the wrong shape; the controller decides
 what is safe and checks every value, and its named refusal comes back as 400.
 """
@@ -15,7 +15,7 @@ from typing import Any, Iterator
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask_wtf.csrf import generate_csrf
 
-from web.auth import actor, current_therapist, login_required
+from web.auth import actor, current_account, login_required
 from web.errors import json_error
 from web.extensions import csrf
 from web.ipc_client import ControllerError, StatusHub
@@ -40,7 +40,7 @@ def _command(command: str, value: Any = None) -> Response:
     """Send one command with this request's actor and authority; the controller's reply as JSON."""
     link = get_link()
     try:
-        reply = link.client.command(command, actor(), current_therapist() is not None, value)
+        reply = link.client.command(command, actor(), current_account() is not None, value)
     finally:
         link.note_command()
     return jsonify(reply)
@@ -77,9 +77,10 @@ def limits() -> Response:
 
 @bp.get("/session")
 def session_info() -> Response:
-    """Who is logged in, and the CSRF token the page sends back in X-CSRFToken."""
-    name = current_therapist()
-    return jsonify({"logged_in": name is not None, "name": name, "csrf_token": generate_csrf()})
+    """Who is logged in (name and role), and the CSRF token the page sends back in X-CSRFToken."""
+    account = current_account()
+    return jsonify({"logged_in": account is not None, "name": account.name if account else None,
+                    "role": account.role if account else None, "csrf_token": generate_csrf()})
 
 
 # --- stopping: anyone, always ----------------------------------------------------------------

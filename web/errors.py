@@ -101,7 +101,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(429)
     def _too_many(exc: HTTPException) -> Response:
-        return json_error(429, "rate_limited", f"too many attempts; wait a minute ({exc.description})")
+        # Flask-Limiter's description is the limit ("5 per 1 minute") or the limit's own message.
+        return json_error(429, "rate_limited", f"too many attempts ({exc.description}); wait, then try again")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

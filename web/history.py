@@ -15,7 +15,7 @@ from typing import Any, Iterator, Sequence
 from flask import Blueprint, Flask, Response, jsonify
 
 from controller.storage.export_formats import SAMPLE_COLUMNS, samples_csv, sessions_csv
-from web.auth import actor, current_therapist, login_required
+from web.auth import actor, current_account, login_required
 from web.ipc_client import ControllerError, IpcClient
 from web.link import get_link
 from web.validation import field_error, invalid, json_object, missing_errors, query_int
@@ -42,7 +42,7 @@ def _answer(reply: Any, status: int = 200) -> Response:
 
 def _authority() -> tuple[str, bool]:
     """Who the controller's log names for this request, and whether a therapist is logged in."""
-    return actor(), current_therapist() is not None
+    return actor(), current_account() is not None
 
 
 def _confirm_needed(exc: ControllerError) -> Response:

@@ -1,8 +1,9 @@
-"""The dashboard's own state directory: the session secret and the password hash.
+"""The dashboard's own state directory: the session secret, and the accounts and audit trail.
 
-Both files hold secrets: they are written with mode 0600 by the one atomic
+Both hold secrets and are mode 0600: the secret is written by the one atomic
 writer of both processes (controller/files.py), so a crash mid-write never
-leaves a half-written key or hash behind, nor one readable by others.
+leaves a half-written key behind, nor one readable by others; ``access.db``
+(web/accounts.py) is SQLite's, created 0600 before its first byte.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from controller.files import create_text_once
 log = logging.getLogger(__name__)
 
 SECRET_KEY_FILE = "secret_key"
-PASSWORD_FILE = "password"
 PRIVATE_MODE = 0o600
 #: 32 random bytes as hex: what secrets.token_hex(32) gives.
 SECRET_KEY_MIN_CHARS = 64

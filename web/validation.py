@@ -61,7 +61,7 @@ def _not_an_object(names: str) -> ApiError:
                     [field_error("body", None, "the body must be a JSON object", key="")])
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
+def deeper_than(value: Any, limit: int) -> bool:
     """Whether arrays and objects in ``value`` nest more than ``limit`` levels (walked without recursion)."""
     stack = [(value, 1)]
     while stack:
@@ -95,7 +95,7 @@ def json_object(allowed: Iterable[str] | None, required: Iterable[str] = (),
     body = request_json()
     if not isinstance(body, dict):
         raise _not_an_object(names)
-    if _deeper_than(body, MAX_BODY_DEPTH):
+    if deeper_than(body, MAX_BODY_DEPTH):
         raise ApiError(400, "invalid", f"the body nests arrays and objects over {MAX_BODY_DEPTH} levels deep",
                        [field_error("body", None, f"the body must nest at most {MAX_BODY_DEPTH} levels deep",
                                     key="")])

@@ -1,7 +1,7 @@
 """The therapist's pages: HTML shells; everything live or stored comes from the API.
 
 The dashboard (``/``) is open to everyone, because stop is always allowed. The
-therapy pages show patient data, so they need a logged-in therapist; without
+therapy pages show patient data, so they need a logged-in account; without
 one they say where to log in. A page takes any id from its address: its script
 asks the API, where the controller says whether the id is well-formed and known,
 and the page shows that answer.
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, current_app, render_template, url_for
 
-from web.auth import current_therapist
+from web.accounts import NAME_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, ROLES
+from web.audit_api import MAX_PAGE_ROWS
+from web.auth import current_account
 from web.reasons import PLAIN_REASONS
 
 bp = Blueprint("views", __name__)
@@ -20,7 +22,7 @@ bp = Blueprint("views", __name__)
 @bp.get("/")
 def index() -> str:
     """The dashboard page (the CSRF token sits in a <meta> tag for app.js)."""
-    return render_template("index.html", therapist=current_therapist(), page="dashboard",
+    return render_template("index.html", page="dashboard",
                            units=current_app.config["DISPLAY_UNITS"])
 
 
@@ -31,10 +33,10 @@ def _notice(status: int, title: str, message: str) -> tuple[str, int]:
 
 def _therapy_page(template: str, **values: object) -> str | tuple[str, int]:
     """A therapy page for a logged-in therapist; otherwise the page that says to log in."""
-    if current_therapist() is None:
-        return _notice(401, "Log in first", "These pages show patient data. Log in as a therapist on the "
-                                            "dashboard, then come back.")
-    return render_template(template, therapist=current_therapist(), units=current_app.config["DISPLAY_UNITS"],
+    if current_account() is None:
+        return _notice(401, "Log in first", "These pages show patient data. Log in on the dashboard, "
+                                            "then come back.")
+    return render_template(template, units=current_app.config["DISPLAY_UNITS"],
                            **values)
 
 
@@ -58,6 +60,38 @@ def session_page(sid: int) -> str | tuple[str, int]:
                          csv_url=url_for("history.session_samples_csv", sid=sid))
 
 
+def _account_page(template: str, *, admin: bool, **values: object) -> str | tuple[str, int]:
+    """An accounts page: 401 notice without a login, 403 notice for a therapist on an admin's page."""
+    account = current_account()
+    if account is None:
+        return _notice(401, "Log in first", "This page is for a logged-in account. Log in on the dashboard, "
+                                            "then come back.")
+    if admin and not account.is_admin:
+        return _notice(403, "Only an admin may see this page",
+                       "Only an admin may see this page. Ask an admin if you need an account changed.")
+    return render_template(template, units=current_app.config["DISPLAY_UNITS"], roles=ROLES,
+                           name_max=NAME_MAX_CHARS, password_min=PASSWORD_MIN_CHARS,
+                           password_max=PASSWORD_MAX_CHARS, **values)
+
+
+@bp.get("/accounts")
+def accounts_page() -> str | tuple[str, int]:
+    """The accounts (admin): the table, per-account changes, and the new-account form."""
+    return _account_page("accounts.html", admin=True, page="accounts")
+
+
+@bp.get("/account")
+def account_page() -> str | tuple[str, int]:
+    """Your own account (anyone logged in): change your password."""
+    return _account_page("account.html", admin=False, page="account")
+
+
+@bp.get("/audit")
+def audit_page() -> str | tuple[str, int]:
+    """The audit trail (admin): filters, the rows newest first, the CSV download and the chain's state."""
+    return _account_page("audit.html", admin=True, page="audit", csv_max_rows=MAX_PAGE_ROWS)
+
+
 @bp.get("/favicon.ico")
 def favicon() -> Response:
     """No icon: an empty answer instead of a 404 in every browser's console."""
@@ -65,9 +99,11 @@ def favicon() -> Response:
 
 
 @bp.app_context_processor
-def _plain_reasons() -> dict[str, object]:
-    """Every page's header shows the controller's reasons in plain words (web/reasons.py)."""
-    return {"plain_reasons": PLAIN_REASONS}
+def _every_page() -> dict[str, object]:
+    """Every page's header: the controller's reasons in plain words (web/reasons.py), and who is logged in
+    (``therapist``, the account's name, and ``account`` with its role)."""
+    account = current_account()
+    return {"plain_reasons": PLAIN_REASONS, "account": account, "therapist": account.name if account else None}
 
 
 def init_app(app: Flask) -> None:

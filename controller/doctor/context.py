@@ -20,6 +20,8 @@ Out = Callable[[str], Any]
 #: Names from systemd/treadmill-controller.service, for the hints.
 SERVICE_UNIT = "treadmill-controller"
 SERVICE_USER = "treadmill"
+#: The dashboard's user (systemd/treadmill-dashboard.service): it must be able to read the TLS key.
+WEB_USER = "treadmill-web"
 
 
 def pin_name(pin: int | str | None) -> str:

@@ -14,8 +14,9 @@ relay is energized only by the click test (``--relay-test``) and everything
 opened is closed again, relay first, whatever happens.
 
 This module runs the checks in order and closes what was opened; the checks
-live in ``sensors`` (I2C bus, VL53L0X) and ``panel`` (serial link, GPIO), each
-reading the run's config, report and pin factory from one ``DoctorContext``.
+live in ``sensors`` (I2C bus, VL53L0X), ``panel`` (serial link, GPIO), each
+reading the run's config, report and pin factory from one ``DoctorContext``,
+and ``dashboard`` (the dashboard's TLS certificate, with its fingerprint).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from controller.doctor.context import (
     exc_text,
     log,
 )
+from controller.doctor.dashboard import CHECK as CERTIFICATE_CHECK, check_certificate
 from controller.doctor.panel import PanelChecks
 from controller.doctor.sensors import SensorChecks
 from hardware.io import make_pin_factory
@@ -68,6 +70,7 @@ class Doctor:
             guarded("relay click test", self._panel.check_relay)
             guarded("heartbeat pin toggling", self._panel.check_heartbeat)
             guarded("state directory writable", self.check_state_dir)
+            guarded(CERTIFICATE_CHECK, lambda: check_certificate(self._cfg, self._report))
         finally:
             self.close()
         return not self._report.failed

@@ -3,51 +3,39 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import threading
 
 import pytest
 
 from sim.dashboard import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.e2e.demo import assert_login_lines, end_demo, first_lines, start_demo
 
 
 
 class Demo(tuple):
-    """``(url, password)``; ``pid`` is the demo process, which runs the controller and the simulation."""
+    """``(url, password)``; ``user`` is the demo's therapist account, ``pid`` the demo process (controller and
+    simulation)."""
 
+    user: str
     pid: int
 
 
 @pytest.fixture(scope="module")
 def demo(browser):
-    """The demo's URL and one-time password, read from its first two lines.
+    """The demo's URL and one-time password, read from its first three lines (the user is ``demo.user``).
 
     It depends on the browser so Chromium's start-up load is over before the controller runs.
     """
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "demo", "--port", str(port)],
-                            stdout=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout.readline() for _ in range(2)), daemon=True)
-    reader.start()
-    reader.join(60)
+    proc = start_demo(port)
     try:
-        assert len(lines) == 2, f"demo printed {lines!r}"
-        assert lines[0] == f"dashboard: http://127.0.0.1:{port}/\n"
-        assert lines[1].startswith("password: ") and len(lines[1].split()[1]) >= 8
-        running = Demo((lines[0].split()[1], lines[1].split()[1]))
+        url = f"http://127.0.0.1:{port}/"
+        user, password = assert_login_lines(first_lines(proc, 3), url)
+        running = Demo((url, password))
+        running.user = user
         running.pid = proc.pid
         yield running
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            assert proc.wait(15) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.stdout.close()
+        end_demo(proc)
 
 
 @pytest.fixture(scope="module")

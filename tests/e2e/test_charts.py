@@ -105,7 +105,7 @@ def check_readable(m: dict, where: str) -> None:
 
 def test_the_timeline_and_the_progress_charts_are_readable_on_a_phone_and_a_tablet(demo, browser):
     url, password = demo
-    page = log_in(browser, url, "Cy", password, TABLET)
+    page = log_in(browser, url, demo.user, password, TABLET)
     reply = page.evaluate("""(pid) => window.Requests.send('POST', '/api/patients', {patient_id: pid,
         display_name: 'C.', notes: '', mode: 'reverse', speed_cap_kmh: 1.5, base_stop_mm: 250,
         warn_margin_mm: 200, target_min: 20, sessions_per_day: 2})""", PID)

@@ -64,7 +64,7 @@ def log_in(browser, url: str, name: str, password: str, viewport: dict):
 
 def test_therapist_logs_in_sets_a_limit_starts_sees_the_gap_move_and_estops(demo, browser, tmp_path):
     url, password = demo
-    page = log_in(browser, url, "Ann", password, {"width": 1024, "height": 768})
+    page = log_in(browser, url, demo.user, password, {"width": 1024, "height": 768})
     ensure_ready(page, url)
 
     page.fill("#limits-form [name=base_stop_mm]", "260")
@@ -118,7 +118,7 @@ def keep_walking(page, url: str) -> None:
 
 def test_therapist_adds_a_patient_runs_a_short_session_and_finds_it_in_the_history(demo, browser):
     url, password = demo
-    page = log_in(browser, url, "Ben", password, {"width": 1280, "height": 900})
+    page = log_in(browser, url, demo.user, password, {"width": 1280, "height": 900})
 
     page.goto(url + "patients")
     form = page.locator("#new-patient")

@@ -58,7 +58,7 @@ def therapist(demo, browser):
     context = browser.new_context(viewport=VIEWPORTS["tablet-landscape"])
     page = context.new_page()
     page.goto(url)
-    page.fill("#login-name", "Cleo")
+    page.fill("#login-name", demo.user)
     page.fill("#login-password", password)
     page.click("#login-submit")
     expect(page.locator("#logout")).to_be_visible(timeout=5_000)

@@ -19,7 +19,7 @@ from web.ipc_client import IpcClient
 
 @pytest.fixture
 def served_dashboard(tmp_path):
-    """The controller here; the dashboard in its own process under waitress, as in production."""
+    """The controller here; the dashboard in its own process under cheroot, as in production."""
     socket_path = str(tmp_path / "control.sock")
     cfg = sim_config(tmp_path / "state")
     bench = SimBench(cfg, state_dir=tmp_path / "state", ipc_socket=socket_path, start_gap_mm=1000).start()

@@ -20,11 +20,14 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from controller.config import Config
+from controller.doctor.context import Report
+from controller.doctor.dashboard import check_certificate
 from controller.doctor.runner import main_doctor, run_checks
 from sim.bench import sim_config
 from hardware.sim.pins import watch_pin
 from hardware.sim.treadmill import TreadmillEmulator
 from hardware.sim.vl53l0x import SimI2C, SimVL53L0X, bind_gpio1, bind_xshut
+from web.tls import build_self_signed, fingerprint_sha256, generate_self_signed
 
 
 class NCContactPin(MockPWMPin):
@@ -47,7 +50,12 @@ class Rig:
 
     def __init__(self, tmp_path: Path, protocol: str = "trackmaster"):
         (tmp_path / "state").mkdir(parents=True)
-        self.cfg: Config = sim_config(tmp_path / "state", protocol=protocol)
+        cfg = sim_config(tmp_path / "state", protocol=protocol)
+        # The dashboard's certificate, as `make install` generates it (mode and owner aside).
+        self.cert, self.key = tmp_path / "tls" / "dashboard.crt", tmp_path / "tls" / "dashboard.key"
+        generate_self_signed(self.cert, self.key, ["localhost"], ["127.0.0.1"])
+        self.cfg: Config = dataclasses.replace(cfg, web=dataclasses.replace(cfg.web, tls_cert=str(self.cert),
+                                                                            tls_key=str(self.key)))
         self.factory = MockFactory(pin_class=MockPWMPin)
         self.bus = SimI2C()
         self.chips: dict[str, SimVL53L0X] = {}
@@ -122,7 +130,7 @@ EXPECTED_CHECKS = [
     "XSHUT addressing works for 2 sensors", "first sample 'left'", "first sample 'right'",
     "interrupt wire 'left' (GPIO22)", "interrupt wire 'right' (GPIO26)",
     "serial port opens exclusively", "treadmill answers", "GPIO pins claimable", "E-stop circuit closed",
-    "relay click test", "heartbeat pin toggling", "state directory writable",
+    "relay click test", "heartbeat pin toggling", "state directory writable", "dashboard certificate",
 ]
 
 
@@ -322,3 +330,90 @@ def test_main_doctor_invalid_config_exits_2(tmp_path, capsys):
     assert out[0].startswith(f"FAIL config valid: {path}: ")
     assert "— hint: fix them" in out[0]
     assert any("protocol" in ln for ln in out[1:])
+
+
+# ---- the dashboard's certificate -------------------------------------------------------------
+
+
+def test_the_certificate_line_gives_names_expiry_and_the_fingerprint(rig):
+    assert rig.run() is True
+    line = rig.line("dashboard certificate")
+    assert re.fullmatch(rf"PASS dashboard certificate: {re.escape(str(rig.cert))} for localhost, 127\.0\.0\.1; "
+                        r"valid until \d{4}-\d\d-\d\d \(18\d\d days\); self-signed: check this fingerprint once "
+                        rf"on each tablet; SHA-256 {fingerprint_sha256(rig.cert)}; key {re.escape(str(rig.key))} "
+                        r"\(\S+ 0600\) matches", line), line
+
+
+def test_plain_http_is_a_fail_with_the_command_that_makes_a_certificate(rig):
+    rig.cfg = dataclasses.replace(rig.cfg, web=dataclasses.replace(rig.cfg.web, tls_cert="", tls_key=""))
+    assert rig.run() is False
+    assert [checks_of([ln])[0] for ln in rig.failed()] == ["dashboard certificate"]
+    line = rig.line("dashboard certificate")
+    assert line.startswith("FAIL dashboard certificate: [web] tls_cert and tls_key are empty: the dashboard "
+                           "serves plain HTTP")
+    assert "— hint: generate a self-signed certificate with `sudo treadmill-safety tls-cert --config " in line
+
+
+def certificate_line(rig: Rig) -> str:
+    """The doctor's certificate check alone, on the rig's config."""
+    lines: list[str] = []
+    report = Report(lines.append)
+    check_certificate(rig.cfg, report)
+    assert len(lines) == 1 and report.failed == lines[0].startswith("FAIL "), lines
+    return lines[0]
+
+
+def write_pair(cert, key, **when) -> None:
+    from cryptography.hazmat.primitives import serialization
+    private, certificate = build_self_signed(["localhost"], [], **when)
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    key.chmod(0o600)
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+
+
+def test_a_missing_certificate_is_a_fail_naming_the_file(rig):
+    rig.cert.unlink()
+    line = certificate_line(rig)
+    assert line.startswith(f"FAIL dashboard certificate: certificate {rig.cert} cannot be read: "
+                           "No such file or directory — hint: check [web] tls_cert, or generate")
+
+
+def test_an_expired_certificate_is_a_fail_with_how_to_renew(rig):
+    import datetime as dt
+    write_pair(rig.cert, rig.key, now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40), valid_days=30)
+    line = certificate_line(rig)
+    assert re.match(rf"FAIL dashboard certificate: {re.escape(str(rig.cert))} expired on \d{{4}}-\d\d-\d\d: "
+                    r"browsers refuse it — hint: make a new one with `sudo treadmill-safety tls-cert --config "
+                    r"<this config> --force`", line), line
+
+
+def test_a_certificate_from_the_future_is_a_fail_about_the_clock(rig):
+    import datetime as dt
+    write_pair(rig.cert, rig.key, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30))
+    line = certificate_line(rig)
+    assert "is valid only from" in line and "— hint: set the clock" in line, line
+
+
+def test_a_key_of_another_pair_is_a_fail_naming_both_files(rig, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    write_pair(other / "c.pem", other / "k.pem")
+    rig.cfg = dataclasses.replace(rig.cfg, web=dataclasses.replace(rig.cfg.web, tls_key=str(other / "k.pem")))
+    line = certificate_line(rig)
+    assert line.startswith(f"FAIL dashboard certificate: private key {other / 'k.pem'} does not belong to "
+                           f"certificate {rig.cert}"), line
+
+
+def test_a_key_other_users_may_read_is_a_fail_with_the_chmod(rig):
+    rig.key.chmod(0o644)
+    line = certificate_line(rig)
+    assert "other users of this Pi may read or change it" in line
+    assert line.endswith(f"— hint: sudo chown root:treadmill-web {rig.key} && sudo chmod 0640 {rig.key}")
+
+
+def test_a_missing_key_is_a_fail_naming_it(rig):
+    rig.key.unlink()
+    line = certificate_line(rig)
+    assert line.startswith(f"FAIL dashboard certificate: private key {rig.key} cannot be read: "
+                           "No such file or directory"), line

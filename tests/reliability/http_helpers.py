@@ -29,6 +29,7 @@ from controller.therapy.runner import PAIN, PLANNED_MIN
 from tests.web.fake_controller import DEMO_ACTIONS, RANGES, FakeController
 from tests.web.helpers import VALID_PATIENT
 from web.history import PATIENT_BODY_MAX_BYTES
+from web.users import BODY_MAX_BYTES as USERS_BODY_MAX_BYTES
 from web.validation import MAX_BODY_BYTES
 
 #: What parse() answers for a body that is not JSON.
@@ -326,6 +327,8 @@ def _path_values(rule: Rule, arg: str, session_id: int) -> list[tuple[Any, str |
         return [(session_id, None), (999_999, None), (0, "session_id")]
     if arg == "action":
         return [(action, None) for action in DEMO_ACTIONS] + [("no_such_action", None)]
+    if arg == "name":
+        return [("Dana", None), ("Nobody", None)]
     raise AssertionError(f"{rule.rule}: no test values for <{arg}>; add them to _path_values")
 
 
@@ -372,6 +375,9 @@ def body_specs(fake: FakeController) -> dict[str, Body]:
         "auth.login": Body({"name": Text(1, 40, forbid="C", strip=True), "password": Text(1, 1024)},
                            {"name": "Dana", "password": "not the password"}, frozenset({"name", "password"}),
                            strict=False),
+        "users.own_password": Body({"current_password": Text(1, 1024), "new_password": Text(8, 1024)},
+                                   {"current_password": "not the password", "new_password": "a new password"},
+                                   frozenset({"current_password", "new_password"}), max_bytes=USERS_BODY_MAX_BYTES),
         "history.patient_create": Body(profile, dict(VALID_PATIENT), frozenset(PATIENT_FIELDS) - {"notes"},
                                        max_bytes=PATIENT_BODY_MAX_BYTES),
         # history.patient_update: see Rig.spec (its patient_id must repeat the URL's).

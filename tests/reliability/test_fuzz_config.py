@@ -297,6 +297,7 @@ def config_rules_hold(cfg: Config) -> None:
     assert t.reverse_mode_carries in ("toward_edge", "away_from_edge")
     assert cfg.gpio.pin_factory in ("lgpio", "rpigpio", "pigpio", "native", "mock")
     assert cfg.display.units in ("km/h", "mph")
+    assert bool(cfg.web.tls_cert) == bool(cfg.web.tls_key)  # a certificate and its key, or plain HTTP
     sensors = cfg.sensors
     assert sensors and len({s.id for s in sensors}) == len(sensors)
     assert len({s.i2c_address for s in sensors}) == len(sensors)

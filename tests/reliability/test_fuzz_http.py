@@ -38,16 +38,17 @@ from tests.reliability.tally import TALLY, fuzz
 from tests.web import conftest as web_fixtures
 from controller.therapy.patients import FIELDS as PATIENT_FIELDS
 from tests.web.fake_controller import DEMO_ACTIONS, FakeController
-from tests.web.helpers import VALID_PATIENT, csrf_headers, login
+from tests.web.helpers import ADMIN, ADMIN_ONLY, VALID_PATIENT, csrf_headers, login
+from web.auth import SESSION_ACCOUNT, SESSION_SEEN
 from web.history import PATIENT_BODY_MAX_BYTES
 
 # The dashboard tests' fixtures: a fake controller and apps wired to it.
-fake, password_file, state_dir, make_app = (web_fixtures.fake, web_fixtures.password_file, web_fixtures.state_dir,
+fake, access_db_bytes, state_dir, make_app = (web_fixtures.fake, web_fixtures.access_db_bytes, web_fixtures.state_dir,
                                             web_fixtures.make_app)
 
 CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-#: State-changing endpoints today (login, logout, 8 controls, 7 therapy): the enumeration finds at least these.
-MIN_ENDPOINTS = 17
+#: State-changing endpoints today (login, logout, 8 controls, 7 therapy, 3 accounts): the enumeration finds at least these.
+MIN_ENDPOINTS = 20
 #: Endpoints that ignore their body by design (see the module docstring).
 BODY_IGNORED = {"api.estop", "api.stop", "api.demo", "auth.logout"}
 #: Endpoints anyone may use; every other state-changing one needs a logged-in therapist.
@@ -170,7 +171,10 @@ class Rig:
     def _session(self, cookie: str | None) -> dict[str, Any]:
         if cookie is None:
             return {}
-        return dict(self.app.session_interface.get_signing_serializer(self.app).loads(cookie))
+        session = dict(self.app.session_interface.get_signing_serializer(self.app).loads(cookie))
+        # When the login was last used moves with every change made: the login itself is the rest.
+        session.pop(SESSION_SEEN, None)
+        return session
 
     def send(self, target: Target, raw: bytes, content_type: str | None, who: str, csrf: bool,
              query: str = "") -> Exchange:
@@ -205,6 +209,8 @@ class Rig:
             refused(x, 403, "csrf")
         elif who == "anonymous" and endpoint not in OPEN:
             refused(x, 401, "login_required")
+        elif endpoint in ADMIN_ONLY:
+            refused(x, 403, "forbidden")
         elif endpoint in ("api.estop", "api.stop"):
             commanded(x, endpoint.split(".")[1])
         elif endpoint == "api.demo":
@@ -212,7 +218,7 @@ class Rig:
         elif endpoint == "auth.logout":
             assert x.response.status_code == 200, x.where
             unchanged(x, session=False)
-            assert "therapist" not in x.session_after, x.where
+            assert SESSION_ACCOUNT not in x.session_after, x.where
         else:
             refused_body(x, self.spec(target))
         return x
@@ -320,10 +326,12 @@ def rig(fake, make_app) -> Rig:
         session_id = fake.therapy.add_session("P01", pain_after=None)["session_id"]
     # Login's rate limit is not under test here: bad logins must reach validation.
     app = make_app(fake.socket_path, {"LOGIN_RATE_LIMIT": "100000 per minute"})
-    therapist, anonymous = app.test_client(), app.test_client()
-    tokens = {"therapist": login(therapist)["X-CSRFToken"], "anonymous": csrf_headers(anonymous)["X-CSRFToken"]}
+    therapist, admin, anonymous = app.test_client(), app.test_client(), app.test_client()
+    tokens = {"therapist": login(therapist)["X-CSRFToken"], "admin": login(admin, ADMIN)["X-CSRFToken"],
+              "anonymous": csrf_headers(anonymous)["X-CSRFToken"]}
     name = app.config["SESSION_COOKIE_NAME"]
-    cookies = {"therapist": therapist.get_cookie(name).value, "anonymous": anonymous.get_cookie(name).value}
+    cookies = {who: client.get_cookie(name).value
+               for who, client in (("therapist", therapist), ("admin", admin), ("anonymous", anonymous))}
     return Rig(app, fake, session_id, cookies, tokens)
 
 
@@ -390,6 +398,8 @@ def test_without_a_login_or_a_csrf_token_nothing_changes(rig, data):
 QUERY = {
     "api.events": {"limit": Num(1, 500, integer=True), "kind": Pattern(r"[A-Za-z0-9_-]{1,32}")},
     "history.session_samples": {"offset": Num(0, 10 ** 9, integer=True), "limit": Num(1, 5000, integer=True)},
+    **{endpoint: {"limit": Num(1, 5000, integer=True), "before_id": Num(0, 2 ** 62, integer=True)}
+       for endpoint in ("audit.audit", "audit.audit_csv")},
 }
 QUERY_NAMES = {name for params in QUERY.values() for name in params}
 #: Query strings as they come, percent escapes that decode to nothing valid among them.
@@ -429,7 +439,8 @@ def test_get_endpoints_take_arbitrary_query_strings(rig, data):
                                                    for name in bad]
     raw = data.draw(st.booleans(), label="raw")
     query = data.draw(RAW_QUERIES, label="raw query") if raw else urlencode(pairs)
-    x = rig.send(target, b"", None, "therapist", True, query=query)
+    # An admin's endpoints are read as an admin (a therapist is refused before the query is read).
+    x = rig.send(target, b"", None, "admin" if target.endpoint in ADMIN_ONLY else "therapist", True, query=query)
     TALLY.add("bad inputs: HTTP query strings")
     TALLY.add("crashes", int(x.response.status_code >= 500))
     where = f"GET {target.url}?{query[:200]}: {x.response.status_code} {x.response.get_data(as_text=True)[:300]}"

@@ -234,3 +234,34 @@ def test_a_link_timeout_shorter_than_a_poll_and_an_ack_is_refused():
     data["treadmill"]["link_timeout_s"] = 0.25
     assert any(e.startswith("[treadmill] link_timeout_s = 0.25: must be at least one poll period plus the ack")
                for e in errors_of(data))
+
+
+def test_the_example_serves_https_with_the_installed_certificate_paths():
+    web = load_config(EXAMPLE).web
+    assert (web.tls_cert, web.tls_key) == ("/etc/treadmill-safety/tls/dashboard.crt",
+                                           "/etc/treadmill-safety/tls/dashboard.key")
+
+
+def test_tls_cert_and_key_both_empty_is_plain_http():
+    data = example_data()
+    data["web"]["tls_cert"] = data["web"]["tls_key"] = ""
+    assert parse_config(data).web.tls_cert == ""
+    del data["web"]["tls_cert"], data["web"]["tls_key"]
+    assert (parse_config(data).web.tls_cert, parse_config(data).web.tls_key) == ("", "")
+
+
+@pytest.mark.parametrize("missing", ["tls_cert", "tls_key"])
+def test_a_certificate_without_its_key_or_a_key_without_its_certificate_names_both_fields(missing):
+    data = example_data()
+    data["web"][missing] = ""
+    errors = errors_of(data)
+    other = {"tls_cert": "tls_key", "tls_key": "tls_cert"}[missing]
+    assert f"[web] {missing} = '': must be set together with [web] {other}" in "\n".join(errors), errors
+    assert all("[web] tls_cert" in e and "[web] tls_key" in e for e in errors), errors
+
+
+def test_tls_paths_are_text_without_control_characters():
+    data = example_data()
+    data["web"]["tls_key"] = "/etc/key\n.pem"
+    assert errors_of(data) == ["[web] tls_key = '/etc/key\\n.pem': must be a PEM private key path or \"\" "
+                               "(0 to 4096 characters)"]

@@ -8,9 +8,9 @@ import tempfile
 import pytest
 
 from tests.web.fake_controller import FakeController
-from tests.web.helpers import PASSWORD, login
+from tests.web.helpers import ADMIN, DISABLED, PASSWORD, THERAPIST, login
 from web import create_app
-from web.auth import set_password
+from web.accounts import ACCESS_DB, AccountStore
 from web.link import EXTENSION_KEY
 
 
@@ -24,22 +24,33 @@ def fake():
         controller.close()
 
 
+#: The fixture accounts' hashes: real scrypt, at a lower cost than the product's (web.accounts.PASSWORD_METHOD,
+#: which tests/web/test_auth.py checks), so that the suite's hundreds of logins take seconds, not minutes.
+FIXTURE_HASH_METHOD = "scrypt:1024:8:1"
+
+
 @pytest.fixture(scope="session")
-def password_file(tmp_path_factory):
-    """The password file set_password writes, made once: scrypt is slow on purpose."""
-    path = tmp_path_factory.mktemp("password")
-    set_password(path, PASSWORD)
-    return (path / "password").read_text()
+def access_db_bytes(tmp_path_factory):
+    """An access.db with a therapist, an admin and a disabled therapist, made once."""
+    path = tmp_path_factory.mktemp("access")
+    store = AccountStore(path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("web.accounts.PASSWORD_METHOD", FIXTURE_HASH_METHOD)
+        store.add(THERAPIST, "therapist", PASSWORD)
+        store.add(ADMIN, "admin", PASSWORD)
+        store.add(DISABLED, "therapist", PASSWORD)
+    store.change(DISABLED, enabled=False)
+    return (path / ACCESS_DB).read_bytes()
 
 
 @pytest.fixture
-def state_dir(tmp_path, password_file):
-    """The dashboard's state dir, with the therapist password set (a copy of set_password's file, 0600)."""
+def state_dir(tmp_path, access_db_bytes):
+    """The dashboard's state dir with those accounts (a copy of the database, 0600)."""
     path = tmp_path / "dashboard"
     path.mkdir(mode=0o700)
-    fd = os.open(path / "password", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(password_file)
+    fd = os.open(path / ACCESS_DB, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(access_db_bytes)
     return path
 
 
@@ -104,4 +115,11 @@ def clinic(client, fake):
 def therapist_client(client):
     """The test client, logged in as a therapist."""
     login(client)
+    return client
+
+
+@pytest.fixture
+def admin_client(client):
+    """The test client, logged in as an admin."""
+    login(client, ADMIN)
     return client

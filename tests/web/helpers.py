@@ -12,7 +12,13 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 PASSWORD = "correct horse battery"
+#: The accounts of every dashboard test's state dir (tests/web/conftest.py): each has PASSWORD.
 THERAPIST = "Dana"
+ADMIN = "Ada"
+DISABLED = "Dis"
+#: The endpoints only an admin may use: accounts and the audit trail (a therapist gets 403).
+ADMIN_ONLY = frozenset({"users.users", "users.user_add", "users.user_change", "audit.audit", "audit.audit_csv",
+                        "audit.audit_verify", "views.accounts_page", "views.audit_page"})
 #: Anything that names another host: a page must load nothing from elsewhere.
 URL = re.compile(r"(?:https?:)?//[\w.-]+", re.IGNORECASE)
 #: A profile every check accepts (the fake's ceilings: reverse cap up to 2.2 km/h, stop from 200 mm ...).

@@ -61,7 +61,7 @@ def test_every_therapy_endpoint_is_401_for_anonymous_and_asks_the_controller_not
     response = _send(client, method, path, body, csrf_headers(client))
     assert response.status_code == 401
     assert response.get_json() == {"ok": False, "code": "login_required",
-                                   "message": "log in as a therapist for this action", "errors": []}
+                                   "message": "log in for this action", "errors": []}
     assert fake.calls == []
 
 

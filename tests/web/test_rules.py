@@ -7,9 +7,11 @@ import ast
 from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[2] / "web"
-#: The config, the CSV layouts shared with the export command, and the one atomic file writer of both
-#: processes; nothing else of the controller (its rules stay in the controller, which is asked).
-ALLOWED_MODULES = ("controller.config", "controller.storage.export_formats", "controller.files")
+#: The config, the CSV layouts shared with the export command, the one atomic file writer of both
+#: processes, and the reading of the dashboard's certificate it shares with the doctor; nothing else
+#: of the controller (its rules stay in the controller, which is asked).
+ALLOWED_MODULES = ("controller.config", "controller.storage.export_formats", "controller.files",
+                   "controller.certificate")
 
 
 def _imports(path: Path) -> list[tuple[str, str]]:

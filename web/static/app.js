@@ -177,11 +177,11 @@
 
   // ---- login -------------------------------------------------------------------------------
 
-  function setSession(isIn, name) {
+  function setSession(isIn, name, role) {
     // A token refresh that leaves the login as it was changes nothing (and reloads no form).
     const changed = isIn !== loggedIn;
     loggedIn = isIn;
-    H.setLoggedIn(isIn, name);
+    H.setLoggedIn(isIn, name, role);
     $('therapist').hidden = !isIn;
     $('limits-panel').hidden = !isIn;
     $('login-form').hidden = isIn;
@@ -193,7 +193,7 @@
     await window.Requests.refreshToken();
   }
 
-  window.Requests.onSessionRefresh((s) => setSession(s.logged_in, s.name));
+  window.Requests.onSessionRefresh((s) => setSession(s.logged_in, s.name, s.role));
 
   $('login-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -202,7 +202,7 @@
     if (r.ok) {
       window.Requests.setToken(r.body.csrf_token);
       say('login-error', '');
-      setSession(true, r.body.name);
+      setSession(true, r.body.name, r.body.role);
     } else {
       say('login-error', explain(r), true);
     }
@@ -261,7 +261,7 @@
   // For session_panel.js: the same requests (CSRF token, stale-token retry) and refreshes.
   window.Dashboard = { api, explain, say, fetchStatus, refreshEvents };
 
-  setSession(loggedIn, $('whoami').textContent);
+  setSession(loggedIn, $('whoami').textContent, $('top').dataset.role);
   refreshSession();
   refreshEvents();
   // header.js may have had a status, or lost it, before this script listened.

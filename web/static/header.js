@@ -287,13 +287,24 @@ window.Header = (function () {
     }
   }, 500);
 
-  function setLoggedIn(isIn, name) {
+  // Who is logged in, and with which role: the nav's admin links (Accounts, Audit) show for an admin only,
+  // "My account" for anyone logged in. Called after a login or logout and on every /api/session refresh.
+  function setLoggedIn(isIn, name, role) {
+    const isAdmin = Boolean(isIn) && role === 'admin';
     $('top').dataset.loggedIn = isIn ? '1' : '0';
+    $('top').dataset.role = isIn && role ? role : '';
     document.querySelector('#header-session .session-buttons').hidden = !isIn;
     const who = $('nav-who');
     who.hidden = !isIn;
-    $('nav-whoami').textContent = name || '';
+    $('nav-whoami').textContent = isIn ? (name || '') : '';
+    $('nav-role').textContent = isIn && role ? '(' + role + ')' : '';
+    $('nav-account').hidden = !isIn;
+    $('nav-accounts').hidden = !isAdmin;
+    $('nav-audit').hidden = !isAdmin;
   }
+
+  // Every session refresh (a stale CSRF token, a page's own check) brings the login's name and role.
+  window.Requests.onSessionRefresh((s) => setLoggedIn(s.logged_in, s.name, s.role));
 
   // The header's height, for scroll-padding-top: focus is never hidden under it.
   const top = $('top');

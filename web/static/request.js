@@ -5,7 +5,8 @@
 
 window.Requests = (function () {
   let csrfToken = document.querySelector('meta[name="csrf-token"]').content;
-  let onRefresh = null;
+  // Called with each /api/session body, in the order they were added (the header's, then the page's).
+  const onRefresh = [];
 
   // The login state and a fresh token (GET /api/session); null when the dashboard does not answer.
   async function refreshToken() {
@@ -15,7 +16,7 @@ window.Requests = (function () {
       if (!resp.ok) return null;
       const data = await resp.json();
       csrfToken = data.csrf_token;
-      if (onRefresh) onRefresh(data);
+      for (const fn of onRefresh) fn(data);
       return data;
     } catch (err) {
       return null;
@@ -54,7 +55,8 @@ window.Requests = (function () {
     refreshToken,
     // A login or logout answers with the token of the new session.
     setToken(token) { if (token) csrfToken = token; },
-    // Called with the /api/session body after every token refresh (the page updates its login view).
-    onSessionRefresh(fn) { onRefresh = fn; },
+    // Called with the /api/session body after every token refresh (the page updates its login view);
+    // each page part that asks is called.
+    onSessionRefresh(fn) { onRefresh.push(fn); },
   };
 })();
