@@ -15,6 +15,7 @@ Roles: ``therapist`` (patients, sessions, limits, start, reset) and ``admin``
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import time
 import unicodedata
@@ -34,7 +35,11 @@ PASSWORD_MIN_CHARS = 8
 PASSWORD_MAX_CHARS = 1024
 #: werkzeug's scrypt (n=2**15, r=8, p=1): about 60 ms a check on a Pi-class core, on purpose.
 PASSWORD_METHOD = "scrypt"
-SCHEMA_VERSION = 1
+#: 1: accounts and the audit trail; 2: logins (each statement is idempotent, so a newer version
+#: applies the whole schema again in one transaction).
+SCHEMA_VERSION = 2
+#: Ended and expired logins are deleted after this long (the longest a login lasts is 12 h).
+LOGIN_ROWS_KEPT_S = 2 * 24 * 3600
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -63,6 +68,13 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
 CREATE INDEX IF NOT EXISTS audit_actor ON audit(actor);
+-- One row per login: a logout ends it here, so a copy of its cookie is no good afterwards.
+CREATE TABLE IF NOT EXISTS logins (
+    id TEXT NOT NULL PRIMARY KEY,
+    account TEXT NOT NULL COLLATE NOCASE,
+    started REAL NOT NULL,
+    ended REAL
+);
 -- Append-only: SQLite itself refuses to change or remove a row of the trail.
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
@@ -267,9 +279,29 @@ class AccountStore:
             return None
         return _account(row[:-1])
 
-    def note_login(self, name: str) -> None:
+    def start_login(self, name: str) -> str:
+        """Record a login of the account; returns its id (the session carries it). Old rows are let go."""
+        login_id, now = secrets.token_urlsafe(24), time.time()
+        with access_db(self.state_dir) as conn, immediate(conn):
+            conn.execute("UPDATE accounts SET last_login = ? WHERE name = ?", (now, name))
+            conn.execute("DELETE FROM logins WHERE started < ?", (now - LOGIN_ROWS_KEPT_S,))
+            conn.execute("INSERT INTO logins (id, account, started) VALUES (?, ?, ?)", (login_id, name, now))
+        return login_id
+
+    def login_open(self, login_id: object, name: str) -> bool:
+        """Whether the login is the account's and has not ended (logged out)."""
+        if not isinstance(login_id, str):
+            return False
         with access_db(self.state_dir) as conn:
-            conn.execute("UPDATE accounts SET last_login = ? WHERE name = ?", (time.time(), name))
+            row = conn.execute("SELECT 1 FROM logins WHERE id = ? AND account = ? AND ended IS NULL",
+                               (login_id, name)).fetchone()
+        return row is not None
+
+    def end_login(self, login_id: object) -> None:
+        """A logout: the login's cookie is no good from now on, wherever a copy of it is."""
+        if isinstance(login_id, str):
+            with access_db(self.state_dir) as conn:
+                conn.execute("UPDATE logins SET ended = ? WHERE id = ? AND ended IS NULL", (time.time(), login_id))
 
     def set_password(self, name: str, password: object) -> Account:
         """A new password; every login of the account made before it ends."""

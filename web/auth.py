@@ -5,8 +5,9 @@ add NAME --role admin`` nobody can log in, and the dashboard can only stop the
 belt. A login lasts until it has been idle for ``[web] session_idle_min``
 (default 30 min) or ``PERMANENT_SESSION_LIFETIME`` (12 h) has passed since it
 began, whichever comes first; a password change or a disabled account ends it
-at its next request. Reading (the live status, events) does not keep a login
-alive: only a page opened or a change made does.
+at its next request. A logout ends the login in ``access.db`` as well, so a
+copy of its cookie is no good afterwards. Reading (the live status, events)
+does not keep a login alive: only a page opened or a change made does.
 
 Logins are limited per client address (all attempts) and per account (failed
 attempts). Stop and E-stop need no login, so no limit can ever block them.
@@ -36,7 +37,9 @@ bp = Blueprint("auth", __name__)
 
 #: Session keys: the account's name, its auth epoch at login, when the login began and when it was last used.
 SESSION_ACCOUNT, SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_SEEN = "account", "epoch", "login_at", "seen"
-LOGIN_KEYS = (SESSION_ACCOUNT, SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_SEEN)
+#: The login's id in access.db (AccountStore.start_login): a logout ends it there.
+SESSION_LOGIN = "login"
+LOGIN_KEYS = (SESSION_ACCOUNT, SESSION_EPOCH, SESSION_LOGIN_AT, SESSION_SEEN, SESSION_LOGIN)
 #: Guessing passwords from one address: a handful of tries a minute.
 DEFAULT_LOGIN_RATE = "5 per minute"
 #: Guessing one account's password from many addresses: failed attempts only.
@@ -63,10 +66,12 @@ def _session_account() -> Account | None:
     login_at, seen = session.get(SESSION_LOGIN_AT), session.get(SESSION_SEEN)
     lifetime_s = current_app.permanent_session_lifetime.total_seconds()
     idle_s = current_app.config["SESSION_IDLE_S"]
-    account = accounts().get(name)
+    store = accounts()
+    account = store.get(name)
     good = (account is not None and account.enabled and session.get(SESSION_EPOCH) == account.auth_epoch
             and isinstance(login_at, (int, float)) and now - login_at <= lifetime_s
-            and isinstance(seen, (int, float)) and now - seen <= idle_s)
+            and isinstance(seen, (int, float)) and now - seen <= idle_s
+            and store.login_open(session.get(SESSION_LOGIN), account.name))
     if not good:
         g.login_ended = _why_ended(account, login_at, seen, now, lifetime_s, idle_s)
         # Only the login goes: the page's CSRF token stays good, so its next change is told "log in again"
@@ -85,7 +90,9 @@ def _why_ended(account: Account | None, login_at: object, seen: object, now: flo
         return f"the login was idle for more than {idle_s / 60:g} minutes"
     if isinstance(login_at, (int, float)) and now - login_at > lifetime_s:
         return f"the login is older than {lifetime_s / 3600:g} hours"
-    return "the password was changed"
+    if session.get(SESSION_EPOCH) != account.auth_epoch:
+        return "the password was changed"
+    return "it was logged out"
 
 
 def current_account() -> Account | None:
@@ -206,10 +213,9 @@ def login() -> Response:
     session.clear()
     now = time.time()
     session.update({SESSION_ACCOUNT: account.name, SESSION_EPOCH: account.auth_epoch, SESSION_LOGIN_AT: now,
-                    SESSION_SEEN: now})
+                    SESSION_SEEN: now, SESSION_LOGIN: store.start_login(account.name)})
     session.permanent = True
     g.account = account
-    store.note_login(account.name)
     note_actor(account.name, account.role)
     note_detail({"result": "logged in"})
     return jsonify({"ok": True, "name": account.name, "role": account.role, "csrf_token": generate_csrf()})
@@ -220,6 +226,9 @@ def logout() -> Response:
     """End the session; answers with a fresh CSRF token."""
     account = current_account()
     note_actor(account.name if account else None, account.role if account else None)
+    if account is not None:
+        # Ended in the database too: a copy of this cookie is no good from now on.
+        accounts().end_login(session.get(SESSION_LOGIN))
     session.clear()
     g.account = None
     return jsonify({"ok": True, "csrf_token": generate_csrf()})

@@ -38,7 +38,7 @@ from tests.reliability.tally import TALLY, fuzz
 from tests.web import conftest as web_fixtures
 from controller.therapy.patients import FIELDS as PATIENT_FIELDS
 from tests.web.fake_controller import DEMO_ACTIONS, FakeController
-from tests.web.helpers import ADMIN, ADMIN_ONLY, VALID_PATIENT, csrf_headers, login
+from tests.web.helpers import ADMIN, ADMIN_ONLY, THERAPIST, VALID_PATIENT, csrf_headers, login
 from web.auth import SESSION_ACCOUNT, SESSION_SEEN
 from web.history import PATIENT_BODY_MAX_BYTES
 
@@ -179,10 +179,16 @@ class Rig:
     def send(self, target: Target, raw: bytes, content_type: str | None, who: str, csrf: bool,
              query: str = "") -> Exchange:
         """One request from a fresh client carrying ``who``'s session cookie."""
+        cookie_value, token = self.cookies[who], self.tokens[who]
+        if target.endpoint == "auth.logout" and who != "anonymous":
+            # A logout ends its login on the server too: it gets a login of its own, not the shared one.
+            own = self.app.test_client()
+            token = login(own, ADMIN if who == "admin" else THERAPIST)["X-CSRFToken"]
+            cookie_value = own.get_cookie(self.cookie_name).value
         before = _world(self.fake)
         client = self.app.test_client()
-        client.set_cookie(self.cookie_name, self.cookies[who])
-        headers = {"X-CSRFToken": self.tokens[who]} if csrf else {}
+        client.set_cookie(self.cookie_name, cookie_value)
+        headers = {"X-CSRFToken": token} if csrf else {}
         if content_type is not None:
             headers["Content-Type"] = content_type
         response = client.open(target.url, method=target.method, data=raw, headers=headers, query_string=query)
@@ -192,7 +198,7 @@ class Rig:
             new_calls = [name for name, _ in self.fake.calls[before["calls"]:]]
         cookie = client.get_cookie(self.cookie_name)
         return Exchange(target, raw, content_type, who, csrf, response, before, after, new_calls,
-                        self._session(self.cookies[who]), self._session(cookie.value if cookie else None))
+                        self._session(cookie_value), self._session(cookie.value if cookie else None))
 
     def check(self, target: Target, raw: bytes, content_type: str | None, who: str = "therapist",
               csrf: bool = True) -> Exchange:

@@ -256,3 +256,29 @@ def test_create_app_takes_socket_and_state_dir_from_the_config(tmp_path, fake):
         assert app.test_client().get("/api/status").status_code == 200
     finally:
         app.extensions[EXTENSION_KEY].close()
+
+
+def test_a_logout_ends_the_login_everywhere_a_copy_of_its_cookie_went(client, make_app, fake):
+    headers = login(client)
+    copied = client.get_cookie("treadmill_dashboard").value
+    assert client.post("/logout", headers=headers).status_code == 200
+    replay = make_app(fake.socket_path).test_client()
+    replay.set_cookie("treadmill_dashboard", copied)
+    refused = replay.post("/api/reset", headers=headers)
+    assert refused.status_code == 401
+    assert refused.get_json()["code"] == "login_expired" and "logged out" in refused.get_json()["message"]
+
+
+def test_a_database_of_the_first_schema_gains_the_logins_table_and_keeps_its_accounts(tmp_path):
+    import sqlite3
+    state = tmp_path / "old"
+    AccountStore(state).add("Eve", "admin", PASSWORD)
+    with sqlite3.connect(state / ACCESS_DB) as conn:
+        conn.execute("DROP TABLE logins")
+        conn.execute("PRAGMA user_version = 1")
+    store = AccountStore(state)
+    assert store.verify("Eve", PASSWORD).role == "admin"
+    login_id = store.start_login("Eve")
+    assert store.login_open(login_id, "Eve") and not store.login_open(login_id, "Someone")
+    with sqlite3.connect(state / ACCESS_DB) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
