@@ -14,6 +14,7 @@ from controller.safety.types import Command, CommandKind
 from sim.dashboard import free_port, spawn_dashboard, stop_process
 from sim.bench import SimBench, sim_config, wait_until
 from tests.hil.helpers import relay_opened_at, trips, wait_tripped
+from tests.reliability.machine import DASHBOARD_NICE, production_priority, renice_all_threads
 from web.ipc_client import IpcClient
 
 
@@ -22,11 +23,14 @@ def served_dashboard(tmp_path):
     """The controller here; the dashboard in its own process under cheroot, as in production."""
     socket_path = str(tmp_path / "control.sock")
     cfg = sim_config(tmp_path / "state")
-    bench = SimBench(cfg, state_dir=tmp_path / "state", ipc_socket=socket_path, start_gap_mm=1000).start()
+    # As the units run them: the controller's threads at SCHED_RR 10, the dashboard at Nice 5.
+    with production_priority():
+        bench = SimBench(cfg, state_dir=tmp_path / "state", ipc_socket=socket_path, start_gap_mm=1000).start()
     port = free_port()
     web = spawn_dashboard(port, socket_path, tmp_path / "web", stderr=subprocess.DEVNULL)
     try:
         assert web is not None, "the dashboard did not start"
+        renice_all_threads(web.pid, DASHBOARD_NICE)
         yield bench, socket_path, port
     finally:
         if web is not None:
