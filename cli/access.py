@@ -45,13 +45,14 @@ def _refuse_foreign_owner(state_dir: Path) -> str | None:
             f"files: sudo -u {user} treadmill-safety {' '.join(sys.argv[1:])}")
 
 
-def _read_password(args: argparse.Namespace, prompt: str) -> str | None:
-    """The new password from stdin (--password-stdin) or typed twice; None if the two differ."""
+def _read_password(args: argparse.Namespace, prompt: str) -> str:
+    """The new password from stdin (--password-stdin) or typed twice; refused if the two differ."""
+    from web.accounts import AccountError
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n")
     password = getpass.getpass(prompt)
     if getpass.getpass("again: ") != password:
-        return None
+        raise AccountError("password", "the two entries differ")
     return password
 
 
@@ -98,17 +99,10 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
     def add(state_dir: Path) -> str:
         password = _read_password(args, f"password for {args.name}: ")
-        if password is None:
-            raise _differ()
         account = AccountStore(state_dir).add(args.name, args.role, password)
         _audit(state_dir, "add", account.name, {"name": account.name, "role": account.role})
         return f"account {account.name!r} ({account.role}) created in {state_dir}"
     return _run(args, add)
-
-
-def _differ():
-    from web.accounts import AccountError
-    return AccountError("password", "the two entries differ")
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
@@ -149,9 +143,11 @@ def cmd_user_enable(args: argparse.Namespace) -> int:
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
     """Set an account's password: its logins end at their next request."""
-    password = _read_password(args, f"new password for {args.name}: ")
-    if password is None:
-        print("password: the two entries differ; nothing changed", file=sys.stderr)
+    from web.accounts import AccountError
+    try:
+        password = _read_password(args, f"new password for {args.name}: ")
+    except AccountError as exc:
+        print(f"{exc}; nothing changed", file=sys.stderr)
         return 2
     return _change(args, "passwd", password=password)
 
