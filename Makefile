@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean lock check-lock
+.PHONY: demo test bench clean lock check-lock translations
 
 # Recipes are silent (@) and set-up output goes to stderr, so `make demo`'s first
 # lines on stdout are the demo's own: the dashboard's address, the user and its password.
@@ -26,6 +26,19 @@ test:
 	@bash .ci/system-packages
 	@$(MAKE) --no-print-directory $(STAMP)
 	$(PY) -m pytest -W error
+
+# After changing a page's, a script's or a prompt's words: extract the messages and merge
+# them into each language's catalog (new ones come in untranslated; the catalog test
+# fails until someone translates them). Catalogs are compiled in memory at run time.
+translations: $(STAMP)
+	@$(VENV)/bin/pybabel -q extract --no-location --sort-output -F babel.cfg -k N_ \
+		-o web/translations/messages.pot .
+	@$(VENV)/bin/pybabel -q update --no-fuzzy-matching --ignore-obsolete -i web/translations/messages.pot \
+		-d web/translations -D messages
+	@$(VENV)/bin/pybabel -q extract --no-location --sort-output -F voice/babel.cfg -k N_ \
+		-o voice/translations/voice.pot .
+	@$(VENV)/bin/pybabel -q update --no-fuzzy-matching --ignore-obsolete -i voice/translations/voice.pot \
+		-d voice/translations -D voice
 
 # The Pi's dependencies (the base ones and the `pi` extra), pinned with every
 # file's hash for Python 3.11 and up on every platform; `make install` installs

@@ -25,6 +25,9 @@ SENSOR_RELIABLE_RANGE_MM = 800.0
 KMH_PER_MPS = 3.6
 BELT_CARRIES = ("toward_edge", "away_from_edge")
 PROTOCOLS = ("trackmaster", "woodway", "speed-sensor")
+#: The languages the dashboard, the patient display and the spoken prompts ship complete
+#: (web/translations, voice/translations): English and Simplified Chinese.
+LANGUAGES = ("en", "zh")
 
 
 class ConfigError(ValueError):
@@ -214,9 +217,26 @@ class SessionsConfig:
 
 @dataclass(frozen=True)
 class DisplayConfig:
-    """How the dashboard shows speeds."""
+    """How the dashboard and the patient display show speeds, and in which language by default."""
 
     units: str = field(default="km/h", metadata={"spec": Choice(("km/h", "mph"))})
+    #: The pages' language until a therapist picks another on the dashboard (kept in the browser).
+    language: str = field(default="en", metadata={"spec": Choice(LANGUAGES)})
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    """The spoken prompts for the patient (the voice service, espeak-ng)."""
+
+    enabled: bool = field(default=True, metadata={"spec": Flag()})
+    #: The prompts' language; "" speaks the [display] language.
+    language: str = field(default="", metadata={"spec": Choice(("",) + LANGUAGES)})
+    #: Loudness in percent of espeak-ng's normal amplitude (100 = its default).
+    volume_pct: int = field(default=100, metadata={"spec": Num(10, 200, "%", integer=True)})
+    #: Speaking rate: slow and clear for older patients (espeak-ng's default is 175).
+    rate_wpm: int = field(default=140, metadata={"spec": Num(80, 260, "words/min", integer=True)})
+    #: The ALSA device the prompts play on ("" = the system's default device).
+    device: str = field(default="", metadata={"spec": Text("an ALSA device name or \"\"", max_len=64, min_len=0)})
 
 
 @dataclass(frozen=True)
@@ -234,6 +254,7 @@ class Config:
     storage: StorageConfig = StorageConfig()
     sessions: SessionsConfig = SessionsConfig()
     display: DisplayConfig = DisplayConfig()
+    voice: VoiceConfig = VoiceConfig()
     #: Non-fatal findings (printed by check-config), e.g. a ceiling beyond sensor reach.
     warnings: tuple[str, ...] = ()
 
@@ -251,7 +272,7 @@ class Config:
 _SECTIONS: dict[str, type] = {
     "treadmill": TreadmillConfig, "gpio": GpioConfig, "i2c": I2cConfig, "limits": Limits,
     "ceilings": Ceilings, "safety": SafetyConfig, "web": WebConfig, "storage": StorageConfig,
-    "sessions": SessionsConfig, "display": DisplayConfig,
+    "sessions": SessionsConfig, "display": DisplayConfig, "voice": VoiceConfig,
 }
 _REQUIRED_SECTIONS = ("treadmill", "sensors", "gpio")
 

@@ -19,7 +19,7 @@ from typing import Any
 from flask import Flask, Response
 
 from controller.config import Config
-from web import api, audit_api, auth, errors, history, metrics, users, views
+from web import api, audit_api, auth, errors, history, i18n, metrics, users, views
 from web.extensions import csrf
 from web.link import ControllerLink
 from web.state import load_secret_key
@@ -61,6 +61,7 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
         IPC_SOCKET=str(socket_path),
         IPC_TIMEOUT_S=2.0,
         DISPLAY_UNITS=cfg.display.units if cfg is not None else "km/h",
+        DISPLAY_LANGUAGE=cfg.display.language if cfg is not None else "en",
         SESSION_COOKIE_NAME="treadmill_dashboard",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
@@ -84,6 +85,7 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
     app.config["SESSION_COOKIE_SECURE"] = bool(app.config["TLS"])
 
     errors.init_app(app)
+    i18n.init_app(app)
     csrf.init_app(app)
     ControllerLink(app.config["IPC_SOCKET"], app.config["MAX_SSE_STREAMS"],
                    timeout_s=app.config["IPC_TIMEOUT_S"]).init_app(app)

@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, render_template, url_
 from web.accounts import NAME_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, ROLES
 from web.audit_api import MAX_PAGE_ROWS
 from web.auth import current_account
-from web.reasons import PLAIN_REASONS
+from web.reasons import translated_reasons
 
 bp = Blueprint("views", __name__)
 
@@ -100,10 +100,10 @@ def favicon() -> Response:
 
 @bp.app_context_processor
 def _every_page() -> dict[str, object]:
-    """Every page's header: the controller's reasons in plain words (web/reasons.py), and who is logged in
-    (``therapist``, the account's name, and ``account`` with its role)."""
+    """Every page's header: the controller's reasons in plain words in the page's language (web/reasons.py),
+    and who is logged in (``therapist``, the account's name, and ``account`` with its role)."""
     account = current_account()
-    return {"plain_reasons": PLAIN_REASONS, "account": account, "therapist": account.name if account else None}
+    return {"plain_reasons": translated_reasons(), "account": account, "therapist": account.name if account else None}
 
 
 def init_app(app: Flask) -> None:

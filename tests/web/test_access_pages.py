@@ -26,7 +26,7 @@ IDS = {
     "/audit": ["audit-filters", "audit-since", "audit-until", "audit-user", "audit-apply", "audit-errors", "audit-csv",
                "audit-table", "audit-older", "audit-chain", "audit-chain-broken", "audit-empty"],
 }
-SCRIPTS = {path: ["/static/request.js", "/static/header.js", "/static/history.js", f"/static/{script}"]
+SCRIPTS = {path: ["/static/i18n.js", "/static/request.js", "/static/header.js", "/static/history.js", f"/static/{script}"]
            for path, script in (("/accounts", "accounts.js"), ("/account", "account.js"), ("/audit", "audit.js"))}
 HEADER_IDS = ["state-banner", "state-reasons", "offline", "estop", "stop", "stop-message", "header-session",
               "plain-reasons", "nav-dashboard", "nav-patients", "nav-accounts", "nav-audit", "nav-account", "nav-who",

@@ -58,7 +58,19 @@ def test_every_page_has_the_header_with_stop_and_the_session_strip(therapist_cli
     assert "/static/header.js" in parser.refs
     # E-STOP and Stop never hide; the session's buttons are a therapist's.
     assert "hidden" not in parser.ids["estop"] and "hidden" not in parser.ids["stop"]
-    assert json.loads(parser.data["plain-reasons"]) == {k: list(v) for k, v in PLAIN_REASONS.items()}
+    assert json.loads(parser.data["plain-reasons"]) == {**{k: list(v) for k, v in PLAIN_REASONS.items()},
+                                                        "": list(UNKNOWN_REASON)}
+
+
+def test_the_header_reasons_come_in_the_page_language(therapist_client):
+    """?lang=zh: the plain reasons and the switch are Chinese; the unknown code's pair travels under ""."""
+    response, parser = _parse(therapist_client, "/?lang=zh")
+    page = response.get_data(as_text=True)
+    assert '<html lang="zh">' in page
+    reasons = json.loads(parser.data["plain-reasons"])
+    assert reasons["stop_zone"][0] == "患者离后边缘太近"
+    assert set(reasons) == set(PLAIN_REASONS) | {""}
+    assert "语言" in page
 
 
 def test_the_log_in_notice_has_the_header_too(client):

@@ -133,9 +133,9 @@ def test_no_script_turns_text_into_markup(script):
 def test_the_therapy_pages_load_their_own_scripts(therapist_client):
     scripts = {path: [r for r in _page(therapist_client, path)[1].refs if r.endswith(".js")] for path in PAGES}
     assert scripts == {
-        "/patients": ["/static/request.js", "/static/header.js", "/static/history.js", "/static/patients.js"],
-        "/patients/P01": ["/static/request.js", "/static/header.js", "/static/history.js", "/static/charts.js",
+        "/patients": ["/static/i18n.js", "/static/request.js", "/static/header.js", "/static/history.js", "/static/patients.js"],
+        "/patients/P01": ["/static/i18n.js", "/static/request.js", "/static/header.js", "/static/history.js", "/static/charts.js",
                           "/static/patient.js"],
-        "/sessions/7": ["/static/request.js", "/static/header.js", "/static/history.js", "/static/charts.js",
+        "/sessions/7": ["/static/i18n.js", "/static/request.js", "/static/header.js", "/static/history.js", "/static/charts.js",
                         "/static/session_view.js"],
     }

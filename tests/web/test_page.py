@@ -47,7 +47,8 @@ def test_page_references_only_local_static_files_that_exist(client, page):
     for ref in parser.refs:
         assert (ref.startswith("/") and not ref.startswith("//")) or ref.startswith("#"), ref
     static = [ref for ref in parser.refs if ref.startswith("/static/")]
-    assert sorted(static) == ["/static/app.js", "/static/header.js", "/static/limits.js", "/static/request.js",
+    assert sorted(static) == ["/static/app.js", "/static/header.js", "/static/i18n.js", "/static/limits.js",
+                              "/static/request.js",
                               "/static/session_panel.js", "/static/style.css"]
     for ref in static:
         response = client.get(ref)

@@ -11,8 +11,9 @@
 window.Header = (function () {
   const $ = (id) => document.getElementById(id);
   const api = window.Requests.send;
+  // code -> [what happened, what to do next], in the page's language; '' holds the pair for an unknown code.
   const PLAIN = JSON.parse($('plain-reasons').textContent);
-  const UNKNOWN = ['Stopped by the safety controller', 'See the details, then Reset'];
+  const UNKNOWN = PLAIN[''];
   // The controller pushes ~20 statuses a second; silence this long means the view is stale.
   const STALE_AFTER_MS = 2500;
   // A success message that no state change has cleared is old news after this long.
