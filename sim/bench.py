@@ -109,6 +109,10 @@ class SimBench:
         if g.buzzer_pin is not None:
             watch_pin(self.factory, g.buzzer_pin, lambda on: self.buzzer_history.append((time.monotonic(), on)))
         self.watchdog = WatchdogRelayModel(self.heartbeat_pin, hold_time_s=g.watchdog_hold_ms / 1000.0, latched=True)
+        #: Held while the safety circuit is worked out from the relay and the watchdog relay and applied to the
+        #: emulator: the relay's listener, the watchdog poll and a watchdog reset each read and write in one go,
+        #: so that one thread's stale reading can never overwrite what another just applied.
+        self._circuit_lock = threading.Lock()
         self.runner = PatientRunner(self.patient, self._belt_for_patient, step_s=0.002)
         self.controller = Controller(self.cfg, i2c=self.bus, pin_factory=self.factory,
                                      port=str(self.port_link), smbus=self.bus.smbus(), state_dir=state_dir,
@@ -149,7 +153,7 @@ class SimBench:
         self.controller.start()
         # The panel's pull-up is set when it opens the pin; then the NC contact closes it.
         self.estop_pin.drive_low()
-        self.watchdog.reset()
+        self.reset_watchdog()
         self._circuit_thread.start()
         if self.ipc_socket is not None:
             self.controller.serve_ipc(self.ipc_socket, group="", demo_actions=self.demo_actions())
@@ -218,17 +222,33 @@ class SimBench:
         """The relay's coil, read from the pin's physical level and the configured polarity."""
         return bool(self.relay_pin.state) == self.cfg.gpio.relay_active_high
 
+    def reset_watchdog(self) -> None:
+        """The installer's reset button on the external watchdog relay: the relay closes (the hold time counts
+        from now) and the safety circuit follows at once, as the contact does, not at the next poll."""
+        with self._circuit_lock:
+            self.watchdog.reset()
+            self._apply_circuit()
+
     def _relay_changed(self, level: bool) -> None:
         energized = level == self.cfg.gpio.relay_active_high
         self.relay_history.append((time.monotonic(), energized))
-        self.emulator.safety_circuit(energized and self.watchdog.is_closed())
+        with self._circuit_lock:
+            self._apply_circuit()
 
     def _watch_circuit(self) -> None:
         # The external watchdog relay opens on its own clock: poll it like the hardware would act.
         while not self._circuit_stop.wait(0.005):
-            closed = self.relay_energized and self.watchdog.is_closed()
-            if closed != self.emulator.safety_circuit_closed:
-                self.emulator.safety_circuit(closed)
+            with self._circuit_lock:
+                self._apply_circuit()
+
+    def _apply_circuit(self) -> None:
+        """Set the emulator's safety circuit from the relay's level now and the watchdog relay now (lock held).
+
+        The level is read from the pin, never passed along: a reading taken before a change and applied after
+        it would reopen the circuit under a belt that A0 has just started (or close it after a trip)."""
+        closed = self.relay_energized and self.watchdog.is_closed()
+        if closed != self.emulator.safety_circuit_closed:
+            self.emulator.safety_circuit(closed)
 
     # ---- operator actions ------------------------------------------------------------
 

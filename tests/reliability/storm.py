@@ -248,7 +248,7 @@ def _hang_loop(storm: "Storm") -> None:
 def _release_loop(storm: "Storm") -> None:
     storm.release_loop.set()
     wait_until(lambda: storm.bench.controller.status.get("state") == "STOPPED", 1.0)
-    storm.bench.watchdog.reset()
+    storm.bench.reset_watchdog()
 
 
 def _watchdog_deadline(storm: "Storm") -> float:
@@ -382,7 +382,14 @@ class Storm:
         return (f"belt {emu.belt_speed_mps:.3f} m/s set {emu.set_speed_mps:.3f} status {emu.belt_status:#x} "
                 f"circuit {'closed' if emu.safety_circuit_closed else 'open'} relay "
                 f"{'on' if self.bench.relay_energized else 'off'} watchdog "
-                f"{'closed' if self.bench.watchdog.is_closed() else 'open'}; last commands {commands}")
+                f"{'closed' if self.bench.watchdog.is_closed() else 'open'}; last commands {commands}; "
+                f"circuit changes {self._circuit_changes()}")
+
+    def _circuit_changes(self, n: int = 4) -> str:
+        """The last few safety-circuit changes, each with how long ago it came (did it open under A0?)."""
+        now = time.monotonic()
+        return ", ".join(f"{'closed' if closed else 'open'} {(now - t) * 1000:.0f} ms ago"
+                         for t, closed in self.circuit_log[-n:]) or "none"
 
     def _tripped_by_the_machine(self, what: str) -> bool:
         """True if the controller tripped only on stale input (a machine stall); else record a failure."""
@@ -419,10 +426,11 @@ class Storm:
                 # The watchdog relay stopped the belt under a running controller (a machine stall of more
                 # than its hold time): the belt stands, the controller does not know. Stop it the normal way.
                 bench.command(K.STOP, actor="storm")
-            elif state == "READY" and bench.relay_energized and bench.watchdog.is_closed():
+            elif state == "READY" and bench.relay_energized and bench.watchdog.is_closed() \
+                    and bench.emulator.safety_circuit_closed:
                 return True  # e.g. after a hung loop that resumed: the watchdog relay acted, not the controller
             if not bench.watchdog.is_closed():
-                bench.watchdog.reset()  # opened by a machine stall of > hold time; an installer's reset button
+                bench.reset_watchdog()  # opened by a machine stall of > hold time; an installer's reset button
             if bench.emulator.belt_speed_mps == 0.0:
                 reply = bench.command(K.RESET, actor="storm")
                 return reply.ok and wait_until(lambda: bench.relay_energized
