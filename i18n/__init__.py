@@ -22,6 +22,11 @@ from babel.support import NullTranslations, Translations
 SOURCE_LANGUAGE = "en"
 
 
+def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name for "mark, translate later"
+    """Mark ``message`` for the catalog without translating it now (tables built at import time)."""
+    return message
+
+
 def po_path(directory: Path, domain: str, language: str) -> Path:
     """Where ``language``'s catalog of ``domain`` lives under ``directory``."""
     return Path(directory) / language / "LC_MESSAGES" / f"{domain}.po"

@@ -19,7 +19,7 @@ from typing import Any
 from flask import Flask, Response
 
 from controller.config import Config
-from web import api, audit_api, auth, errors, history, i18n, metrics, users, views
+from web import api, audit_api, auth, errors, history, i18n, metrics, patient_display, users, views
 from web.extensions import csrf
 from web.link import ControllerLink
 from web.state import load_secret_key
@@ -96,6 +96,7 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
     history.init_app(app)
     metrics.init_app(app)
     views.init_app(app)
+    patient_display.init_app(app)
 
     @app.after_request
     def _headers(response: Response) -> Response:

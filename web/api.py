@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from flask_wtf.csrf import generate_csrf
@@ -168,8 +168,10 @@ def demo(action: str) -> Response:
 
 # --- live stream: anyone ---------------------------------------------------------------------
 
-def _sse_events(link: ControllerLink, hub: StatusHub, keepalive_s: float) -> Iterator[str]:
-    """Server-Sent Events: the newest status at most every 50 ms, 'offline' events, keep-alives."""
+def sse_events(link: ControllerLink, hub: StatusHub, keepalive_s: float,
+               view: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Iterator[str]:
+    """Server-Sent Events: the newest status (or ``view`` of it) at most every 50 ms, 'offline' events,
+    keep-alives."""
     yield f"retry: {STREAM_RETRY_MS}\n\n"
     # seq -1 never matches the hub's counter, so this returns at once with
     # the present status; a hub that has never published gets a short grace.
@@ -180,7 +182,8 @@ def _sse_events(link: ControllerLink, hub: StatusHub, keepalive_s: float) -> Ite
         if present is None:
             yield 'event: offline\ndata: {"message": "controller offline"}\n\n'
         else:
-            yield f"data: {json.dumps(present, separators=(',', ':'))}\n\n"
+            shown = present if view is None else view(present)
+            yield f"data: {json.dumps(shown, separators=(',', ':'))}\n\n"
         next_send = time.monotonic() + STREAM_MIN_INTERVAL_S
         while True:
             asked = time.monotonic()
@@ -199,21 +202,27 @@ def _sse_events(link: ControllerLink, hub: StatusHub, keepalive_s: float) -> Ite
         seq = new_seq
 
 
-@bp.get("/stream")
-def stream() -> Response:
-    """Live status as Server-Sent Events (503 when too many streams are open)."""
+def sse_response(view: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Response:
+    """A live stream of the status (or ``view`` of it), holding one of the link's stream slots (503 when
+    none is free) until the client goes."""
     link = get_link()
     link.start()
     if not link.acquire_stream():
         return json_error(503, "busy", f"too many live views open (at most {link.max_streams}); close one")
     keepalive_s = float(current_app.config.get("SSE_KEEPALIVE_S", STREAM_KEEPALIVE_S))
-    response = Response(_sse_events(link, link.hub, keepalive_s), mimetype="text/event-stream")
+    response = Response(sse_events(link, link.hub, keepalive_s, view), mimetype="text/event-stream")
     # The server closes the iterator on disconnect, error or normal end: the
     # slot is given back even if the generator never ran.
     response.call_on_close(link.stream_releaser())
     response.headers["Cache-Control"] = "no-cache, no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
+
+
+@bp.get("/stream")
+def stream() -> Response:
+    """Live status as Server-Sent Events (503 when too many streams are open)."""
+    return sse_response()
 
 
 def init_app(app: Flask) -> None:

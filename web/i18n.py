@@ -21,6 +21,7 @@ from flask import Flask, current_app, request
 from flask_babel import Babel, Domain, get_locale, gettext
 
 import i18n
+from i18n import N_
 from controller.config import LANGUAGES
 
 #: One catalog per language under here (``zh/LC_MESSAGES/messages.po``); English is the source.
@@ -35,9 +36,13 @@ LANGUAGE_NAMES = {"en": "English", "zh": "中文"}
 KEYWORDS = {"_": None, "gettext": None, "N_": None}
 
 
-def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name for "mark, translate later"
-    """Mark ``message`` for the catalog without translating it now (tables built at import time)."""
-    return message
+#: The accounts' roles (web.accounts.ROLES) as a page names them; an unknown role shows as it is.
+ROLE_NAMES = {"therapist": N_("therapist"), "admin": N_("admin")}
+
+
+def role_name(role: str) -> str:
+    """``role`` in the request's language (``therapist``, ``admin``); any other word as it is."""
+    return gettext(ROLE_NAMES[role]) if role in ROLE_NAMES else role
 
 
 def request_language() -> str:
@@ -83,7 +88,10 @@ def init_app(app: Flask) -> None:
     # Flask-Babel's default domain reads compiled .mo files; ours reads the .po (i18n.translations).
     babel.domain_instance = _CatalogDomain(str(TRANSLATIONS_DIR), DOMAIN)
 
+    app.add_template_filter(role_name, "role_name")
+
     @app.context_processor
     def _language() -> dict[str, object]:
         return {"language": str(get_locale()), "language_names": LANGUAGE_NAMES,
-                "language_cookie": LANGUAGE_COOKIE, "script_catalog": script_catalog}
+                "language_cookie": LANGUAGE_COOKIE, "script_catalog": script_catalog,
+                "role_name": role_name}

@@ -10,6 +10,7 @@ and the page shows that answer.
 from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, current_app, render_template, url_for
+from flask_babel import gettext
 
 from web.accounts import NAME_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, ROLES
 from web.audit_api import MAX_PAGE_ROWS
@@ -27,15 +28,16 @@ def index() -> str:
 
 
 def _notice(status: int, title: str, message: str) -> tuple[str, int]:
-    """A short page that says what is wrong and links back to the dashboard."""
+    """A short page that says what is wrong and links back to the dashboard (``title`` and ``message`` already
+    in the request's language)."""
     return render_template("notice.html", title=title, message=message), status
 
 
 def _therapy_page(template: str, **values: object) -> str | tuple[str, int]:
     """A therapy page for a logged-in therapist; otherwise the page that says to log in."""
     if current_account() is None:
-        return _notice(401, "Log in first", "These pages show patient data. Log in on the dashboard, "
-                                            "then come back.")
+        return _notice(401, gettext("Log in first"), gettext("These pages show patient data. Log in on the "
+                                                             "dashboard, then come back."))
     return render_template(template, units=current_app.config["DISPLAY_UNITS"],
                            **values)
 
@@ -64,11 +66,11 @@ def _account_page(template: str, *, admin: bool, **values: object) -> str | tupl
     """An accounts page: 401 notice without a login, 403 notice for a therapist on an admin's page."""
     account = current_account()
     if account is None:
-        return _notice(401, "Log in first", "This page is for a logged-in account. Log in on the dashboard, "
-                                            "then come back.")
+        return _notice(401, gettext("Log in first"), gettext("This page is for a logged-in account. Log in on "
+                                                             "the dashboard, then come back."))
     if admin and not account.is_admin:
-        return _notice(403, "Only an admin may see this page",
-                       "Only an admin may see this page. Ask an admin if you need an account changed.")
+        return _notice(403, gettext("Only an admin may see this page"),
+                       gettext("Only an admin may see this page. Ask an admin if you need an account changed."))
     return render_template(template, units=current_app.config["DISPLAY_UNITS"], roles=ROLES,
                            name_max=NAME_MAX_CHARS, password_min=PASSWORD_MIN_CHARS,
                            password_max=PASSWORD_MAX_CHARS, **values)

@@ -14,6 +14,8 @@ from playwright.sync_api import expect
 from tests.e2e.test_dashboard import ensure_ready, log_in
 
 CHARTS_JS = Path(__file__).resolve().parents[2] / "web" / "static" / "charts.js"
+#: Loaded before charts.js, as on every page: its _() (web/static/i18n.js).
+I18N_JS = CHARTS_JS.with_name("i18n.js")
 PHONE = {"width": 390, "height": 844}
 TABLET = {"width": 1024, "height": 768}
 PID = "E2E-CHARTS"
@@ -22,6 +24,7 @@ PID = "E2E-CHARTS"
 def test_chart_helpers_format_mm_ss_and_choose_fewer_ticks_on_narrow_charts(browser):
     page = browser.new_page()
     page.set_content("<!doctype html><svg xmlns='http://www.w3.org/2000/svg'></svg>")
+    page.add_script_tag(path=str(I18N_JS))
     page.add_script_tag(path=str(CHARTS_JS))
     got = page.evaluate("""() => {
         const C = window.Charts;

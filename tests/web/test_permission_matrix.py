@@ -14,7 +14,8 @@ from web.accounts import AccountStore
 
 #: Anyone, logged in or not: reading, stopping, the demo's controls, logging in and out.
 ANYONE = {"static", "views.index", "views.favicon", "api.status", "api.stream", "api.events", "api.limits",
-          "api.session_info", "api.estop", "api.stop", "api.demo", "auth.login", "auth.logout", "metrics.metrics"}
+          "api.session_info", "api.estop", "api.stop", "api.demo", "auth.login", "auth.logout", "metrics.metrics",
+          "patient_display.page", "patient_display.status", "patient_display.stream"}
 #: Any logged-in account (a therapist or an admin): going, limits, patients and sessions, one's own password.
 LOGGED_IN = {"api.reset", "api.start", "api.speed", "api.mode", "api.set_limits", "users.own_password",
              "history.patients", "history.patient_create", "history.patient", "history.patient_update",
@@ -23,7 +24,7 @@ LOGGED_IN = {"api.reset", "api.start", "api.speed", "api.mode", "api.set_limits"
              "history.session_samples", "history.session_samples_csv", "views.patients_page", "views.patient_page",
              "views.session_page", "views.account_page"}
 #: Never opened here: the live stream does not end (tests/web/test_stream.py covers it); static files.
-NOT_SENT = {"api.stream", "static"}
+NOT_SENT = {"api.stream", "patient_display.stream", "static"}
 ROLES = ("anonymous", "therapist", "admin", "disabled")
 DISABLED_USER = "Cleo"
 

@@ -3,6 +3,7 @@
 'use strict';
 
 (function () {
+  const _ = window.I18n.gettext;
   const T = window.Therapy;
   const form = T.$('own-password');
   const errors = T.$('own-password-errors');
@@ -14,7 +15,7 @@
     const current = form.elements.current_password.value;
     const fresh = form.elements.new_password.value;
     if (fresh !== form.elements.new_password_again.value) {
-      T.showErrors(form, errors, [{ key: 'new_password_again', message: 'not the same as the new password' }],
+      T.showErrors(form, errors, [{ key: 'new_password_again', message: _('not the same as the new password') }],
         null);
       return;
     }
@@ -24,7 +25,7 @@
       form.elements.current_password.value = '';
       form.elements.new_password.value = '';
       form.elements.new_password_again.value = '';
-      message.textContent = 'Password changed. Your other logins have ended; this one goes on.';
+      message.textContent = _('Password changed. Your other logins have ended; this one goes on.');
     } else {
       T.showErrors(form, errors, r.body.errors, T.explain(r));
     }

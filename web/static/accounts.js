@@ -5,10 +5,11 @@
 'use strict';
 
 (function () {
+  const _ = window.I18n.gettext;
   const T = window.Therapy;
   const head = T.$('accounts-head');
   const me = head.dataset.me || '';
-  const passwordRange = head.dataset.passwordMin + ' to ' + head.dataset.passwordMax + ' characters';
+  const passwordRange = _('{min} to {max} characters', { min: head.dataset.passwordMin, max: head.dataset.passwordMax });
   const form = T.$('new-account');
   const formErrors = T.$('new-account-errors');
   const isMe = (name) => String(name).toLowerCase() === me.toLowerCase();
@@ -17,7 +18,7 @@
   // ---- one row per account ------------------------------------------------------------------
 
   function when(wall) {
-    if (wall === null || wall === undefined) return T.el('span', 'never', 'muted');
+    if (wall === null || wall === undefined) return T.el('span', _('never'), 'muted');
     const t = T.el('time', T.dateTime(wall));
     t.dateTime = new Date(wall * 1000).toISOString();
     t.title = t.dateTime;
@@ -45,17 +46,18 @@
     select.id = id + '-role';
     select.name = 'role';
     for (const role of ['therapist', 'admin']) {
-      const option = T.el('option', role);
+      const option = T.el('option', T.word('role', role));
       option.value = role;
       select.append(option);
     }
     select.value = user.role;
-    const button = T.el('button', 'Change role');
+    const button = T.el('button', _('Change role'));
     button.type = 'submit';
-    f.append(labelled(select.id, 'Role of ' + user.name), select, button, errorSpan(select.id, 'role'));
+    f.append(labelled(select.id, _('Role of {name}', { name: user.name })), select, button, errorSpan(select.id, 'role'));
     f.addEventListener('submit', (ev) => {
       ev.preventDefault();
-      change(tr, { role: select.value }, 'Role of ' + tr.dataset.accountName + ' is now ' + select.value + '.');
+      change(tr, { role: select.value }, _('Role of {name} is now {role}.',
+        { name: tr.dataset.accountName, role: T.word('role', select.value) }));
     });
     return f;
   }
@@ -71,8 +73,9 @@
     f.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const enable = tr.dataset.enabled !== '1';
-      change(tr, { enabled: enable }, tr.dataset.accountName + (enable ? ' is enabled again.'
-        : ' is disabled: their logins have ended.'));
+      const name = tr.dataset.accountName;
+      change(tr, { enabled: enable }, enable ? _('{name} is enabled again.', { name })
+        : _('{name} is disabled: their logins have ended.', { name }));
     });
     return f;
   }
@@ -82,7 +85,7 @@
     f.noValidate = true;
     if (isMe(user.name)) {
       // A new password set here would end this very login: your own goes through "My account".
-      f.append(T.link('/account', 'Change your own password on My account'));
+      f.append(T.link('/account', _('Change your own password on My account')));
       return f;
     }
     const input = document.createElement('input');
@@ -92,18 +95,19 @@
     input.autocomplete = 'new-password';
     input.minLength = Number(head.dataset.passwordMin);
     input.maxLength = Number(head.dataset.passwordMax);
-    input.placeholder = 'new password';
+    input.placeholder = _('new password');
     const range = T.el('span', passwordRange, 'range');
     range.id = input.id + '-range';
     input.setAttribute('aria-describedby', range.id);
-    const button = T.el('button', 'Set password');
+    const button = T.el('button', _('Set password'));
     button.type = 'submit';
-    f.append(labelled(input.id, 'New password for ' + user.name + ' (' + passwordRange + ')'), input, button,
+    f.append(labelled(input.id, _('New password for {name} ({range})', { name: user.name, range: passwordRange })),
+      input, button,
       range, errorSpan(input.id, 'password'));
     f.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const ok = await change(tr, { password: input.value },
-        'New password set for ' + tr.dataset.accountName + ': their logins have ended.');
+        _('New password set for {name}: their logins have ended.', { name: tr.dataset.accountName }));
       if (ok) input.value = '';
     });
     return f;
@@ -116,12 +120,13 @@
     tr.dataset.enabled = user.enabled ? '1' : '0';
     tr.classList.toggle('account-disabled', !user.enabled);
     const cells = tr.cells;
-    cells[1].textContent = user.role;
-    cells[2].textContent = user.enabled ? 'enabled' : 'disabled';
+    cells[1].textContent = T.word('role', user.role);
+    cells[2].textContent = user.enabled ? _('enabled') : _('disabled');
     cells[3].replaceChildren(when(user.last_login));
     const toggle = tr.querySelector('button.toggle-enabled');
-    toggle.textContent = user.enabled ? 'Disable' : 'Enable';
-    toggle.setAttribute('aria-label', (user.enabled ? 'Disable ' : 'Enable ') + user.name);
+    toggle.textContent = user.enabled ? _('Disable') : _('Enable');
+    toggle.setAttribute('aria-label', user.enabled ? _('Disable {name}', { name: user.name })
+      : _('Enable {name}', { name: user.name }));
   }
 
   function row(user) {
@@ -129,7 +134,7 @@
     const tr = document.createElement('tr');
     const nameCell = T.el('td');
     nameCell.append(T.el('strong', user.name));
-    if (isMe(user.name)) nameCell.append(' ', T.el('span', '(you)', 'muted'));
+    if (isMe(user.name)) nameCell.append(' ', T.el('span', _('(you)'), 'muted'));
     const controls = T.el('td');
     const box = T.el('div', null, 'row-controls');
     box.append(roleForm(tr, user, id), enabledForm(tr, id), passwordForm(tr, user, id));
@@ -157,7 +162,7 @@
       else control.removeAttribute('aria-describedby');
     }
     const alert = tr.querySelector('.row-message[role="alert"]');
-    alert.textContent = r ? 'Not changed: ' + T.explain(r) : '';
+    alert.textContent = r ? _('Not changed: {reason}', { reason: T.explain(r) }) : '';
     if (!r) return;
     for (const e of r.body.errors || []) {
       const key = T.fieldOf(e);
@@ -190,7 +195,7 @@
     if (isMe(name) && r.body.user.role !== 'admin') {
       // No longer an admin: the header drops the admin links, and this page can change nothing more.
       await window.Requests.refreshToken();
-      T.pageMessage('You are a therapist now: only an admin may change accounts.');
+      T.pageMessage(_('You are a therapist now: only an admin may change accounts.'));
     }
     return true;
   }
@@ -198,7 +203,7 @@
   async function load() {
     const r = await T.api('GET', '/api/users');
     if (!r.ok) {
-      if (r.status !== 401) T.pageMessage('Cannot list the accounts: ' + T.explain(r));
+      if (r.status !== 401) T.pageMessage(_('Cannot list the accounts: {reason}', { reason: T.explain(r) }));
       return;
     }
     const users = r.body.users || [];
@@ -218,7 +223,8 @@
     message.textContent = '';
     if (r.ok) {
       T.showErrors(form, formErrors, [], null);
-      message.textContent = 'Account ' + r.body.user.name + ' (' + r.body.user.role + ') added.';
+      message.textContent = _('Account {name} ({role}) added.',
+        { name: r.body.user.name, role: T.word('role', r.body.user.role) });
       form.reset();
       load();
     } else {

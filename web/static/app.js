@@ -6,6 +6,7 @@
 'use strict';
 
 (function () {
+  const _ = window.I18n.gettext;
   const $ = (id) => document.getElementById(id);
   const KMH_PER_MPS = 3.6;
   const KMH_PER_MPH = 1.609344;
@@ -19,6 +20,7 @@
   // ---- requests -------------------------------------------------------------------------
 
   const H = window.Header;
+  const word = H.word;
   const api = H.api;
   const explain = H.explain;
   // A message about an action: cleared by the header when the state moves on (or it grows old).
@@ -100,12 +102,12 @@
     const fill = linkOk && s.cap_kmh > 0 ? Math.min(100, (beltKmh / s.cap_kmh) * 100) : 0;
     $('speed-meter').style.width = fill.toFixed(1) + '%';
     $('speed-meter').classList.toggle('over', linkOk && beltKmh > s.cap_kmh);
-    unknown('mode-label', false, s.mode === 'reverse' ? 'reverse walking' : 'forward walking');
+    unknown('mode-label', false, word('modeLong', s.mode === 'reverse' ? 'reverse' : 'forward'));
     unknown('running-timer', false, formatTimer(s.running_for_s));
     unknown('trip-count', false, String(s.trip_count));
-    $('link-state').textContent = linkOk ? 'ok' : 'LOST';
+    $('link-state').textContent = linkOk ? _('ok') : _('LOST');
     $('link-state').classList.toggle('error', !linkOk);
-    $('relay-state').textContent = s.relay_energized ? 'closed: the belt may run' : 'open: the belt cannot run';
+    $('relay-state').textContent = s.relay_energized ? _('closed: the belt may run') : _('open: the belt cannot run');
 
     const standing = s.state === 'STOPPED' || s.state === 'READY';
     $('reset').disabled = s.state !== 'STOPPED';
@@ -162,10 +164,10 @@
       const li = document.createElement('li');
       li.className = 'event kind-' + String(e.kind).replace(/[^a-z_]/g, '');
       const when = document.createElement('time');
-      when.textContent = new Date(e.wall_time * 1000).toLocaleTimeString();
+      when.textContent = new Date(e.wall_time * 1000).toLocaleTimeString(window.I18n.locale);
       const kind = document.createElement('span');
       kind.className = 'kind';
-      kind.textContent = e.kind;
+      kind.textContent = word('kind', e.kind);
       const msg = document.createElement('span');
       msg.textContent = e.message + (e.actor ? ' (' + e.actor + ')' : '');
       li.append(when, ' ', kind, ' ', msg);

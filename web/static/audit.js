@@ -6,6 +6,7 @@
 'use strict';
 
 (function () {
+  const _ = window.I18n.gettext;
   const T = window.Therapy;
   const PAGE_ROWS = 100;
   const DETAIL_CHARS = 140;
@@ -36,10 +37,10 @@
       if (!raw) continue;
       const iso = isoUtc(raw);
       if (iso) out[key] = iso;
-      else problems.push({ key, message: 'a date and time' });
+      else problems.push({ key, message: _('a date and time') });
     }
     if (out.since && out.until && out.since >= out.until) {
-      problems.push({ key: 'until', message: 'later than From' });
+      problems.push({ key: 'until', message: _('later than From') });
     }
     const user = form.elements.user.value.trim();
     if (user) out.user = user;
@@ -67,7 +68,7 @@
     const t = T.el('time', isNaN(d.getTime()) ? String(iso) : d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' +
       pad(d.getDate()) + ' ' + pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds()));
     t.dateTime = String(iso);
-    t.title = String(iso) + ' (UTC)';
+    t.title = _('{time} (UTC)', { time: String(iso) });
     return t;
   }
 
@@ -90,8 +91,9 @@
 
   function outcome(status) {
     const code = Number(status);
-    const word = code < 400 ? 'ok' : (code < 500 ? 'refused' : 'failed');
-    return T.el('td', code + ' ' + word, code < 400 ? 'outcome-ok' : (code < 500 ? 'warn' : 'trip'));
+    const text = code < 400 ? _('{code} ok', { code }) : (code < 500 ? _('{code} refused', { code })
+      : _('{code} failed', { code }));
+    return T.el('td', text, code < 400 ? 'outcome-ok' : (code < 500 ? 'warn' : 'trip'));
   }
 
   function row(a) {
@@ -99,11 +101,11 @@
     tr.dataset.auditId = a.id;
     const time = T.el('td');
     time.append(localTime(a.time));
-    const who = T.el('td', a.actor ? a.actor : 'anonymous (' + a.address + ')');
-    who.title = 'from ' + a.address;
+    const who = T.el('td', a.actor ? a.actor : _('anonymous ({address})', { address: a.address }));
+    who.title = _('from {address}', { address: a.address });
     const detail = T.el('td', summary(a.detail), 'detail');
     detail.title = a.detail === null || a.detail === undefined ? '' : valueText(a.detail);
-    tr.append(T.el('td', a.id), time, who, T.el('td', a.role || '--'), T.el('td', a.action), T.el('td', a.target),
+    tr.append(T.el('td', a.id), time, who, T.el('td', a.role ? T.word('role', a.role) : '--'), T.el('td', a.action), T.el('td', a.target),
       outcome(a.outcome), detail);
     return tr;
   }
@@ -115,7 +117,7 @@
     const r = await T.api('GET', '/api/audit?' + query(values));
     older.disabled = false;
     if (!r.ok) {
-      T.showErrors(form, errors, r.body.errors, 'Cannot read the audit trail: ' + T.explain(r));
+      T.showErrors(form, errors, r.body.errors, _('Cannot read the audit trail: {reason}', { reason: T.explain(r) }));
       return;
     }
     T.showErrors(form, errors, [], null);
@@ -128,8 +130,9 @@
     T.$('audit-empty').hidden = shown > 0;
     // A full page may have more below it; a short one is the oldest.
     older.hidden = rows.length < PAGE_ROWS;
-    T.$('audit-count').textContent = shown ? shown + (shown === 1 ? ' row' : ' rows') + ' shown' +
-      (older.hidden ? ', the oldest included' : '') : '';
+    if (!shown) T.$('audit-count').textContent = '';
+    else if (older.hidden) T.$('audit-count').textContent = _('rows shown: {count}, the oldest included', { count: shown });
+    else T.$('audit-count').textContent = _('rows shown: {count}', { count: shown });
   }
 
   async function verify() {
@@ -137,13 +140,12 @@
     const broken = T.$('audit-chain-broken');
     const r = await T.api('GET', '/api/audit/verify');
     if (!r.ok) {
-      T.say('audit-chain', 'Cannot check the chain: ' + T.explain(r), true);
+      T.say('audit-chain', _('Cannot check the chain: {reason}', { reason: T.explain(r) }), true);
       return;
     }
     broken.hidden = r.body.intact;
-    broken.textContent = r.body.intact ? '' : 'The audit chain is broken: ' + r.body.message;
-    T.say('audit-chain', r.body.intact ? 'chain intact, ' + r.body.rows + (r.body.rows === 1 ? ' row' : ' rows')
-      : '', false);
+    broken.textContent = r.body.intact ? '' : _('The audit chain is broken: {reason}', { reason: r.body.message });
+    T.say('audit-chain', r.body.intact ? _('chain intact, rows: {count}', { count: r.body.rows }) : '', false);
     chain.title = r.body.intact ? r.body.message : '';
   }
 

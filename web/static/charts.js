@@ -8,6 +8,7 @@
 'use strict';
 
 window.Charts = (function () {
+  const _ = window.I18n.gettext;
   // Room for the tick labels left and right, the axis labels on top and the time labels below.
   const MARGIN = { left: 48, right: 44, top: 26, bottom: 30 };
   // The timeline is drawn with about this many points, however long the session.
@@ -214,7 +215,7 @@ window.Charts = (function () {
   }
 
   function dateLabel(t) {
-    return new Date(t * 1000).toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+    return new Date(t * 1000).toLocaleDateString(window.I18n.locale, { month: 'short', day: 'numeric' });
   }
 
   // series: [{label, cls, points: [{x: unix s, key, y, title, flag}]}], opts: {yMax, yFloor, yLabel, emptyText}.
@@ -222,7 +223,7 @@ window.Charts = (function () {
   function dated(svg, series, opts) {
     const all = series.flatMap((s) => s.points).filter((p) => isValue(p.y));
     if (all.length === 0) {
-      empty(svg, opts.emptyText || 'no sessions yet', datedHeight);
+      empty(svg, opts.emptyText || _('no sessions yet'), datedHeight);
       return;
     }
     const order = sessionOrder(series.flatMap((s) => s.points));
@@ -246,7 +247,7 @@ window.Charts = (function () {
           if (!isValue(p.y)) continue;
           const dot = node(svg, 'circle', { cx: x(p.i), cy: y(p.y), r: p.flag ? 6 : 4,
             class: 'dot ' + s.cls + (p.flag ? ' flagged' : '') });
-          dot.appendChild(node(svg, 'title', {}, p.title || (s.label + ': ' + p.y)));
+          dot.appendChild(node(svg, 'title', {}, p.title || _('{field}: {message}', { field: s.label, message: p.y })));
           svg.appendChild(dot);
         }
       }
@@ -321,7 +322,7 @@ window.Charts = (function () {
   // Returns the samples drawn and whether the stop and warn band could be drawn.
   function timeline(svg, samples, events, opts) {
     if (samples.length === 0) {
-      empty(svg, opts.emptyText || 'no timeline recorded', timelineHeight);
+      empty(svg, opts.emptyText || _('no timeline recorded'), timelineHeight);
       return { shown: [], bands: false };
     }
     const shown = decimateMinGap(samples, TIMELINE_POINTS);
@@ -346,7 +347,7 @@ window.Charts = (function () {
         svg.appendChild(node(svg, 'path', { d: bandPath(steps, (s) => s.stop, (s) => s.warn, x, yGap),
           class: 'band band-warn' }));
       }
-      yAxis(svg, b, yGap, niceTicks(0, gapMax, yCount), 'left', 'gap mm', 'gap');
+      yAxis(svg, b, yGap, niceTicks(0, gapMax, yCount), 'left', _('gap mm'), 'gap');
       yAxis(svg, b, ySpeed, niceTicks(0, speedMax, yCount), 'right', opts.speedLabel || 'km/h', 'speed');
       const ticks = timeTicks(tEnd, maxTicks(b.x1 - b.x0, TIME_LABEL_PX));
       xAxis(svg, b, x, ticks.map((t) => ({ at: t, text: mmss(t) })));

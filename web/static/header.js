@@ -9,6 +9,7 @@
 'use strict';
 
 window.Header = (function () {
+  const _ = window.I18n.gettext;
   const $ = (id) => document.getElementById(id);
   const api = window.Requests.send;
   // code -> [what happened, what to do next], in the page's language; '' holds the pair for an unknown code.
@@ -18,6 +19,24 @@ window.Header = (function () {
   const STALE_AFTER_MS = 2500;
   // A success message that no state change has cleared is old news after this long.
   const MESSAGE_TTL_MS = 15000;
+
+  // The controller's words a page shows (states, session phases and statuses, modes, event kinds, roles), in
+  // the page's language; word(table, value) gives a value no table knows (a newer controller's) as it is.
+  const WORDS = {
+    state: { RUNNING: _('RUNNING'), STOPPED: _('STOPPED'), READY: _('READY'), STOPPING: _('STOPPING'),
+      WARNING: _('WARNING'), OFFLINE: _('OFFLINE') },
+    phase: { walking: _('walking'), paused: _('paused'), finishing: _('finishing') },
+    status: { active: _('active'), completed: _('completed'), ended: _('ended'), interrupted: _('interrupted') },
+    mode: { reverse: _('reverse'), forward: _('forward') },
+    modeLong: { reverse: _('reverse walking'), forward: _('forward walking') },
+    kind: { trip: _('trip'), warn: _('warn'), state: _('state'), command: _('command'), refused: _('refused'),
+      limits: _('limits'), fault: _('fault') },
+    role: { therapist: _('therapist'), admin: _('admin') },
+  };
+
+  function word(table, value) {
+    return Object.hasOwn(WORDS[table], value) ? WORDS[table][value] : String(value);
+  }
 
   let status = null;
   let lastStatusAt = 0;
@@ -65,29 +84,33 @@ window.Header = (function () {
   }
 
   function explain(r) {
-    if (r.ok) return r.body.message || 'done';
-    if (r.status === 409 && r.body.code === 'offline') return 'controller offline';
-    if (r.status === 0) return 'dashboard not reachable';
-    return r.body.message || ('refused (HTTP ' + r.status + ')');
+    if (r.ok) return r.body.message || _('done');
+    if (r.status === 409 && r.body.code === 'offline') return _('controller offline');
+    if (r.status === 0) return _('dashboard not reachable');
+    return r.body.message || _('refused (HTTP {status})', { status: r.status });
   }
 
   // ---- stopping: always available ----------------------------------------------------------
 
   // The states in which each stop has been carried out.
   const STOPPED_BY = { 'E-STOP': ['STOPPED'], Stop: ['STOPPED', 'STOPPING', 'READY'] };
+  // Each stop as its button names it.
+  const STOP_LABELS = { 'E-STOP': _('E-STOP'), Stop: _('Stop') };
 
-  async function stopCommand(path, label) {
+  async function stopCommand(path, which) {
+    const label = STOP_LABELS[which];
     const r = await api('POST', path);
     if (r.ok) {
-      actionMessage('stop-message', label + ': ' + explain(r), false);
+      actionMessage('stop-message', _('{label}: {result}', { label, result: explain(r) }), false);
       fetchStatus();
       return;
     }
     // Not delivered, as far as the dashboard knows: the controller may still have carried it out
     // (a frozen controller answers late). The live state decides from the next status on.
-    actionMessage('stop-message', label + ' NOT DELIVERED (' + explain(r) + '): use the physical E-stop', true,
-      (s) => (STOPPED_BY[label].includes(s.state) ? [label + ': the controller is ' + s.state + ' now', false]
-        : null));
+    actionMessage('stop-message', _('{label} NOT DELIVERED ({reason}): use the physical E-stop',
+      { label, reason: explain(r) }), true,
+    (s) => (STOPPED_BY[which].includes(s.state)
+      ? [_('{label}: the controller is {state} now', { label, state: word('state', s.state) }), false] : null));
   }
 
   $('estop').addEventListener('click', () => stopCommand('/api/estop', 'E-STOP'));
@@ -105,20 +128,21 @@ window.Header = (function () {
 
   // Why the belt runs with a warning, as the controller says (status.warning_causes).
   const WARNINGS = {
-    warn_zone: (s) => ({ text: 'Patient close to the rear edge: ask them to step forward',
-      details: 'gap ' + (s.gap_mm === null || s.gap_mm === undefined ? '--' : Math.round(s.gap_mm)) +
-        ' mm, warn distance ' + Math.round(s.warn_distance_mm) + ' mm' }),
-    console_override: (s) => ({ text: 'Belt faster than set (treadmill console?): bringing it back',
-      details: 'belt ' + (s.belt_speed_mps * 3.6).toFixed(2) + ' km/h, set ' + (s.target_mps * 3.6).toFixed(2) +
-        ' km/h' }),
-    overspeed: (s) => ({ text: 'Belt above its speed cap: slowing it',
-      details: 'belt ' + (s.belt_speed_mps * 3.6).toFixed(2) + ' km/h, cap ' + s.cap_kmh + ' km/h' }),
+    warn_zone: (s) => ({ text: _('Patient close to the rear edge: ask them to step forward'),
+      details: _('gap {gap} mm, warn distance {warn} mm', {
+        gap: s.gap_mm === null || s.gap_mm === undefined ? '--' : Math.round(s.gap_mm),
+        warn: Math.round(s.warn_distance_mm) }) }),
+    console_override: (s) => ({ text: _('Belt faster than set (treadmill console?): bringing it back'),
+      details: _('belt {belt} km/h, set {set} km/h', { belt: (s.belt_speed_mps * 3.6).toFixed(2),
+        set: (s.target_mps * 3.6).toFixed(2) }) }),
+    overspeed: (s) => ({ text: _('Belt above its speed cap: slowing it'),
+      details: _('belt {belt} km/h, cap {cap} km/h', { belt: (s.belt_speed_mps * 3.6).toFixed(2), cap: s.cap_kmh }) }),
   };
 
   function warningReasons(s) {
     const causes = (s.warning_causes || []).filter((c) => Object.hasOwn(WARNINGS, c));
     return causes.length ? causes.map((c) => WARNINGS[c](s))
-      : [{ text: 'Warning from the safety controller', details: 'no cause given' }];
+      : [{ text: _('Warning from the safety controller'), details: _('no cause given') }];
   }
 
   // One line: the first reason and its next step; every reason and the technical text behind "details".
@@ -129,9 +153,13 @@ window.Header = (function () {
     const li = document.createElement('li');
     const details = document.createElement('details');
     const summary = document.createElement('summary');
+    // The disclosure's own words, for style.css to show (content: attr(...)) in the page's language.
+    summary.dataset.more = _('details');
+    summary.dataset.less = _('hide');
     const line = document.createElement('span');
     line.className = 'reason-line';
-    line.textContent = items[0].text + (items.length > 1 ? ' (+' + (items.length - 1) + ' more)' : '');
+    line.textContent = items.length > 1
+      ? _('{reason} (+{count} more)', { reason: items[0].text, count: items.length - 1 }) : items[0].text;
     summary.append(line);
     details.append(summary);
     for (const item of items) {
@@ -150,7 +178,7 @@ window.Header = (function () {
     if (s.state === 'STOPPED') {
       return Object.entries(s.reasons || {}).map(([code, message]) => {
         const [sentence, step] = plain(code);
-        return { text: sentence + '. ' + step + '.', details: message || code };
+        return { text: _('{what}. {next}.', { what: sentence, next: step }), details: message || code };
       });
     }
     if (s.warning && s.state === 'RUNNING') return warningReasons(s);
@@ -159,8 +187,8 @@ window.Header = (function () {
 
   function renderStorage(storage) {
     const fault = Boolean(storage) && storage.ok === false;
-    setText('storage-warning', fault ? 'Session history is not being saved: ' + (storage.message || 'storage fault')
-      : '', false);
+    setText('storage-warning', fault ? _('Session history is not being saved: {reason}',
+      { reason: storage.message || _('storage fault') }) : '', false);
   }
 
   // ---- the session strip -------------------------------------------------------------------
@@ -174,12 +202,14 @@ window.Header = (function () {
   function phaseWords(session) {
     if (session.phase === 'paused') {
       const why = String(session.paused_reason || '');
-      if (why.startsWith('tripped')) return 'paused: the belt stopped';
-      return why ? 'paused: ' + why : 'paused';
+      if (why.startsWith('tripped')) return _('paused: the belt stopped');
+      return why ? _('paused: {why}', { why }) : word('phase', 'paused');
     }
-    if (session.phase === 'finishing') return 'ending: slowing to a stop';
-    if (session.end_warning) return session.phase + ', ending in ' + clock(session.remaining_s);
-    return session.phase;
+    if (session.phase === 'finishing') return _('ending: slowing to a stop');
+    if (session.end_warning) {
+      return _('{phase}, ending in {time}', { phase: word('phase', session.phase), time: clock(session.remaining_s) });
+    }
+    return word('phase', session.phase);
   }
 
   function renderSession(s) {
@@ -198,10 +228,13 @@ window.Header = (function () {
     $('session-end').disabled = false;
   }
 
+  // What a Pause, Resume or End did, when the answer says nothing of its own.
+  const DONE = { pause: _('paused'), resume: _('resumed'), end: _('ended') };
+
   async function sessionControl(action) {
     const r = await api('POST', '/api/sessions/current/' + action);
     const errors = (r.body && r.body.errors) || [];
-    const text = r.ok ? (r.body.message || action) : (errors.length ? errors.map((e) => e.message).join('; ')
+    const text = r.ok ? (r.body.message || DONE[action]) : (errors.length ? errors.map((e) => e.message).join('; ')
       : explain(r));
     actionMessage('header-message', text, !r.ok);
     fetchStatus();
@@ -222,10 +255,10 @@ window.Header = (function () {
     status = s;
     lastStatusAt = Date.now();
     setOffline(null);
-    const word = s.warning && s.state === 'RUNNING' ? 'WARNING' : s.state;
+    const state = s.warning && s.state === 'RUNNING' ? 'WARNING' : s.state;
     const banner = $('state-banner');
-    banner.textContent = word;
-    banner.className = 'banner state-' + String(word).toLowerCase();
+    banner.textContent = word('state', state);
+    banner.className = 'banner state-' + String(state).toLowerCase();
     renderReasons(reasonItems(s));
     renderStorage(s.storage);
     renderSession(s);
@@ -236,16 +269,16 @@ window.Header = (function () {
   function setOffline(reason) {
     const was = offlineReason;
     offlineReason = reason;
-    setText('offline', reason ? reason + ': the dashboard cannot see or command the treadmill. Use the ' +
-      'physical E-stop.' : '', false);
+    setText('offline', reason ? _('{reason}: the dashboard cannot see or command the treadmill. Use the physical E-stop.',
+      { reason }) : '', false);
     if (!reason) return;
     const banner = $('state-banner');
-    banner.textContent = 'OFFLINE';
+    banner.textContent = word('state', 'OFFLINE');
     banner.className = 'banner state-offline';
     renderReasons([]);
     // The last session figures are not live any more either.
     $('session-timer').textContent = '--:-- / --:--';
-    $('session-phase').textContent = 'not live';
+    $('session-phase').textContent = _('not live');
     $('session-phase').className = 'phase';
     for (const id of ['session-pause', 'session-resume', 'session-end']) $(id).disabled = true;
     if (!was) document.dispatchEvent(new CustomEvent('dashboard:stale', { detail: { reason } }));
@@ -254,7 +287,7 @@ window.Header = (function () {
   async function fetchStatus() {
     const r = await api('GET', '/api/status');
     if (r.ok) render(r.body);
-    else if (r.status === 409) setOffline('controller offline');
+    else if (r.status === 409) setOffline(_('controller offline'));
   }
 
   let streamRetryMs = 2000;
@@ -266,14 +299,14 @@ window.Header = (function () {
       try {
         render(JSON.parse(ev.data));
       } catch (err) {
-        setOffline('unreadable status from the dashboard');
+        setOffline(_('unreadable status from the dashboard'));
       }
     };
-    source.addEventListener('offline', () => setOffline('controller offline'));
+    source.addEventListener('offline', () => setOffline(_('controller offline')));
     // EventSource reconnects by itself (the server sets retry: 2 s), except after an answer that is not a
     // stream (e.g. 503, too many live views): then this page tries again, a little later each time.
     source.onerror = () => {
-      setOffline('connection to the dashboard lost');
+      setOffline(_('connection to the dashboard lost'));
       if (source.readyState === EventSource.CLOSED) {
         setTimeout(connectStream, streamRetryMs);
         streamRetryMs = Math.min(30000, streamRetryMs * 2);
@@ -284,7 +317,7 @@ window.Header = (function () {
 
   setInterval(() => {
     if (!offlineReason && lastStatusAt && Date.now() - lastStatusAt > STALE_AFTER_MS) {
-      setOffline('no live status for ' + Math.round((Date.now() - lastStatusAt) / 1000) + ' s');
+      setOffline(_('no live status for {seconds} s', { seconds: Math.round((Date.now() - lastStatusAt) / 1000) }));
     }
   }, 500);
 
@@ -298,7 +331,7 @@ window.Header = (function () {
     const who = $('nav-who');
     who.hidden = !isIn;
     $('nav-whoami').textContent = isIn ? (name || '') : '';
-    $('nav-role').textContent = isIn && role ? '(' + role + ')' : '';
+    $('nav-role').textContent = isIn && role ? _('({role})', { role: word('role', role) }) : '';
     $('nav-account').hidden = !isIn;
     $('nav-accounts').hidden = !isAdmin;
     $('nav-audit').hidden = !isAdmin;
@@ -317,7 +350,7 @@ window.Header = (function () {
   connectStream();
 
   return {
-    api, explain, actionMessage, fetchStatus, setLoggedIn, plain,
+    api, explain, actionMessage, fetchStatus, setLoggedIn, plain, word,
     status: () => status,
     isLive: () => !offlineReason && status !== null,
   };

@@ -5,6 +5,8 @@
 'use strict';
 
 window.Therapy = (function () {
+  const _ = window.I18n.gettext;
+  const word = window.Header.word;
   const $ = (id) => document.getElementById(id);
   const KMH_PER_MPH = 1.609344;
 
@@ -23,18 +25,19 @@ window.Therapy = (function () {
     const r = await window.Requests.send(method, path, body);
     const data = r.body;
     if (r.status === 401) {
-      pageMessage('Not logged in (or the login expired): log in on the dashboard, then reload this page.');
+      pageMessage(_('Not logged in (or the login expired): log in on the dashboard, then reload this page.'));
     } else if (r.status === 409 && data.code === 'offline') {
-      pageMessage('Controller offline: ' + (data.message || '') + '. Stored history cannot be read or changed now.');
+      pageMessage(_('Controller offline: {reason}. Stored history cannot be read or changed now.',
+        { reason: data.message || '' }));
     } else if (r.status === 503 && data.code === 'storage') {
-      pageMessage('History storage fault: ' + (data.message || ''));
+      pageMessage(_('History storage fault: {reason}', { reason: data.message || '' }));
     }
     return r;
   }
 
   function explain(r) {
-    if (r.ok) return r.body.message || 'ok';
-    return r.body.message || ('refused (HTTP ' + r.status + ')');
+    if (r.ok) return r.body.message || _('ok');
+    return r.body.message || _('refused (HTTP {status})', { status: r.status });
   }
 
   function say(id, text, isError) {
@@ -87,7 +90,7 @@ window.Therapy = (function () {
   // Minutes as given, to the hundredth: a suggested 8.75 min must not read as 8.8.
   function minutes(value) {
     if (value === null || value === undefined || !isFinite(value)) return '--';
-    return String(Math.round(Number(value) * 100) / 100) + ' min';
+    return _('{minutes} min', { minutes: Math.round(Number(value) * 100) / 100 });
   }
 
   function speed(kmh) {
@@ -100,23 +103,23 @@ window.Therapy = (function () {
       (after === null || after === undefined ? '--' : after);
     const span = el('span', text, flag ? 'pain-flag' : '');
     if (flag) {
-      span.append(' ', el('strong', '▲ worse', 'flag'));
-      span.title = 'pain after is higher than before';
+      span.append(' ', el('strong', _('▲ worse'), 'flag'));
+      span.title = _('pain after is higher than before');
     }
     return span;
   }
 
   function suggestionText(s) {
-    if (!s || s.duration_min === undefined) return 'next session: --';
-    return 'next session: ' + minutes(s.duration_min) + (s.reason ? ' — ' + s.reason : '');
+    if (!s || s.duration_min === undefined) return _('next session: --');
+    if (s.reason) return _('next session: {minutes} — {reason}', { minutes: minutes(s.duration_min), reason: s.reason });
+    return _('next session: {minutes}', { minutes: minutes(s.duration_min) });
   }
 
   function todayText(t) {
-    if (!t) return 'today: --';
-    const sessions = (n) => n + (n === 1 ? ' session' : ' sessions');
-    // More than planned reads as such, never "3 of 2 sessions".
-    if (t.done > t.per_day) return 'today: ' + sessions(t.done) + ' (' + t.per_day + ' planned)';
-    return 'today: ' + t.done + ' of ' + sessions(t.per_day);
+    if (!t) return _('sessions today: --');
+    // More than planned reads as such, never "3 of 2".
+    if (t.done > t.per_day) return _('sessions today: {done} ({planned} planned)', { done: t.done, planned: t.per_day });
+    return _('sessions today: {done} of {planned}', { done: t.done, planned: t.per_day });
   }
 
   // ---- profile forms --------------------------------------------------------------------
@@ -141,18 +144,33 @@ window.Therapy = (function () {
 
   function rangeText(f, mode) {
     if (!f) return '';
-    if (f.choices) return 'one of ' + f.choices.join(', ');
+    // A choice that is a mode is named as the page names modes; any other as it is.
+    if (f.choices) return _('one of {choices}', { choices: f.choices.map((c) => word('mode', c)).join(', ') });
     const r = rangeIn(f, mode);
     if (r.min !== undefined && r.max !== undefined) {
-      return (f.integer ? 'whole number ' : '') + r.min + ' to ' + r.max + (f.unit ? ' ' + f.unit : '') +
-        (r.mode ? ' in ' + r.mode + ' mode' : '');
+      // Minutes are named as the page names them everywhere else; any other unit (mm, km/h) as it is.
+      const values = { min: r.min, max: r.max, unit: f.unit === 'min' ? _('min') : f.unit, mode: word('mode', r.mode) };
+      return RANGES[(f.integer ? 'i' : '') + (f.unit ? 'u' : '') + (r.mode ? 'm' : '')](values);
     }
     if (f.max_len !== undefined) {
-      const min = f.min_len !== undefined ? f.min_len : (f.pattern ? 1 : 0);
-      return min + ' to ' + f.max_len + ' characters' + (f.pattern ? ': letters, digits, _ or -' : '');
+      const values = { min: f.min_len !== undefined ? f.min_len : (f.pattern ? 1 : 0), max: f.max_len };
+      return f.pattern ? _('{min} to {max} characters: letters, digits, _ or -', values)
+        : _('{min} to {max} characters', values);
     }
     return '';
   }
+
+  // A number's range: a whole number or not, with a unit or not, for one mode or any; each a whole phrase.
+  const RANGES = {
+    '': (v) => _('{min} to {max}', v),
+    u: (v) => _('{min} to {max} {unit}', v),
+    m: (v) => _('{min} to {max} in {mode} mode', v),
+    um: (v) => _('{min} to {max} {unit} in {mode} mode', v),
+    i: (v) => _('whole number {min} to {max}', v),
+    iu: (v) => _('whole number {min} to {max} {unit}', v),
+    im: (v) => _('whole number {min} to {max} in {mode} mode', v),
+    ium: (v) => _('whole number {min} to {max} {unit} in {mode} mode', v),
+  };
 
   // A field's one range: the speed cap's depends on the mode chosen (the controller's "by_mode"); the
   // mode is named only when the modes' ranges differ.
@@ -245,10 +263,10 @@ window.Therapy = (function () {
       const input = name && form.elements[name] && form.elements[name].name === name ? form.elements[name] : null;
       const text = String(e.message || '');
       if (!input) {
-        list.appendChild(el('li', name ? name + ': ' + text : text));
+        list.appendChild(el('li', name ? _('{field}: {message}', { field: name, message: text }) : text));
         continue;
       }
-      list.appendChild(el('li', labelOf(input) + ': ' + text));
+      list.appendChild(el('li', _('{field}: {message}', { field: labelOf(input), message: text })));
       input.setAttribute('aria-invalid', 'true');
       const span = errorSpanOf(form, input);
       if (span) {
@@ -262,7 +280,7 @@ window.Therapy = (function () {
   }
 
   return {
-    $, api, explain, say, el, link, dateTime, timeOfDay, duration, num, minutes, speed, pain, suggestionText, todayText,
+    $, _, word, api, explain, say, el, link, dateTime, timeOfDay, duration, num, minutes, speed, pain, suggestionText, todayText,
     pageMessage, applyRanges, readForm, fillForm, showErrors, fieldOf, labelOf, units,
   };
 })();

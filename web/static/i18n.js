@@ -31,5 +31,9 @@ window.I18n = (function () {
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', wireSwitch);
   else wireSwitch();
 
-  return { gettext, language: document.documentElement.lang || 'en' };
+  const language = document.documentElement.lang || 'en';
+  // Dates and times as toLocale*String writes them: in the page's language, except in English, the source
+  // language, where the browser's own format stays (undefined).
+  const locale = language === 'en' ? undefined : language;
+  return { gettext, language, locale };
 })();

@@ -3,6 +3,7 @@
 'use strict';
 
 (function () {
+  const _ = window.I18n.gettext;
   const $ = (id) => document.getElementById(id);
   const D = window.Dashboard;
   const api = D.api;
@@ -77,8 +78,9 @@
         input.max = range.max;
       }
       const hint = limitsForm.querySelector('[data-range-for="' + f + '"]');
-      hint.textContent = range
-        ? 'allowed ' + range.min + ' to ' + range.max + (range.unit ? ' ' + range.unit : '') : '';
+      if (!range) hint.textContent = '';
+      else if (range.unit) hint.textContent = _('allowed {min} to {max} {unit}', range);
+      else hint.textContent = _('allowed {min} to {max}', range);
     }
   }
 
@@ -115,11 +117,11 @@
       const li = document.createElement('li');
       list.appendChild(li);
       if (!LIMIT_FIELDS.includes(name)) {
-        li.textContent = name ? name + ': ' + text : text;
+        li.textContent = name ? _('{field}: {message}', { field: name, message: text }) : text;
         continue;
       }
       const input = limitsForm.elements[name];
-      li.textContent = labelOf(input) + ': ' + text;
+      li.textContent = _('{field}: {message}', { field: labelOf(input), message: text });
       input.setAttribute('aria-invalid', 'true');
       const span = $('limits-error-' + name);
       span.textContent = span.textContent ? span.textContent + '; ' + text : text;
@@ -141,7 +143,7 @@
     }
     if (Object.keys(body).length === 0) {
       showLimitErrors([], null);
-      say('limits-message', 'nothing changed');
+      say('limits-message', _('nothing changed'));
       return;
     }
     const r = await api('PUT', '/api/limits', body);

@@ -3,6 +3,7 @@
 'use strict';
 
 (function () {
+  const _ = window.I18n.gettext;
   const T = window.Therapy;
   const pid = T.$('patient-head').dataset.patientId;
   const base = '/api/patients/' + encodeURIComponent(pid);
@@ -20,9 +21,10 @@
     const warn = T.$('pain-warning');
     const worsening = Boolean(reply.pain && reply.pain.worsening);
     warn.hidden = !worsening;
-    warn.textContent = worsening
-      ? 'pain worsening: review the program' + (reply.pain.message ? ' — ' + reply.pain.message : '')
-      : '';
+    if (!worsening) warn.textContent = '';
+    else if (reply.pain.message) {
+      warn.textContent = _('pain worsening: review the program — {message}', { message: reply.pain.message });
+    } else warn.textContent = _('pain worsening: review the program');
   }
 
   // ---- sessions table ---------------------------------------------------------------------
@@ -32,11 +34,11 @@
     tr.dataset.sessionId = s.session_id;
     tr.className = 'status-' + String(s.status).replace(/[^a-z]/g, '');
     const details = document.createElement('td');
-    details.appendChild(T.link('/sessions/' + encodeURIComponent(s.session_id), 'session ' + s.session_id));
+    details.appendChild(T.link('/sessions/' + encodeURIComponent(s.session_id), _('session {id}', { id: s.session_id })));
     const painCell = document.createElement('td');
     painCell.appendChild(T.pain(s.pain_before, s.pain_after, s.pain_flag));
     tr.append(
-      T.el('td', T.dateTime(s.started_wall)), T.el('td', s.status), T.el('td', T.minutes(s.planned_min)),
+      T.el('td', T.dateTime(s.started_wall)), T.el('td', T.word('status', s.status)), T.el('td', T.minutes(s.planned_min)),
       T.el('td', T.duration(s.duration_s)), T.el('td', T.num(s.distance_m, 0, 'm')),
       T.el('td', T.speed(s.mean_kmh) + ' / ' + T.speed(s.max_kmh)), T.el('td', s.warnings, s.warnings ? 'warn' : ''),
       T.el('td', s.trips, s.trips ? 'trip' : ''), T.el('td', T.num(s.closest_mm, 0, 'mm')), painCell, details);
@@ -52,26 +54,29 @@
 
   // One x per session in the order they started (two on one day are apart), dated under the first of a day.
   function renderCharts(sessions) {
-    const when = (s) => T.dateTime(s.started_wall) + ' (session ' + s.session_id + ')';
+    const when = (s) => _('{date} (session {id})', { date: T.dateTime(s.started_wall), id: s.session_id });
     const at = (s) => ({ x: s.started_wall, key: s.session_id });
+    const painAfter = (s) => (s.pain_after === null ? '--' : s.pain_after);
     window.Charts.dated(T.$('chart-duration'), [
-      { label: 'planned', cls: 'planned', points: sessions.map((s) => ({ ...at(s), y: s.planned_min,
-        title: when(s) + ': planned ' + T.minutes(s.planned_min) })) },
-      { label: 'walked', cls: 'walked', points: sessions.map((s) => ({ ...at(s), y: s.duration_s / 60,
-        title: when(s) + ': walked ' + T.duration(s.duration_s) })) },
-    ], { yLabel: 'min', yFloor: 5 });
+      { label: _('planned'), cls: 'planned', points: sessions.map((s) => ({ ...at(s), y: s.planned_min,
+        title: _('{when}: planned {minutes}', { when: when(s), minutes: T.minutes(s.planned_min) }) })) },
+      { label: _('walked'), cls: 'walked', points: sessions.map((s) => ({ ...at(s), y: s.duration_s / 60,
+        title: _('{when}: walked {time}', { when: when(s), time: T.duration(s.duration_s) }) })) },
+    ], { yLabel: _('min'), yFloor: 5 });
     window.Charts.dated(T.$('chart-pain'), [
-      { label: 'before', cls: 'before', points: sessions.map((s) => ({ ...at(s), y: s.pain_before,
-        title: when(s) + ': pain before ' + s.pain_before })) },
-      { label: 'after', cls: 'after', points: sessions.map((s) => ({ ...at(s), y: s.pain_after,
-        flag: s.pain_flag, title: when(s) + ': pain after ' + (s.pain_after === null ? '--' : s.pain_after) +
-          (s.pain_flag ? ' (worse than before)' : '') })) },
-    ], { yLabel: 'pain', yMax: 10 });
+      { label: _('before'), cls: 'before', points: sessions.map((s) => ({ ...at(s), y: s.pain_before,
+        title: _('{when}: pain before {pain}', { when: when(s), pain: s.pain_before }) })) },
+      { label: _('after'), cls: 'after', points: sessions.map((s) => ({ ...at(s), y: s.pain_after,
+        flag: s.pain_flag, title: s.pain_flag
+          ? _('{when}: pain after {pain} (worse than before)', { when: when(s), pain: painAfter(s) })
+          : _('{when}: pain after {pain}', { when: when(s), pain: painAfter(s) }) })) },
+    ], { yLabel: _('pain'), yMax: 10 });
     window.Charts.dated(T.$('chart-closest'), [
-      { label: 'closest', cls: 'closest', points: sessions.map((s) => ({ ...at(s), y: s.closest_mm,
-        flag: s.trips > 0, title: when(s) + ': closest ' + T.num(s.closest_mm, 0, 'mm') +
-          (s.trips ? ', ' + s.trips + ' trip(s)' : '') })) },
-    ], { yLabel: 'mm', yFloor: 500, emptyText: 'no closest approach recorded yet' });
+      { label: _('closest'), cls: 'closest', points: sessions.map((s) => ({ ...at(s), y: s.closest_mm,
+        flag: s.trips > 0, title: s.trips
+          ? _('{when}: closest {gap}, trips: {trips}', { when: when(s), gap: T.num(s.closest_mm, 0, 'mm'), trips: s.trips })
+          : _('{when}: closest {gap}', { when: when(s), gap: T.num(s.closest_mm, 0, 'mm') }) })) },
+    ], { yLabel: 'mm', yFloor: 500, emptyText: _('no closest approach recorded yet') });
   }
 
   // ---- loading ----------------------------------------------------------------------------
@@ -79,8 +84,8 @@
   async function load() {
     const r = await T.api('GET', base);
     if (!r.ok) {
-      if (r.status === 404) T.pageMessage('No patient ' + pid + ': ' + T.explain(r));
-      else if (r.status !== 401) T.pageMessage('Cannot load patient ' + pid + ': ' + T.explain(r));
+      if (r.status === 404) T.pageMessage(_('No patient {id}: {reason}', { id: pid, reason: T.explain(r) }));
+      else if (r.status !== 401) T.pageMessage(_('Cannot load patient {id}: {reason}', { id: pid, reason: T.explain(r) }));
       return;
     }
     const sessions = r.body.sessions || [];
@@ -105,7 +110,7 @@
     const r = await T.api('PUT', base, T.readForm(form));
     if (r.ok) {
       T.showErrors(form, errors, [], null);
-      T.say('patient-message', 'profile saved', false);
+      T.say('patient-message', _('profile saved'), false);
       dirty = false;
       load();
     } else {
@@ -115,8 +120,8 @@
   });
 
   T.$('delete-patient').addEventListener('click', async () => {
-    const question = 'Delete patient ' + pid + ' and all ' + sessionCount + ' of their sessions, with the ' +
-      'timelines? This cannot be undone.';
+    const question = _('Delete patient {id} and all {count} of their sessions, with the timelines? This cannot be undone.',
+      { id: pid, count: sessionCount });
     if (!window.confirm(question)) return;
     const r = await T.api('DELETE', base);
     if (r.ok) window.location.assign('/patients');

@@ -2,6 +2,7 @@
 'use strict';
 
 (function () {
+  const _ = window.I18n.gettext;
   const T = window.Therapy;
   const form = T.$('new-patient');
   const errors = T.$('new-patient-errors');
@@ -11,7 +12,7 @@
     tr.dataset.patientId = p.patient_id;
     const idCell = document.createElement('td');
     idCell.appendChild(T.link('/patients/' + encodeURIComponent(p.patient_id), p.patient_id));
-    tr.append(idCell, T.el('td', p.display_name), T.el('td', p.mode), T.el('td', T.speed(p.speed_cap_kmh)),
+    tr.append(idCell, T.el('td', p.display_name), T.el('td', T.word('mode', p.mode)), T.el('td', T.speed(p.speed_cap_kmh)),
       T.el('td', T.minutes(p.target_min)), T.el('td', p.sessions_per_day),
       T.el('td', T.dateTime(p.updated_wall)));
     return tr;
@@ -20,7 +21,7 @@
   async function load() {
     const r = await T.api('GET', '/api/patients');
     if (!r.ok) {
-      if (r.status !== 401) T.pageMessage('Cannot list the patients: ' + T.explain(r));
+      if (r.status !== 401) T.pageMessage(_('Cannot list the patients: {reason}', { reason: T.explain(r) }));
       return;
     }
     const body = T.$('patients-table').tBodies[0];
@@ -38,7 +39,8 @@
     if (r.ok) {
       T.showErrors(form, errors, [], null);
       const id = r.body.patient.patient_id;
-      message.append('Patient ' + id + ' added: ', T.link('/patients/' + encodeURIComponent(id), 'open ' + id));
+      message.append(_('Patient {id} added:', { id }), ' ',
+        T.link('/patients/' + encodeURIComponent(id), _('open {id}', { id })));
       form.reset();
       load();
     } else {

@@ -4,6 +4,7 @@
 'use strict';
 
 window.Requests = (function () {
+  const _ = window.I18n.gettext;
   let csrfToken = document.querySelector('meta[name="csrf-token"]').content;
   // Called with each /api/session body, in the order they were added (the header's, then the page's).
   const onRefresh = [];
@@ -35,7 +36,7 @@ window.Requests = (function () {
     try {
       resp = await fetch(path, opts);
     } catch (err) {
-      return { ok: false, status: 0, body: { code: 'network', message: 'dashboard not reachable', errors: [] } };
+      return { ok: false, status: 0, body: { code: 'network', message: _('dashboard not reachable'), errors: [] } };
     }
     let data;
     try {

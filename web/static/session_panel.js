@@ -5,8 +5,10 @@
 'use strict';
 
 (function () {
+  const _ = window.I18n.gettext;
   const $ = (id) => document.getElementById(id);
   const D = window.Dashboard;
+  const word = window.Header.word;
   const select = $('patient-select');
   let loggedIn = !$('therapist').hidden;
   let status = null;
@@ -37,8 +39,8 @@
 
   function renderPatientLine(s) {
     const session = s.session || null;
-    $('session-patient').textContent = session ? 'patient ' + session.patient_id + ' walking'
-      : (s.selected_patient ? 'chosen: ' + s.selected_patient : 'no patient chosen');
+    $('session-patient').textContent = session ? _('patient {id} walking', { id: session.patient_id })
+      : (s.selected_patient ? _('chosen: {id}', { id: s.selected_patient }) : _('no patient chosen'));
   }
 
   function renderButtons() {
@@ -74,11 +76,11 @@
     if (!loggedIn) return;
     const r = await D.api('GET', '/api/patients');
     if (!r.ok) {
-      D.say('session-message', 'patients: ' + D.explain(r), true);
+      D.say('session-message', _('patients: {reason}', { reason: D.explain(r) }), true);
       return;
     }
     const keep = select.value || (status && status.selected_patient) || '';
-    select.replaceChildren(new Option('choose a patient…', ''));
+    select.replaceChildren(new Option(_('choose a patient…'), ''));
     for (const p of r.body.patients || []) {
       select.appendChild(new Option(p.patient_id + ' · ' + p.display_name, p.patient_id));
     }
@@ -93,7 +95,10 @@
     const s = r.body.suggestion;
     const today = r.body.today;
     const parts = [];
-    if (s) parts.push('suggested: ' + s.duration_min + ' min' + (s.reason ? ' — ' + s.reason : ''));
+    if (s) {
+      parts.push(s.reason ? _('suggested: {minutes} min — {reason}', { minutes: s.duration_min, reason: s.reason })
+        : _('suggested: {minutes} min', { minutes: s.duration_min }));
+    }
     if (today) parts.push(todayText(today.done, today.per_day));
     $('session-suggestion').textContent = parts.join(' · ');
     if (s && document.activeElement !== $('session-planned')) $('session-planned').value = s.duration_min;
@@ -107,20 +112,22 @@
     const warn = $('session-pain-warning');
     const worsening = Boolean(r.body.pain && r.body.pain.worsening);
     warn.hidden = !worsening;
-    warn.textContent = worsening
-      ? 'pain worsening: review the program' + (r.body.pain.message ? ' — ' + r.body.pain.message : '') : '';
+    if (!worsening) warn.textContent = '';
+    else if (r.body.pain.message) {
+      warn.textContent = _('pain worsening: review the program — {message}', { message: r.body.pain.message });
+    } else warn.textContent = _('pain worsening: review the program');
   }
 
   function todayText(done, perDay) {
-    const sessions = (n) => n + (n === 1 ? ' session' : ' sessions');
-    if (done > perDay) return 'today: ' + sessions(done) + ' (' + perDay + ' planned)';
-    return 'today: ' + done + ' of ' + sessions(perDay);
+    // More than planned reads as such, never "3 of 2".
+    if (done > perDay) return _('sessions today: {done} ({planned} planned)', { done, planned: perDay });
+    return _('sessions today: {done} of {planned}', { done, planned: perDay });
   }
 
   // Choosing a patient whose prescription is looser than the machine's present limits asks first.
   function askToConfirm(pid, body, start) {
     pending = { pid, start: start || null };
-    $('session-confirm-text').textContent = 'Patient ' + pid + "'s prescription loosens the machine's limits:";
+    $('session-confirm-text').textContent = _("Patient {id}'s prescription loosens the machine's limits:", { id: pid });
     const list = $('session-confirm-list');
     list.replaceChildren();
     for (const item of body.loosened || []) {
@@ -130,7 +137,7 @@
     }
     if (!list.children.length) {
       const li = document.createElement('li');
-      li.textContent = body.message || 'looser limits';
+      li.textContent = body.message || _('looser limits');
       list.appendChild(li);
     }
     $('session-confirm').hidden = false;
@@ -173,7 +180,7 @@
   $('session-confirm-no').addEventListener('click', () => {
     closeConfirm();
     select.value = (status && status.selected_patient) || '';
-    D.say('session-message', 'present limits kept', false);
+    D.say('session-message', _('present limits kept'), false);
     renderButtons();
   });
 
@@ -186,7 +193,7 @@
       return;
     }
     closeConfirm();
-    D.say('session-message', r.ok ? 'session ' + r.body.session.session_id + ' started' : errorText(r), !r.ok);
+    D.say('session-message', r.ok ? _('session {id} started', { id: r.body.session.session_id }) : errorText(r), !r.ok);
     // The session is followed from the statuses only: one pushed just before the start may still arrive,
     // and must not read as "the session has ended".
     if (r.ok) $('session-after').hidden = true;
@@ -208,15 +215,26 @@
 
   // ---- after the end: summary and pain after --------------------------------------------------
 
-  const count = (n, word) => n + ' ' + word + (n === 1 ? '' : 's');
-
+  // The end reason and the pain after are there or not: one whole sentence for each case.
   function summaryText(s) {
-    const km = s.distance_m === null || s.distance_m === undefined ? '--' : Math.round(s.distance_m) + ' m';
-    const closest = s.closest_mm === null || s.closest_mm === undefined ? '--' : Math.round(s.closest_mm) + ' mm';
-    return 'Session ' + s.session_id + ' ' + s.status + (s.end_reason ? ' (' + s.end_reason + ')' : '') +
-      ': walked ' + clock(s.duration_s) + ' of ' + s.planned_min + ' min, ' + km + ', ' + count(s.warnings, 'warning') +
-      ', ' + count(s.trips, 'trip') + ', closest ' + closest + ', pain before ' + s.pain_before +
-      (s.pain_after === null || s.pain_after === undefined ? '' : ', after ' + s.pain_after) + '. ';
+    const values = {
+      id: s.session_id, status: word('status', s.status), reason: s.end_reason, walked: clock(s.duration_s),
+      planned: s.planned_min, warnings: s.warnings, trips: s.trips, before: s.pain_before, after: s.pain_after,
+      distance: s.distance_m === null || s.distance_m === undefined ? '--' : Math.round(s.distance_m) + ' m',
+      closest: s.closest_mm === null || s.closest_mm === undefined ? '--' : Math.round(s.closest_mm) + ' mm',
+    };
+    const after = s.pain_after !== null && s.pain_after !== undefined;
+    let text;
+    if (s.end_reason && after) {
+      text = _('Session {id} {status} ({reason}): walked {walked} of {planned} min, {distance}, warnings: {warnings}, trips: {trips}, closest {closest}, pain before {before}, after {after}.', values);
+    } else if (s.end_reason) {
+      text = _('Session {id} {status} ({reason}): walked {walked} of {planned} min, {distance}, warnings: {warnings}, trips: {trips}, closest {closest}, pain before {before}.', values);
+    } else if (after) {
+      text = _('Session {id} {status}: walked {walked} of {planned} min, {distance}, warnings: {warnings}, trips: {trips}, closest {closest}, pain before {before}, after {after}.', values);
+    } else {
+      text = _('Session {id} {status}: walked {walked} of {planned} min, {distance}, warnings: {warnings}, trips: {trips}, closest {closest}, pain before {before}.', values);
+    }
+    return text + ' ';
   }
 
   // ``summary`` is a full session summary (GET /api/sessions/<id>, or the pain reply); null fetches it,
@@ -238,13 +256,13 @@
     const out = $('session-summary');
     const link = document.createElement('a');
     link.href = '/sessions/' + encodeURIComponent(s.session_id);
-    link.textContent = 'open session ' + s.session_id;
+    link.textContent = _('open session {id}', { id: s.session_id });
     out.replaceChildren(summaryText(s), link);
     const recorded = s.pain_after !== null && s.pain_after !== undefined;
     if (recorded || fresh) $('session-pain-after').value = recorded ? s.pain_after : '';
     $('session-pain-after').disabled = recorded;
     $('session-pain-save').disabled = recorded;
-    D.say('session-pain-message', recorded ? 'pain after recorded' : 'how is the pain now (0-10)?', false);
+    D.say('session-pain-message', recorded ? _('pain after recorded') : _('how is the pain now (0-10)?'), false);
     $('session-after').hidden = false;
     if (select.value) loadPatient(select.value);
   }
@@ -257,8 +275,8 @@
     const r = await D.api('PUT', '/api/sessions/' + encodeURIComponent(endedSessionId) + '/pain', body);
     if (r.ok) {
       showEnded(endedSessionId, r.body.session);
-      D.say('session-pain-message', 'pain after saved' + (r.body.session.pain_flag ? ': worse than before' : ''),
-        Boolean(r.body.session.pain_flag));
+      D.say('session-pain-message', r.body.session.pain_flag ? _('pain after saved: worse than before')
+        : _('pain after saved'), Boolean(r.body.session.pain_flag));
     } else {
       D.say('session-pain-message', errorText(r), true);
     }

@@ -2,6 +2,7 @@
 'use strict';
 
 (function () {
+  const _ = window.I18n.gettext;
   const T = window.Therapy;
   const KMH_PER_MPH = 1.609344;
   const sid = T.$('session-head').dataset.sessionId;
@@ -20,19 +21,19 @@
     patientLink.href = '/patients/' + encodeURIComponent(s.patient_id);
     const list = T.$('session-info');
     list.replaceChildren();
-    fact(list, 'Status', s.status);
-    fact(list, 'Started', T.dateTime(s.started_wall));
-    fact(list, 'Ended', s.ended_wall === null ? 'still running' : T.dateTime(s.ended_wall));
-    fact(list, 'End reason', s.end_reason);
-    fact(list, 'Mode', s.mode);
-    fact(list, 'Planned', T.minutes(s.planned_min));
-    fact(list, 'Walked', T.duration(s.duration_s));
-    fact(list, 'Distance', T.num(s.distance_m, 0, 'm'));
-    fact(list, 'Mean / max speed', T.speed(s.mean_kmh) + ' / ' + T.speed(s.max_kmh));
-    fact(list, 'Warnings', s.warnings);
-    fact(list, 'Trips', s.trips);
-    fact(list, 'Closest approach', T.num(s.closest_mm, 0, 'mm'));
-    fact(list, 'Pain before → after', T.pain(s.pain_before, s.pain_after, s.pain_flag));
+    fact(list, _('Status'), T.word('status', s.status));
+    fact(list, _('Started'), T.dateTime(s.started_wall));
+    fact(list, _('Ended'), s.ended_wall === null ? _('still running') : T.dateTime(s.ended_wall));
+    fact(list, _('End reason'), s.end_reason);
+    fact(list, _('Mode'), s.mode ? T.word('mode', s.mode) : s.mode);
+    fact(list, _('Planned'), T.minutes(s.planned_min));
+    fact(list, _('Walked'), T.duration(s.duration_s));
+    fact(list, _('Distance'), T.num(s.distance_m, 0, 'm'));
+    fact(list, _('Mean / max speed'), T.speed(s.mean_kmh) + ' / ' + T.speed(s.max_kmh));
+    fact(list, _('Warnings'), s.warnings);
+    fact(list, _('Trips'), s.trips);
+    fact(list, _('Closest approach'), T.num(s.closest_mm, 0, 'mm'));
+    fact(list, _('Pain before → after'), T.pain(s.pain_before, s.pain_after, s.pain_flag));
   }
 
   function renderEvents(events) {
@@ -40,7 +41,7 @@
     list.replaceChildren();
     for (const e of events) {
       const li = T.el('li', null, 'event kind-' + String(e.kind).replace(/[^a-z_]/g, ''));
-      li.append(T.el('time', T.timeOfDay(e.wall_time)), ' ', T.el('span', e.kind, 'kind'), ' ',
+      li.append(T.el('time', T.timeOfDay(e.wall_time)), ' ', T.el('span', T.word('kind', e.kind), 'kind'), ' ',
         T.el('span', e.message + (e.actor ? ' (' + e.actor + ')' : '')));
       list.appendChild(li);
     }
@@ -65,7 +66,8 @@
         samples.push({ t: row[it], gap: row[ig], speed: row[iv], stop: is < 0 ? null : row[is],
           warn: iw < 0 ? null : row[iw] });
       }
-      T.$('timeline-note').textContent = 'loading the timeline… ' + samples.length + ' of ' + r.body.total;
+      T.$('timeline-note').textContent = _('loading the timeline… {loaded} of {total}',
+        { loaded: samples.length, total: r.body.total });
       if (r.body.next_offset === null || r.body.next_offset === undefined || r.body.next_offset <= offset) break;
       offset = r.body.next_offset;
     }
@@ -75,8 +77,8 @@
   async function load() {
     const r = await T.api('GET', base);
     if (!r.ok) {
-      if (r.status === 404) T.pageMessage('No session ' + sid + ': ' + T.explain(r));
-      else if (r.status !== 401) T.pageMessage('Cannot load session ' + sid + ': ' + T.explain(r));
+      if (r.status === 404) T.pageMessage(_('No session {id}: {reason}', { id: sid, reason: T.explain(r) }));
+      else if (r.status !== 401) T.pageMessage(_('Cannot load session {id}: {reason}', { id: sid, reason: T.explain(r) }));
       T.$('timeline-note').textContent = '';
       return;
     }
@@ -85,15 +87,16 @@
     renderEvents(r.body.events || []);
     const { samples, error } = await loadSamples();
     const events = (r.body.events || []).map((e) => ({ t: e.wall_time - s.started_wall, kind: e.kind,
-      title: e.kind + ': ' + e.message }));
+      title: _('{field}: {message}', { field: T.word('kind', e.kind), message: e.message }) }));
     const mph = T.units === 'mph';
     const { shown, bands } = window.Charts.timeline(T.$('timeline'), samples, events,
       { speedLabel: T.units, speedScale: mph ? 1 / KMH_PER_MPH : 1 });
-    let note = samples.length > shown.length
-      ? shown.length + ' of ' + samples.length + ' samples shown: the closest gap of each stretch'
-      : samples.length + ' samples';
-    if (samples.length > 0 && !bands) note += '; the stop and warn distances were not recorded for this session';
-    T.$('timeline-note').textContent = error ? note + '; the rest could not be loaded: ' + error : note;
+    const notes = [samples.length > shown.length
+      ? _('{shown} of {total} samples shown: the closest gap of each stretch', { shown: shown.length, total: samples.length })
+      : _('{count} samples', { count: samples.length })];
+    if (samples.length > 0 && !bands) notes.push(_('the stop and warn distances were not recorded for this session'));
+    if (error) notes.push(_('the rest could not be loaded: {reason}', { reason: error }));
+    T.$('timeline-note').textContent = notes.reduce((first, second) => _('{first}; {second}', { first, second }));
   }
 
   load();
