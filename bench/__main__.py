@@ -6,8 +6,8 @@ The Pi-sized budget comes last: it confines the controller to a slice of one cor
 
 from __future__ import annotations
 
-from bench import (access, approach, cpu_cost, dashboard, decision_cost, history, pi_budget, reliability,
-                   sensor_phase, serial_poll, stop_margin, tls, trip_latency, wake_floor)
+from bench import (access, approach, cpu_cost, dashboard, decision_cost, history, patient_display, pi_budget,
+                   reliability, sensor_phase, serial_poll, stop_margin, tls, trip_latency, voice, wake_floor)
 
 
 def main() -> None:
@@ -20,10 +20,12 @@ def main() -> None:
     serial_poll.main([])
     stop_margin.main([])
     approach.main([])
+    voice.main([])
     history.main([])
     tls.main([])
     access.main([])
     dashboard.main([])
+    patient_display.main([])
     reliability.main([])
     pi_budget.main([])
 

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import logging.handlers
-import queue
 import signal
 import sys
 import threading
 
-from cli.options import add_web_options, load_or_exit, web_config
-
-
-
-def setup_logging(level: int = logging.INFO) -> logging.handlers.QueueListener:
-    """Log through a queue, so a slow journal or disk never blocks the decision thread."""
-    q: queue.SimpleQueue = queue.SimpleQueue()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(threadName)s %(name)s: %(message)s"))
-    listener = logging.handlers.QueueListener(q, handler, respect_handler_level=True)
-    root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(q)]
-    root.setLevel(level)
-    listener.start()
-    return listener
+from cli.options import add_web_options, load_or_exit, setup_logging, web_config
 
 
 def open_i2c(bus_number: int):
@@ -139,7 +122,9 @@ def cmd_tls_cert(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Hardware self-test for the installer: one PASS/FAIL line per check; 0 all pass, 1 a FAIL, 2 bad config."""
     from controller.doctor.runner import main_doctor
-    return main_doctor(args.config, args.relay_test)
+    from voice.doctor import CHECK as VOICE_CHECK, check_voice
+    # The voice is a process beside the controller: its line is wired here, the controller knows nothing of it.
+    return main_doctor(args.config, args.relay_test, extra_checks=((VOICE_CHECK, check_voice),))
 
 
 def cmd_simulate_treadmill(args: argparse.Namespace) -> int:
@@ -231,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a certificate tls-cert made before (never one it did not make)")
     p.set_defaults(func=cmd_tls_cert)
     add_commands(sub)
+
+    from cli.voice import add_command as add_voice_command
+    add_voice_command(sub)
 
     p = sub.add_parser("doctor", help="hardware self-test for the installer: one PASS/FAIL line per check")
     p.add_argument("--config", required=True, help="path to config.toml")

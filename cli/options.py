@@ -1,9 +1,12 @@
-"""Options and config loading shared by the subcommands."""
+"""Options, config loading and logging shared by the subcommands."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
+import logging.handlers
+import queue
 import sys
 
 from controller.config import ConfigError, load_config
@@ -36,3 +39,16 @@ def add_web_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, help="override [web] port")
     p.add_argument("--ipc-socket", help="override [web] ipc_socket")
     p.add_argument("--state-dir", help="override [web] state_dir")
+
+
+def setup_logging(level: int = logging.INFO) -> logging.handlers.QueueListener:
+    """Log through a queue, so a slow journal or disk never blocks the decision thread (or a prompt)."""
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(threadName)s %(name)s: %(message)s"))
+    listener = logging.handlers.QueueListener(q, handler, respect_handler_level=True)
+    root = logging.getLogger()
+    root.handlers[:] = [logging.handlers.QueueHandler(q)]
+    root.setLevel(level)
+    listener.start()
+    return listener

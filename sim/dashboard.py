@@ -36,6 +36,7 @@ from pathlib import Path
 
 from controller.safety.types import CommandKind
 from sim.bench import EXAMPLE_CONFIG, SimBench, wait_until
+from sim.demo import spawn_voice
 
 WEB_START_TIMEOUT_S = 20.0
 #: The demo's one account: a therapist (not an admin), with a password made for this run.
@@ -165,6 +166,8 @@ def run_dashboard_demo(args: argparse.Namespace) -> int:
                 print(f"demo: the dashboard did not start on port {args.port} "
                       "(is the port in use? try --port)", file=sys.stderr)
                 return 1
+            # The patient's spoken prompts on this machine's default sound device; without one it logs once.
+            voice = spawn_voice(socket_path, Path(tmp))
             try:
                 print(f"dashboard: {'https' if tls else 'http'}://127.0.0.1:{args.port}/", flush=True)
                 print(f"user: {DEMO_USER}", flush=True)
@@ -183,5 +186,6 @@ def run_dashboard_demo(args: argparse.Namespace) -> int:
                         print("demo: the dashboard process ended", file=sys.stderr)
                         return 1
             finally:
+                stop_process(voice)
                 stop_process(web)
     return 0

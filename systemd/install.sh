@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install (or uninstall) treadmill-safety as two systemd services on a Raspberry Pi.
+# Install (or uninstall) treadmill-safety as three systemd services on a Raspberry Pi:
+# the controller, the dashboard and the voice.
 #
 #   sudo make install                 # = sudo systemd/install.sh
 #   sudo make uninstall               # = sudo systemd/install.sh --uninstall
@@ -13,7 +14,7 @@
 # first, then systemctl start (README "Deployment on a Raspberry Pi").
 #
 # With DESTDIR set, files go under $DESTDIR, and what needs the real system
-# (useradd, pip, tls-cert, systemctl, udevadm, chown) is printed, not done; no root needed.
+# (useradd, pip, tls-cert, the voice check, systemctl, udevadm, chown) is printed, not done; no root needed.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,15 +27,16 @@ PREFIX=/opt/treadmill-safety
 CONFIG_DIR=/etc/treadmill-safety
 UNIT_DIR=/etc/systemd/system
 UDEV_DIR=/etc/udev/rules.d
-UNITS=(treadmill-controller.service treadmill-dashboard.service)
+UNITS=(treadmill-controller.service treadmill-dashboard.service treadmill-voice.service)
 RULES=99-treadmill-safety.rules
 LOCK=requirements-pi.lock     # the base dependencies and the pi extra, pinned with hashes
 CTL_USER=treadmill            # runs the controller; primary group treadmill
-WEB_USER=treadmill-web        # runs the dashboard; the only member of group treadmill
+WEB_USER=treadmill-web        # runs the dashboard; a member of group treadmill
+VOICE_USER=treadmill-voice    # runs the voice; the other member of group treadmill, and of audio
 STATE_DIRS=("/var/lib/treadmill-safety:$CTL_USER" "/var/lib/treadmill-dashboard:$WEB_USER")
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 say() { printf '%s\n' "$*"; }
@@ -86,12 +88,13 @@ check_i2c() {
 }
 
 check_socket_group() {
-    # Only the dashboard's user may be in group treadmill: its members can drive the controller's API.
+    # Only the dashboard's and the voice's users may be in group treadmill: its members can drive the
+    # controller's API.
     local members
     members="$(getent group "$CTL_USER" | cut -d: -f4)" || return 0
     local m
     for m in ${members//,/ }; do
-        if [[ "$m" != "$WEB_USER" ]]; then
+        if [[ "$m" != "$WEB_USER" && "$m" != "$VOICE_USER" ]]; then
             warn "user '$m' is in group $CTL_USER and can therefore use the controller's socket;" \
                  "remove it with: gpasswd -d $m $CTL_USER"
         fi
@@ -144,6 +147,33 @@ install_certificate() {
   --config $CONFIG_DIR/config.toml (README: The dashboard's certificate)."
 }
 
+# The voice: espeak-ng and aplay come from Debian (nothing is downloaded, at install or at run
+# time); every prompt must render in the configured language (treadmill-safety voice --say-all).
+check_voice() {
+    if [[ -n "$DESTDIR" ]]; then
+        say "  (DESTDIR set) would run: $PREFIX/bin/treadmill-safety voice --say-all --wav-dir (a temporary directory) --config $CONFIG_DIR/config.toml"
+        return 0
+    fi
+    local missing=() entry
+    for entry in espeak-ng:espeak-ng aplay:alsa-utils; do
+        command -v "${entry%%:*}" >/dev/null || missing+=("${entry##*:}")
+    done
+    if ((${#missing[@]})); then
+        warn "the voice needs ${missing[*]} from Debian: sudo apt-get install -y ${missing[*]}
+  then check it: $PREFIX/bin/treadmill-safety voice --say-all --wav-dir /tmp/prompts --config $CONFIG_DIR/config.toml"
+        return 0
+    fi
+    local dir
+    dir="$(mktemp -d)"
+    if "$PREFIX/bin/treadmill-safety" voice --say-all --wav-dir "$dir" --config "$CONFIG_DIR/config.toml" >/dev/null; then
+        say "Voice: every prompt renders in the configured language (espeak-ng)."
+    else
+        warn "the voice cannot render its prompts (see above); after fixing it, check with:
+    $PREFIX/bin/treadmill-safety voice --say-all --wav-dir /tmp/prompts --config $CONFIG_DIR/config.toml"
+    fi
+    rm -rf "$dir"
+}
+
 install_venv() {
     if [[ -n "$DESTDIR" ]]; then
         say "  (DESTDIR set) would run: $PYTHON -m venv $PREFIX"
@@ -172,9 +202,10 @@ install_venv() {
 do_install() {
     say "Installing treadmill-safety${DESTDIR:+ under $DESTDIR}."
 
-    say "Users: $CTL_USER (groups gpio i2c dialout), $WEB_USER (group $CTL_USER)."
+    say "Users: $CTL_USER (groups gpio i2c dialout), $WEB_USER (group $CTL_USER), $VOICE_USER (groups $CTL_USER audio)."
     ensure_user "$CTL_USER" "$CTL_USER" gpio,i2c,dialout "treadmill-safety controller"
     ensure_user "$WEB_USER" "$WEB_USER" "$CTL_USER" "treadmill-safety dashboard"
+    ensure_user "$VOICE_USER" "$VOICE_USER" "$CTL_USER,audio" "treadmill-safety voice"
     [[ -n "$DESTDIR" ]] || check_socket_group
 
     say "Program: $PREFIX."
@@ -190,6 +221,7 @@ do_install() {
         say "Config: installed $CONFIG_DIR/config.toml from the example: edit it for this treadmill."
     fi
     install_certificate
+    check_voice
 
     # systemd creates these too (StateDirectory=); making them now lets
     # 'user add' run before the first start with the right owner.
@@ -200,7 +232,7 @@ do_install() {
         run chown "$owner:$owner" "$dir"
     done
 
-    say "Units: $UNIT_DIR/${UNITS[0]}, $UNIT_DIR/${UNITS[1]}; udev: $UDEV_DIR/$RULES."
+    say "Units: ${UNITS[*]/#/$UNIT_DIR/}; udev: $UDEV_DIR/$RULES."
     install -d -m 0755 "$DESTDIR$UNIT_DIR" "$DESTDIR$UDEV_DIR"
     local unit
     for unit in "${UNITS[@]}"; do
@@ -220,11 +252,13 @@ Next:
   1. edit $CONFIG_DIR/config.toml (serial port, pins, sensors, limits)
   2. $PREFIX/bin/treadmill-safety check-config $CONFIG_DIR/config.toml
   3. cd /tmp && sudo -u $CTL_USER $PREFIX/bin/treadmill-safety doctor --config $CONFIG_DIR/config.toml
-     (as the service's user; lgpio needs a writable working directory); its last line gives
-     the dashboard certificate's SHA-256 fingerprint, which each tablet checks once
+     (as the service's user; lgpio needs a writable working directory); its "dashboard certificate"
+     line gives the SHA-256 fingerprint each tablet checks once; run it again once the services
+     run, for the voice's own view of its sound device
   4. sudo -u $WEB_USER $PREFIX/bin/treadmill-safety user add NAME --role admin --config $CONFIG_DIR/config.toml
      (the first account, an admin; it gives everyone else an account on the dashboard)
-  5. sudo systemctl start ${UNITS[*]}"
+  5. sudo systemctl start ${UNITS[*]}
+     (the voice speaks on [voice] device; doctor's \"voice prompts\" line shows its state)"
 }
 
 do_uninstall() {
@@ -246,9 +280,9 @@ do_uninstall() {
     say "Removed the units, the udev rule and $PREFIX.
 Kept: $CONFIG_DIR/ (the config), /var/lib/treadmill-safety/ (events, settings),
 /var/lib/treadmill-dashboard/ (password hash, session secret) and the users
-$CTL_USER and $WEB_USER. Remove them by hand if wanted:
-  sudo rm -r $CONFIG_DIR /var/lib/treadmill-safety /var/lib/treadmill-dashboard
-  sudo userdel $WEB_USER; sudo userdel $CTL_USER"
+$CTL_USER, $WEB_USER and $VOICE_USER. Remove them by hand if wanted:
+  sudo rm -r $CONFIG_DIR /var/lib/treadmill-safety /var/lib/treadmill-dashboard /var/cache/treadmill-voice
+  sudo userdel $VOICE_USER; sudo userdel $WEB_USER; sudo userdel $CTL_USER"
 }
 
 main() {

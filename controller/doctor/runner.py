@@ -13,6 +13,10 @@ ones (``main_doctor``), the tests the simulation's. Checks never raise; the
 relay is energized only by the click test (``--relay-test``) and everything
 opened is closed again, relay first, whatever happens.
 
+Checks of the processes beside the controller (the voice) come in as
+``extra_checks``, wired by the command line: the controller package knows
+nothing of them.
+
 This module runs the checks in order and closes what was opened; the checks
 live in ``sensors`` (I2C bus, VL53L0X), ``panel`` (serial link, GPIO), each
 reading the run's config, report and pin factory from one ``DoctorContext``,
@@ -24,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +47,18 @@ from controller.doctor.panel import PanelChecks
 from controller.doctor.sensors import SensorChecks
 from hardware.io import make_pin_factory
 
+#: A check of another process's part: its name and a function that prints its line(s) through the report.
+ExtraCheck = tuple[str, Callable[[Config, Report], None]]
+
 
 class Doctor:
     """One doctor run: the checks in order, the report they print, and closing what they opened."""
 
     def __init__(self, cfg: Config, *, i2c_factory: Callable[[int], Any], smbus_factory: Callable[[int], Any],
-                 pin_factory_factory: Callable[[str], Any], port: str | None, relay_test: bool, out: Out):
+                 pin_factory_factory: Callable[[str], Any], port: str | None, relay_test: bool, out: Out,
+                 extra_checks: Sequence[ExtraCheck] = ()):
         self._cfg = cfg
+        self._extra = tuple(extra_checks)
         self._port = port or cfg.treadmill.port
         self._report = Report(out)
         self._pins = LazyPinFactory(cfg.gpio.pin_factory, pin_factory_factory)
@@ -71,6 +80,8 @@ class Doctor:
             guarded("heartbeat pin toggling", self._panel.check_heartbeat)
             guarded("state directory writable", self.check_state_dir)
             guarded(CERTIFICATE_CHECK, lambda: check_certificate(self._cfg, self._report))
+            for name, check in self._extra:
+                guarded(name, lambda check=check: check(self._cfg, self._report))
         finally:
             self.close()
         return not self._report.failed
@@ -140,16 +151,17 @@ class Doctor:
 
 def run_checks(cfg: Config, *, i2c_factory: Callable[[int], Any], smbus_factory: Callable[[int], Any],
                pin_factory_factory: Callable[[str], Any], port: str | None = None, relay_test: bool = False,
-               out: Out = print) -> bool:
+               out: Out = print, extra_checks: Sequence[ExtraCheck] = ()) -> bool:
     """Check the hardware ``cfg`` names, one line per check through ``out``; True only if nothing FAILed.
 
     ``i2c_factory(bus)`` returns a busio-like I2C bus, ``smbus_factory(bus)`` an smbus2-like
     handle, ``pin_factory_factory(name)`` a gpiozero pin factory; failures of any of them
-    are FAIL lines. ``port`` overrides [treadmill] port. Everything opened is closed again,
-    the relay de-energized first.
+    are FAIL lines. ``port`` overrides [treadmill] port. ``extra_checks`` run last, each guarded.
+    Everything opened is closed again, the relay de-energized first.
     """
     return Doctor(cfg, i2c_factory=i2c_factory, smbus_factory=smbus_factory,
-                  pin_factory_factory=pin_factory_factory, port=port, relay_test=relay_test, out=out).run()
+                  pin_factory_factory=pin_factory_factory, port=port, relay_test=relay_test, out=out,
+                  extra_checks=extra_checks).run()
 
 
 def _real_i2c(bus: int) -> Any:
@@ -162,7 +174,7 @@ def _real_smbus(bus: int) -> Any:
     return smbus2.SMBus(bus)
 
 
-def main_doctor(config_path: str, relay_test: bool) -> int:
+def main_doctor(config_path: str, relay_test: bool, extra_checks: Sequence[ExtraCheck] = ()) -> int:
     """The production entry: real hardware; 0 if every check passed, 1 if any failed, 2 for a bad config."""
     try:
         cfg = load_config(config_path)
@@ -175,5 +187,5 @@ def main_doctor(config_path: str, relay_test: bool) -> int:
     # Every problem is a FAIL line; the drivers' own log lines would only repeat them.
     logging.basicConfig(level=logging.CRITICAL)
     ok = run_checks(cfg, i2c_factory=_real_i2c, smbus_factory=_real_smbus, pin_factory_factory=make_pin_factory,
-                    relay_test=relay_test)
+                    relay_test=relay_test, extra_checks=extra_checks)
     return 0 if ok else 1

@@ -17,14 +17,17 @@ SYSTEMD = REPO / "systemd"
 INSTALL = SYSTEMD / "install.sh"
 CONTROLLER = "treadmill-controller.service"
 DASHBOARD = "treadmill-dashboard.service"
+VOICE = "treadmill-voice.service"
 RULES = "99-treadmill-safety.rules"
 EXEC = "/opt/treadmill-safety/bin/treadmill-safety"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 #: No pager, no colours, no attempt to reach a running systemd.
 ENV = {**os.environ, "SYSTEMD_PAGER": "cat", "PAGER": "cat", "SYSTEMD_COLORS": "0", "SYSTEMD_LOG_COLOR": "0"}
-#: systemd-analyze security's "overall exposure" (0 safest, 10 worst): both units stay at 2.0 or lower.
+#: systemd-analyze security's "overall exposure" (0 safest, 10 worst): the controller and the dashboard stay
+#: at 2.0 or lower, the voice (which needs the sound card and the audio group) at 2.5 or lower.
 DASHBOARD_MAX_EXPOSURE = 2.0
 CONTROLLER_MAX_EXPOSURE = 2.0
+VOICE_MAX_EXPOSURE = 2.5
 
 
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -62,12 +65,17 @@ def dashboard() -> dict:
     return parse_unit(SYSTEMD / DASHBOARD)
 
 
+@pytest.fixture(scope="module")
+def voice() -> dict:
+    return parse_unit(SYSTEMD / VOICE)
+
+
 def analyze(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([SYSTEMD_ANALYZE, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=60)
 
 
 def staged_units(tmp_path: Path, extra: str = "") -> Path:
-    """Copies of both units whose ExecStart names a real executable in tmp_path.
+    """Copies of the units whose ExecStart names a real executable in tmp_path.
 
     systemd-analyze verify checks that ExecStart's binary exists; /opt/treadmill-safety
     does not exist before install.sh runs. Only that path is rewritten; nothing else changes.
@@ -78,7 +86,7 @@ def staged_units(tmp_path: Path, extra: str = "") -> Path:
     exe.chmod(0o755)
     units = tmp_path / "units"
     units.mkdir()
-    for name in (CONTROLLER, DASHBOARD):
+    for name in (CONTROLLER, DASHBOARD, VOICE):
         text = (SYSTEMD / name).read_text()
         assert text.count(EXEC) == 1, f"{name}: expected one ExecStart on {EXEC}"
         (units / name).write_text(text.replace(EXEC, str(exe)) + extra)
@@ -90,7 +98,8 @@ def staged_units(tmp_path: Path, extra: str = "") -> Path:
 
 def test_verify_passes_with_no_output(tmp_path):
     units = staged_units(tmp_path)
-    result = analyze("verify", "--man=no", str(units / CONTROLLER), str(units / DASHBOARD), cwd=units)
+    result = analyze("verify", "--man=no", str(units / CONTROLLER), str(units / DASHBOARD), str(units / VOICE),
+                     cwd=units)
     output = (result.stdout + result.stderr).strip()
     # Every line systemd-analyze prints here is a finding: none is acceptable.
     assert result.returncode == 0 and output == "", output
@@ -135,6 +144,12 @@ def test_controller_exposure_at_most_2():
     score = exposure(SYSTEMD / CONTROLLER)
     print(f"\n{CONTROLLER}: overall exposure {score}")
     assert 0.0 <= score <= CONTROLLER_MAX_EXPOSURE
+
+
+def test_voice_exposure_at_most_2_5():
+    score = exposure(SYSTEMD / VOICE)
+    print(f"\n{VOICE}: overall exposure {score}")
+    assert 0.0 <= score <= VOICE_MAX_EXPOSURE
 
 
 # ---- what the units must say -----------------------------------------------------------
@@ -194,6 +209,36 @@ def test_dashboard_has_no_devices(dashboard):
     assert one(dashboard, "Wants", "Unit") == CONTROLLER
 
 
+def test_voice_has_the_sound_card_only_no_network_and_its_own_user(voice):
+    assert one(voice, "User") == one(voice, "Group") == "treadmill-voice"
+    # The controller's socket (group treadmill) and /dev/snd (group audio); nothing else.
+    assert one(voice, "SupplementaryGroups").split() == ["treadmill", "audio"]
+    assert one(voice, "ExecStart") == f"{EXEC} voice --config /etc/treadmill-safety/config.toml"
+    assert one(voice, "DevicePolicy") == "closed"
+    assert voice["Service"]["DeviceAllow"] == ["char-alsa rw"]
+    assert "PrivateDevices" not in voice["Service"], "it would hide /dev/snd"
+    assert one(voice, "RestrictAddressFamilies") == "AF_UNIX" and one(voice, "PrivateNetwork") == "yes"
+    assert one(voice, "IPAddressDeny") == "any" and one(voice, "CapabilityBoundingSet") == ""
+    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "MemoryDenyWriteExecute", "ProtectKernelTunables",
+                "ProtectKernelModules", "ProtectControlGroups", "RestrictNamespaces", "LockPersonality",
+                "RestrictRealtime"):
+        assert one(voice, key) == "yes", key
+    assert one(voice, "ProtectSystem") == "strict"
+    assert "ProcSubset" not in voice["Service"], "ALSA finds its cards in /proc/asound"
+    # Below the controller (SCHED_RR), not below the dashboard (Nice=5).
+    assert one(voice, "CPUSchedulingPolicy") == "other" and int(one(voice, "Nice")) < 5
+    assert one(voice, "Restart") == "on-failure"
+    assert one(voice, "After", "Unit").split() == ["sound.target", CONTROLLER]
+    assert one(voice, "Wants", "Unit") == CONTROLLER
+
+
+def test_the_voice_health_file_is_where_doctor_reads_it(voice):
+    from voice.health import DEFAULT_HEALTH_FILE
+    assert DEFAULT_HEALTH_FILE.parent == Path("/run") / one(voice, "RuntimeDirectory")
+    assert one(voice, "RuntimeDirectoryMode") == "0755", "doctor runs as another user and reads it"
+    assert one(voice, "CacheDirectory") == "treadmill-voice"
+
+
 def test_units_match_the_example_config(controller, dashboard):
     """The directories systemd makes are the ones the config names, and the socket's group is the scheme's."""
     cfg = tomllib.loads((SYSTEMD / "config.example.toml").read_text())
@@ -203,6 +248,7 @@ def test_units_match_the_example_config(controller, dashboard):
     assert socket.parent == Path("/run") / one(controller, "RuntimeDirectory")
     assert one(controller, "RuntimeDirectoryMode") == "0750"
     assert cfg["web"]["ipc_group"] == one(controller, "Group") == one(dashboard, "SupplementaryGroups")
+    assert cfg["web"]["ipc_group"] in one(parse_unit(SYSTEMD / VOICE), "SupplementaryGroups").split()
     # The certificate and key install.sh generates; /etc stays readable under ProtectSystem=strict.
     assert (cfg["web"]["tls_cert"], cfg["web"]["tls_key"]) == (TLS_CERT, TLS_KEY)
     assert one(dashboard, "ProtectSystem") == "strict"
@@ -236,6 +282,7 @@ CERTIFICATE_COMMANDS = (f"{EXEC} tls-cert --config /etc/treadmill-safety/config.
 EXPECTED = {
     "etc/systemd/system/" + CONTROLLER: SYSTEMD / CONTROLLER,
     "etc/systemd/system/" + DASHBOARD: SYSTEMD / DASHBOARD,
+    "etc/systemd/system/" + VOICE: SYSTEMD / VOICE,
     "etc/udev/rules.d/" + RULES: SYSTEMD / RULES,
     "etc/treadmill-safety/config.toml": SYSTEMD / "config.example.toml",
 }
@@ -253,7 +300,7 @@ def test_install_with_destdir_places_files_and_is_idempotent(tmp_path):
     # Nothing on the real system was touched: what needs it is only printed.
     for command in ("useradd --system", f"/opt/treadmill-safety/bin/pip install --require-hashes -r {REPO}/requirements-pi.lock",
                     "/opt/treadmill-safety/bin/pip install --no-deps", "systemctl daemon-reload",
-                    "udevadm control --reload", f"systemctl enable {CONTROLLER} {DASHBOARD}"):
+                    "udevadm control --reload", f"systemctl enable {CONTROLLER} {DASHBOARD} {VOICE}"):
         assert re.search(rf"would run: {re.escape(command)}", first.stdout) or \
             (command == "useradd --system" and "treadmill-web" in first.stdout and "usermod" in first.stdout), command
     assert "installed /etc/treadmill-safety/config.toml" in first.stdout
@@ -265,6 +312,12 @@ def test_install_with_destdir_places_files_and_is_idempotent(tmp_path):
     assert f"Certificate: none at {TLS_CERT}; generating a self-signed one" in first.stdout
     assert "fingerprint" in first.stdout and "tls-cert --force" in first.stdout
     assert (root / "etc/treadmill-safety/tls").is_dir() and list((root / "etc/treadmill-safety/tls").iterdir()) == []
+    # The voice's user: in the socket's group and the audio group; its language checked after the program.
+    assert re.search(r"would run: useradd --system --gid treadmill-voice --groups treadmill\\,audio .* treadmill-voice$",
+                     first.stdout, re.MULTILINE) or "usermod --append --groups treadmill,audio treadmill-voice" \
+        in first.stdout
+    say_all = next(i for i, ln in enumerate(lines) if "voice --say-all --wav-dir" in ln)
+    assert say_all > next(i for i, ln in enumerate(lines) if "/opt/treadmill-safety/bin/pip install --no-deps" in ln)
 
     config = root / "etc/treadmill-safety/config.toml"
     config.write_text(config.read_text() + "\n# edited by the installer\n")
@@ -283,7 +336,7 @@ def test_uninstall_with_destdir_keeps_config_and_state(tmp_path):
     config = root / "etc/treadmill-safety/config.toml"
     config.write_text("# the clinic's config\n")
     result = install(root, "--uninstall")
-    for rel in ("etc/systemd/system/" + CONTROLLER, "etc/systemd/system/" + DASHBOARD,
+    for rel in ("etc/systemd/system/" + CONTROLLER, "etc/systemd/system/" + DASHBOARD, "etc/systemd/system/" + VOICE,
                 "etc/udev/rules.d/" + RULES, "opt/treadmill-safety"):
         assert not (root / rel).exists(), rel
     assert config.read_text() == "# the clinic's config\n"

@@ -22,6 +22,7 @@ KEYWORDS = {"_": None, "gettext": None, "N_": None}
 #: (babel.cfg mapping, catalog directory, domain) of each process that speaks to people.
 CATALOGS = [
     ("babel.cfg", ROOT / "web" / "translations", "messages"),
+    ("voice/babel.cfg", ROOT / "voice" / "translations", "voice"),
 ]
 TRANSLATED = [lang for lang in LANGUAGES if lang != i18n.SOURCE_LANGUAGE]
 PLACEHOLDER = re.compile(r"\{\w+\}|%\(\w+\)[sd]")

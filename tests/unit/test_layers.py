@@ -47,7 +47,7 @@ def test_the_safety_core_imports_only_config_fields_and_pure_stdlib():
 
 
 def test_the_controller_never_imports_the_dashboard_the_simulation_the_command_or_tests():
-    assert _offending("controller", ("web", "sim", "cli", "tests")) == []
+    assert _offending("controller", ("web", "voice", "sim", "cli", "tests")) == []
 
 
 def test_hardware_never_imports_the_controller_the_dashboard_or_the_simulation_bench():
@@ -56,6 +56,16 @@ def test_hardware_never_imports_the_controller_the_dashboard_or_the_simulation_b
 
 def test_the_dashboard_never_imports_hardware_the_simulation_or_the_command():
     assert _offending("web", ("hardware", "sim", "cli", "tests")) == []
+
+
+def test_the_voice_never_imports_hardware_the_dashboard_the_simulation_or_the_command():
+    """The voice is a client of the controller's socket, like the dashboard, and knows nothing else."""
+    assert _offending("voice", ("hardware", "web", "sim", "cli", "tests")) == []
+
+
+def test_the_catalog_reader_imports_nothing_of_ours():
+    """i18n/ is read by the dashboard and the voice alike: it stands below both."""
+    assert _offending("i18n", ("controller", "hardware", "web", "voice", "sim", "cli", "tests")) == []
 
 
 def test_nothing_imports_the_command_or_tests_and_mock_pins_stay_in_the_simulation():
@@ -71,7 +81,7 @@ def test_nothing_imports_the_command_or_tests_and_mock_pins_stay_in_the_simulati
 
 
 @pytest.mark.parametrize("package", ["controller", "controller.safety", "controller.therapy",
-                                     "controller.storage", "controller.doctor", "sim", "cli"])
+                                     "controller.storage", "controller.doctor", "sim", "cli", "i18n", "voice"])
 def test_each_package_says_what_it_owns(package):
     __import__(package)
     doc = sys.modules[package].__doc__
@@ -80,7 +90,8 @@ def test_each_package_says_what_it_owns(package):
 
 def test_the_rules_see_the_whole_product():
     """A rule checked on an empty graph passes whatever the code does."""
-    assert {"controller.safety.core", "controller.loop", "hardware.io", "web.api", "sim.bench", "cli.main"} <= GRAPH.keys()
+    assert {"controller.safety.core", "controller.loop", "hardware.io", "web.api", "voice.service", "i18n",
+            "sim.bench", "cli.main"} <= GRAPH.keys()
     assert "controller.config" in GRAPH["controller.safety.core"]
 
 
