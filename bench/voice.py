@@ -70,7 +70,7 @@ def _round(bench: SimBench, voice, sink) -> dict[str, float]:
         if not bench.watchdog.is_closed():
             # A stall longer than the watchdog's hold time let the external watchdog relay drop (latched):
             # as a technician would after checking why, close it again.
-            bench.watchdog.reset()
+            bench.reset_watchdog()
             raise Spoiled("watchdog relay opened by a stall") from exc
         reasons = list(bench.controller.status.get("reasons") or {})
         if reasons and all(r.startswith(STALE_INPUT_TRIPS) for r in reasons):

@@ -46,7 +46,10 @@ class Prompter:
     """Turns the status stream into prompts; fed statuses in order. No I/O, no clock."""
 
     def __init__(self, remaining_prompts: tuple[tuple[float, str], ...] = REMAINING_PROMPTS,
-                 complete_slack_s: float = COMPLETE_SLACK_S):
+                 complete_slack_s: float = COMPLETE_SLACK_S, reverse_faces_edge: bool = True):
+        #: Walking backwards, the patient faces the edge on a belt that carries them towards it ([treadmill]
+        #: reverse_mode_carries): away from the edge is "step back" then, and "step forward" otherwise.
+        self.reverse_faces_edge = reverse_faces_edge
         self.remaining_prompts = tuple(sorted(remaining_prompts, reverse=True))
         self.complete_slack_s = complete_slack_s
         self._seen = False
@@ -75,7 +78,8 @@ class Prompter:
             keys.append("stopped_stand_still")
         self._trip_count = trip_count
         if self._warn(status, state):
-            keys.append("step_back")
+            faces_edge = status.get("mode") != "forward" and self.reverse_faces_edge
+            keys.append("step_back" if faces_edge else "step_forward")
         keys += self._session_keys(status.get("session"), state)
         self._state = state
         self._seen = True

@@ -49,6 +49,8 @@ PROMPTS: tuple[Prompt, ...] = (
     Prompt("session_ended", N_("Session ended."), INFO, "session", 10.0),
     # The patient is in the warn zone now: said late, it would be about a moment that has passed.
     Prompt("step_back", N_("Step back."), ALERT, "warn", 1.5),
+    # The same where the edge is behind the patient (walking forwards, or backwards on a belt carrying them away).
+    Prompt("step_forward", N_("Step forward."), ALERT, "warn", 1.5),
     # The belt has stopped: always said, at once, cutting off anything else.
     Prompt("stopped_stand_still", N_("Stopped: stand still."), URGENT, "trip", 30.0),
 )

@@ -68,6 +68,7 @@ class VoiceService:
                     argv_for: Callable[[Path], list[str]] | None = None, **kw: Any) -> "VoiceService":
         """The service as [voice] and [web] ipc_socket configure it (playing with aplay on [voice] device)."""
         v = cfg.voice
+        kw.setdefault("prompter", Prompter(reverse_faces_edge=cfg.treadmill.carries_toward_edge("reverse")))
         return cls(socket_path=socket_path or cfg.web.ipc_socket, language=voice_language(cfg), rate_wpm=v.rate_wpm,
                    volume_pct=v.volume_pct, cache_dir=cache_dir, argv_for=argv_for or aplay_argv(v.device),
                    health_file=health_file, **kw)

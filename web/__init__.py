@@ -62,6 +62,8 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
         IPC_TIMEOUT_S=2.0,
         DISPLAY_UNITS=cfg.display.units if cfg is not None else "km/h",
         DISPLAY_LANGUAGE=cfg.display.language if cfg is not None else "en",
+        # Which way the patient faces when walking backwards: the patient display's "step back" or "forward".
+        REVERSE_FACES_EDGE=cfg.treadmill.carries_toward_edge("reverse") if cfg is not None else True,
         SESSION_COOKIE_NAME="treadmill_dashboard",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",

@@ -10,6 +10,7 @@ trip, one plain sentence of why.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
@@ -21,8 +22,9 @@ from web.link import get_link
 
 bp = Blueprint("patient_display", __name__)
 
-#: The cue's three words: the patient is clear of the warn zone, inside it, or the belt was stopped.
-CUES = ("good", "step_back", "stopped")
+#: The cue: the patient is clear of the warn zone, inside it (told to step back when they face the edge, forward
+#: when it is behind them), or the belt was stopped.
+CUES = ("good", "step_back", "step_forward", "stopped")
 
 #: Why the belt stopped, as the patient is told it (the code before ``:``); the therapist's fuller
 #: sentence and next step are on the dashboard (web/reasons.py). A code not here gets GENERIC_STOP.
@@ -30,7 +32,7 @@ PATIENT_REASONS: dict[str, str] = {
     "stop_zone": N_("Stopped: too close to the edge"),
     "reset_in_warn_zone": N_("Stopped: too close to the edge"),
     "estop": N_("Stopped: the emergency stop button"),
-    "estop_command": N_("Stopped by your therapist"),
+    "estop_command": N_("Stopped: the emergency stop on the dashboard"),
     "stop_command": N_("Stopped: Stop was pressed"),
     "sensors_disagree": N_("Stopped: a distance sensor needs checking"),
     "sensor_fault": N_("Stopped: a distance sensor needs checking"),
@@ -55,33 +57,33 @@ GENERIC_STOP = N_("Stopped: the safety system stopped the belt")
 AFTER_STOP = N_("Stand still, your therapist will reset")
 
 
-def cue(status: dict[str, Any]) -> str:
-    """``stopped`` at a trip or an open E-stop, ``step_back`` in the warn zone, else ``good``."""
+def faces_edge(mode: Any, reverse_faces_edge: bool = True) -> bool:
+    """Whether the patient faces the rear edge: walking backwards on a belt that carries them towards it
+    (the usual retro-walking set-up). Walking forwards, or backwards on a belt that carries them away from
+    the edge, the edge is behind them: "step back" would send them towards it."""
+    return mode != "forward" and reverse_faces_edge
+
+
+def cue(status: dict[str, Any], reverse_faces_edge: bool = True) -> str:
+    """``stopped`` at a trip or an open E-stop; in the warn zone ``step_back`` or ``step_forward``, whichever
+    is away from the edge for the way the patient faces; else ``good``."""
     if status.get("state") == "STOPPED" or status.get("estop_open"):
         return "stopped"
     if "warn_zone" in (status.get("warning_causes") or ()):
-        return "step_back"
+        return "step_back" if faces_edge(status.get("mode"), reverse_faces_edge) else "step_forward"
     return "good"
 
 
-_IMPORTANCE = {code: rank for rank, code in enumerate(PATIENT_REASONS)}
-
-
-def _by_importance(reasons: Any) -> list[str]:
-    """The trip's codes, the one the patient is told first (the edge before a sensor, a sensor
-    before the start-up stop); codes this table does not know come last."""
-    return sorted(reasons, key=lambda code: (_IMPORTANCE.get(code.partition(":")[0], len(_IMPORTANCE)), code))
-
-
-def patient_view(status: dict[str, Any]) -> dict[str, Any]:
+def patient_view(status: dict[str, Any], reverse_faces_edge: bool = True) -> dict[str, Any]:
     """The status as the patient display gets it: no names, no ids, no limits, no counters."""
     session = status.get("session")
     return {
         "seq": status.get("seq"), "t_wall": status.get("t_wall"),
-        "state": status.get("state"), "cue": cue(status),
+        "state": status.get("state"), "cue": cue(status, reverse_faces_edge),
         "belt_speed_mps": status.get("belt_speed_mps"), "link_ok": status.get("link_ok"),
-        # The codes alone (``sensor_fault:left`` names a sensor, never a person); no technical message.
-        "reasons": _by_importance(status.get("reasons") or {}) if status.get("state") == "STOPPED" else [],
+        # The codes alone (``sensor_fault:left`` names a sensor, never a person), in the controller's order: the
+        # trip's own cause first, as the dashboard shows it; no technical message.
+        "reasons": list(status.get("reasons") or {}) if status.get("state") == "STOPPED" else [],
         "session": None if not session else {key: session.get(key) for key in
                                              ("phase", "elapsed_s", "planned_s", "remaining_s")},
     }
@@ -105,13 +107,15 @@ def page() -> str:
 def status() -> Response:
     """The present status as the patient display shows it (409 when the controller is offline)."""
     link = get_link()
-    return jsonify(patient_view(link.pushed_status() or link.client.status()))
+    return jsonify(patient_view(link.pushed_status() or link.client.status(),
+                                current_app.config["REVERSE_FACES_EDGE"]))
 
 
 @bp.get("/api/patient/stream")
 def stream() -> Response:
     """The patient display's live stream: the same status stream as the dashboard's, projected."""
-    return sse_response(patient_view)
+    return sse_response(functools.partial(patient_view,
+                                          reverse_faces_edge=current_app.config["REVERSE_FACES_EDGE"]))
 
 
 def init_app(app: Flask) -> None:

@@ -49,6 +49,19 @@ def test_the_warn_zone_is_said_once_per_episode_and_only_while_the_belt_is_drive
     assert said(p, stream) == [("step_back", 1.0), ("step_back", 3.0), ("stopped_stand_still", 3.5)]
 
 
+def test_step_back_or_forward_is_away_from_the_edge_for_the_way_the_patient_faces():
+    """Walking backwards towards the edge it is "step back"; with the edge behind (walking forwards, or a belt
+    carrying the patient away in reverse) "step back" would be towards it: "step forward" then."""
+    def warned(mode: str, reverse_faces_edge: bool) -> list[str]:
+        p = Prompter(reverse_faces_edge=reverse_faces_edge)
+        stream = [{**status(t, warn=t > 0), "mode": mode} for t in (0.0, 1.0)]
+        return [key for key, _ in said(p, stream)]
+    assert warned("reverse", True) == ["step_back"]
+    assert warned("reverse", False) == ["step_forward"]
+    assert warned("forward", True) == ["step_forward"]
+    assert warned("forward", False) == ["step_forward"]
+
+
 def test_an_episode_that_began_on_a_standing_belt_is_said_when_the_belt_starts():
     p = Prompter()
     assert said(p, [status(0.0, "READY", warn=True), status(1.0, "RUNNING", warn=True),

@@ -114,10 +114,22 @@ def test_the_cue_says_good_step_back_or_stopped(status, expected):
     assert cue(status) == expected and expected in CUES
 
 
-def test_the_edge_is_the_reason_the_patient_hears_first():
-    shown = patient_view({"state": "STOPPED", "reasons": {"startup": "", "sensor_fault:left": "", "stop_zone": ""}})
-    assert shown["reasons"] == ["stop_zone", "sensor_fault:left", "startup"]
+def test_the_trips_own_cause_comes_first_as_on_the_dashboard():
+    """The controller's order: the cause it tripped on first, whatever it noted while stopped."""
+    shown = patient_view({"state": "STOPPED", "reasons": {"estop_command": "", "stop_zone": "", "startup": ""}})
+    assert shown["reasons"] == ["estop_command", "stop_zone", "startup"]
     assert patient_view({"state": "RUNNING", "reasons": {"stop_zone": ""}})["reasons"] == []
+
+
+@pytest.mark.parametrize("mode, reverse_faces_edge, expected", [
+    ("reverse", True, "step_back"),      # the usual retro-walking set-up: the patient faces the edge
+    ("reverse", False, "step_forward"),  # a belt carrying the patient away: the edge is behind them
+    ("forward", True, "step_forward"),   # walking forwards: the edge is behind them
+])
+def test_the_warn_cue_points_away_from_the_edge_for_the_way_the_patient_faces(mode, reverse_faces_edge, expected):
+    status = {"state": "RUNNING", "mode": mode, "warning_causes": ["warn_zone"]}
+    assert cue(status, reverse_faces_edge) == expected
+    assert patient_view(status, reverse_faces_edge)["cue"] == expected
 
 
 def test_every_trip_code_has_a_sentence_for_the_patient():

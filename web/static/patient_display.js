@@ -16,10 +16,13 @@
   const STALE_AFTER_MS = 1500;
   const units = document.querySelector('meta[name="display-units"]').content || 'km/h';
   const STOPS = JSON.parse($('stop-sentences').textContent);
-  const CUE_WORDS = { good: _('Good'), step_back: _('Step back'), stopped: _('Stopped') };
+  const CUE_WORDS = { good: _('Good'), step_back: _('Step back'), step_forward: _('Step forward'),
+    stopped: _('Stopped') };
 
   let lastStatusAt = 0;
   let live = false;
+  // The Stop message stays until the belt runs again after having stood (the next start), never into it.
+  let stopMessage = null;
 
   function clock(seconds) {
     if (seconds === null || seconds === undefined || !isFinite(seconds)) return '--:--';
@@ -44,9 +47,15 @@
   }
 
   function render(s) {
-    lastStatusAt = Date.now();
+    // A monotonic clock: a wall clock stepped back (NTP at a Pi's boot) must never hide a freeze.
+    lastStatusAt = performance.now();
     live = true;
     $('pd-offline').hidden = true;
+    if (stopMessage && s.state !== 'RUNNING') stopMessage.stood = true;
+    else if (stopMessage && stopMessage.stood) {
+      $('pd-stop-message').hidden = true;
+      stopMessage = null;
+    }
     showCue(s.cue);
     $('pd-speed').textContent = speedText(s.belt_speed_mps);
     const session = s.session;
@@ -101,23 +110,33 @@
   }
 
   setInterval(() => {
-    if (live && Date.now() - lastStatusAt > STALE_AFTER_MS) setStale(_('Not live: ask your therapist'));
+    if (live && performance.now() - lastStatusAt > STALE_AFTER_MS) setStale(_('Not live: ask your therapist'));
   }, 250);
 
-  // Stop: the controlled stop (no login needed). Said plainly whether it went through.
+  // Stop: the controlled stop (no login needed). Said plainly whether it went through; a dashboard that does
+  // not answer within STOP_TIMEOUT_MS counts as not gone through.
+  const STOP_TIMEOUT_MS = 2000;
   async function stop() {
     const message = $('pd-stop-message');
+    const button = $('pd-stop');
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), STOP_TIMEOUT_MS);
     let ok = false;
+    button.disabled = true;
     try {
       const resp = await fetch('/api/stop', { method: 'POST', credentials: 'same-origin', cache: 'no-store',
-        headers: { Accept: 'application/json' } });
+        headers: { Accept: 'application/json' }, signal: abort.signal });
       ok = resp.ok;
     } catch (err) {
       ok = false;
+    } finally {
+      clearTimeout(timer);
+      button.disabled = false;
     }
     message.textContent = ok ? _('Stopping the belt') : _('Stop did not go through: hold the handrails, call your therapist');
     message.classList.toggle('error', !ok);
     message.hidden = false;
+    stopMessage = { stood: false };
   }
 
   $('pd-stop').addEventListener('click', stop);
