@@ -142,16 +142,26 @@ def test_the_patient_display_follows_a_session_to_a_trip_and_shows_no_patient_da
     expect(display.locator("#pd-progress-text")).to_have_text("No session")
 
     start_session(therapist, url, "1")
-    # A minute planned: the display counts down from it, and says how far along the session is.
-    expect(display.locator("#pd-cue-word")).to_have_text("Good", timeout=5_000)
-    expect(display.locator("#pd-progress-text")).to_contain_text("of 1:00", timeout=5_000)
-    expect(display.locator("#pd-remaining")).to_have_text(re.compile(r"^0:[0-5]\d$"), timeout=5_000)
-    first = display.inner_text("#pd-remaining")
-    display.wait_for_function("(first) => document.querySelector('#pd-remaining').textContent !== first",
-                              arg=first, timeout=5_000)
-    assert display.evaluate("document.querySelector('#pd-progress').value") > 0
-    assert display.inner_text("#pd-speed") not in ("--", "0.0")
-    expect(chinese.locator("#pd-cue-word")).to_have_text("很好", timeout=5_000)
+    # A minute planned: the display counts down from it, and says how far along the session is. A stall of this
+    # shared machine that trips the controller meanwhile is reset and the session resumed, as a therapist would.
+    for attempt in range(3):
+        try:
+            expect(display.locator("#pd-cue-word")).to_have_text("Good", timeout=5_000)
+            expect(display.locator("#pd-progress-text")).to_contain_text("of 1:00", timeout=5_000)
+            expect(display.locator("#pd-remaining")).to_have_text(re.compile(r"^0:[0-5]\d$"), timeout=5_000)
+            first = display.inner_text("#pd-remaining")
+            display.wait_for_function("(first) => document.querySelector('#pd-remaining').textContent !== first",
+                                      arg=first, timeout=5_000)
+            assert display.evaluate("document.querySelector('#pd-progress').value") > 0
+            assert display.inner_text("#pd-speed") not in ("--", "0.0")
+            expect(chinese.locator("#pd-cue-word")).to_have_text("很好", timeout=5_000)
+            break
+        except AssertionError:
+            reasons = status_of(url)["reasons"]
+            if attempt == 2 or not reasons or not all(code.startswith(ENVIRONMENT_TRIPS) for code in reasons):
+                raise
+            print(f"a machine stall tripped the controller ({list(reasons)}): resetting and resuming")
+            keep_walking(therapist, url)
     check_layout(display, tmp_path, "walking")
     no_personal_data(display)
 
