@@ -11,6 +11,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.test_dashboard import log_in
 from web.i18n import LANGUAGE_COOKIE
 
 TABLET = {"width": 1024, "height": 768}
@@ -36,15 +37,9 @@ def _has_english(text: str) -> bool:
 def page(demo, browser):
     """A fresh browser context (no language cookie), logged in on the dashboard."""
     url, password = demo
-    context = browser.new_context(viewport=TABLET)
-    page = context.new_page()
-    page.goto(url)
-    page.fill("#login-name", demo.user)
-    page.fill("#login-password", password)
-    page.click("#login-submit")
-    expect(page.locator("#logout")).to_be_visible(timeout=5_000)
+    page = log_in(browser, url, demo.user, password, TABLET)
     yield page
-    context.close()
+    page.context.close()
 
 
 def _switch(page, language: str) -> None:

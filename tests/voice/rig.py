@@ -8,10 +8,10 @@ independent subscriber that records every status the controller pushed, to time 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
+from sim.bench import wait_until
 from tests.hil.ipc_client import JsonLinesClient
 from tests.voice.sink import FifoSink
 from voice.prompter import Prompter
@@ -73,11 +73,8 @@ def start_voice(socket_path: str | Path, directory: Path, *, language: str = "en
     try:
         if not service.wait_ready(60.0):
             raise RuntimeError("the voice did not render its prompts within 60 s")
-        deadline = time.monotonic() + 5.0
-        while not service.link.online:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the voice did not subscribe to {socket_path}")
-            time.sleep(0.01)
+        if not wait_until(lambda: service.link.online, 5.0):
+            raise RuntimeError(f"the voice did not subscribe to {socket_path}")
     except BaseException:
         service.close()
         sink.close()
