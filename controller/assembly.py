@@ -76,7 +76,7 @@ class Controller:
         self.tof: TofArray | None = None
         self.belt: TrackMasterBelt | SpeedSensorBelt | None = None
         self.loop: ControlLoop | None = None
-        self.history = HistoryStore(self.state_dir)
+        self.history = HistoryStore(self.state_dir, clinic=cfg.clinic.enabled)
         self.settings = SettingsStore(self.state_dir)
         self.sessions: SessionRunner | None = None
         self.ipc = None

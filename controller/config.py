@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,6 +240,72 @@ class VoiceConfig:
     device: str = field(default="", metadata={"spec": Text("an ALSA device name or \"\"", max_len=64, min_len=0)})
 
 
+#: A treadmill's name in the clinic record: a short id, like a patient's.
+TREADMILL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+CLINIC_SSLMODES = ("verify-full", "verify-ca", "require", "disable")
+#: A libpq keyword=value pair, or a URI's user:password@.
+_DSN_PASSWORD = re.compile(r"(?:^|\s)password\s*=|^postgres(?:ql)?://[^/@]*:[^/@]*@", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ClinicConfig:
+    """The clinic's record in PostgreSQL, shared by its treadmills; treadmill_id "" keeps this Pi on its own.
+
+    The controller keeps writing its own history.db; the replicator (``treadmill-safety
+    replicate``) ships it to the server and brings back the clinic's patients. The password
+    never sits in the config: ``password_file``, else libpq's own PGPASSWORD or ~/.pgpass.
+    """
+
+    #: This treadmill's name in the clinic record ("" = no clinic record: SQLite alone).
+    treadmill_id: str = field(default="", metadata={"spec": Text("1 to 32 letters, digits, _ or -, or \"\"",
+                                                                 max_len=32, min_len=0)})
+    #: A libpq connection string without the password: "host=db.clinic.lan dbname=treadmills user=treadmill-a".
+    dsn: str = field(default="", metadata={"spec": Text("a libpq connection string without a password",
+                                                        max_len=1000, min_len=0)})
+    #: A file holding the password alone (mode 0600/0640), e.g. a systemd credential.
+    password_file: str = field(default="", metadata={"spec": Text("a file path or \"\"", min_len=0)})
+    sslmode: str = field(default="verify-full", metadata={"spec": Choice(CLINIC_SSLMODES)})
+    #: The CA that signed the server's certificate ("" = libpq's default, ~/.postgresql/root.crt).
+    sslrootcert: str = field(default="", metadata={"spec": Text("a PEM file path or \"\"", min_len=0)})
+    #: A client certificate and its key, where the server asks for one (both or neither).
+    sslcert: str = field(default="", metadata={"spec": Text("a PEM file path or \"\"", min_len=0)})
+    sslkey: str = field(default="", metadata={"spec": Text("a PEM file path or \"\"", min_len=0)})
+    #: This treadmill's own dashboard, linked from the clinic overview ("" = no link).
+    dashboard_url: str = field(default="", metadata={"spec": Text("an http(s):// address or \"\"",
+                                                                  max_len=200, min_len=0)})
+    #: Rows shipped in one transaction at most.
+    batch_rows: int = field(default=500, metadata={"spec": Num(10, 5000, "rows", integer=True)})
+    connect_timeout_s: float = field(default=5.0, metadata={"spec": Num(1, 30, "s")})
+
+    @property
+    def enabled(self) -> bool:
+        """True when this treadmill belongs to a clinic record."""
+        return bool(self.treadmill_id)
+
+
+def clinic_errors(clinic: ClinicConfig) -> list[FieldError]:
+    """What the field specs cannot say alone: the id's form, a DSN when there is an id, no password in it."""
+    errors = []
+    if clinic.treadmill_id and not TREADMILL_ID.fullmatch(clinic.treadmill_id):
+        errors.append(FieldError("clinic", "treadmill_id", clinic.treadmill_id,
+                                 "must be 1 to 32 letters, digits, _ or -, starting with a letter or digit"))
+    if clinic.treadmill_id and not clinic.dsn:
+        errors.append(FieldError("clinic", "dsn", clinic.dsn, "is required with a treadmill_id: a libpq "
+                                 "connection string such as \"host=db.clinic.lan dbname=treadmills user=treadmill-a\""))
+    if _DSN_PASSWORD.search(clinic.dsn):
+        errors.append(FieldError("clinic", "dsn", "(not shown: it holds a password)",
+                                 "must not hold the password: put it in the file [clinic] password_file names, "
+                                 "or in PGPASSWORD"))
+    if bool(clinic.sslcert) != bool(clinic.sslkey):
+        errors += [FieldError("clinic", key, getattr(clinic, key), f"must be set together with [clinic] {other} "
+                              "(a client certificate and its key), or both \"\"")
+                   for key, other in (("sslcert", "sslkey"), ("sslkey", "sslcert"))]
+    if clinic.dashboard_url and not re.fullmatch(r"https?://\S+", clinic.dashboard_url):
+        errors.append(FieldError("clinic", "dashboard_url", clinic.dashboard_url,
+                                 "must be an http:// or https:// address, or \"\""))
+    return errors
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole, validated config."""
@@ -255,6 +322,7 @@ class Config:
     sessions: SessionsConfig = SessionsConfig()
     display: DisplayConfig = DisplayConfig()
     voice: VoiceConfig = VoiceConfig()
+    clinic: ClinicConfig = ClinicConfig()
     #: Non-fatal findings (printed by check-config), e.g. a ceiling beyond sensor reach.
     warnings: tuple[str, ...] = ()
 
@@ -273,6 +341,7 @@ _SECTIONS: dict[str, type] = {
     "treadmill": TreadmillConfig, "gpio": GpioConfig, "i2c": I2cConfig, "limits": Limits,
     "ceilings": Ceilings, "safety": SafetyConfig, "web": WebConfig, "storage": StorageConfig,
     "sessions": SessionsConfig, "display": DisplayConfig, "voice": VoiceConfig,
+    "clinic": ClinicConfig,
 }
 _REQUIRED_SECTIONS = ("treadmill", "sensors", "gpio")
 
@@ -508,6 +577,8 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
         errors += [FieldError("web", key, getattr(web, key), f"must be set together with [web] {other} "
                               "(a certificate and its private key), or both \"\" for plain HTTP")
                    for key, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert"))]
+    if parts.get("clinic") is not None:
+        errors += clinic_errors(parts["clinic"])
     if treadmill is not None and treadmill.reverse_belt and treadmill.protocol != "woodway":
         errors.append(FieldError("treadmill", "reverse_mode_carries", treadmill.reverse_mode_carries,
                                  "only the woodway dialect can run the belt reversed (its direction digit)"))

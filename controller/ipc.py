@@ -23,10 +23,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-from controller.storage import records
+from controller.storage import outbox, records
 from controller.therapy import patients
 from controller.config import Config, Limits
-from controller.fields import Choice, Num, check_value
+from controller.fields import Choice, FieldError, Flag, Num, Text, check_value
 from controller.loop import ControlLoop
 from controller.safety import checks
 from controller.safety.types import Command, CommandKind, EventKind
@@ -49,6 +49,8 @@ IDLE_TIMEOUT_S = 10.0
 STOP_ONLY_EXTRA = 16
 SEND_TIMEOUT_S = 2.0
 EVENT_KINDS = tuple(kind.value for kind in EventKind)
+#: The clinic replicator reports every cycle; after this long without a word it counts as away.
+CLINIC_REPORT_STALE_S = 10.0
 
 
 class RequestError(Exception):
@@ -197,6 +199,8 @@ class IpcServer:
         self._last_push_t = 0.0
         self._last_key: tuple = ()
         self._latest: dict[str, Any] = {}
+        #: The clinic replicator's last report (clinic_report), with the monotonic time it came.
+        self._clinic_report: dict[str, Any] | None = None
         self._static = {"ceilings": dataclasses.asdict(cfg.ceilings), "units": cfg.display.units,
                         "demo": bool(self.demo_actions)}
 
@@ -349,9 +353,27 @@ class IpcServer:
     def _live(self) -> dict[str, Any]:
         """Session and storage state: published attributes, cheap to read on the decision thread."""
         runner = self.sessions
-        return {"session": runner.snapshot if runner else None,
-                "selected_patient": runner.selected_patient if runner else None,
-                "storage": self.history.health(), "sensor_timing": self.sensor_timing()}
+        out = {"session": runner.snapshot if runner else None,
+               "selected_patient": runner.selected_patient if runner else None,
+               "storage": self.history.health(), "sensor_timing": self.sensor_timing()}
+        if self.cfg.clinic.enabled:
+            out["clinic"] = self._clinic_status()
+        return out
+
+    def _clinic_status(self) -> dict[str, Any]:
+        """This treadmill in the clinic record: the replicator's last word, and a prescription waiting."""
+        report = self._clinic_report
+        pending = self.sessions.clinic_pending if self.sessions else None
+        age = None if report is None else round(time.monotonic() - report["t_mono"], 1)
+        # A replicator that has not reported for a while is as good as gone.
+        connected = report is not None and report["connected"] and age is not None and age <= CLINIC_REPORT_STALE_S
+        return {"treadmill_id": self.cfg.clinic.treadmill_id, "connected": connected,
+                "message": "no word from the replicator" if report is None else
+                (report["message"] if age <= CLINIC_REPORT_STALE_S else
+                 f"no word from the replicator for {age:.0f} s"),
+                "report_age_s": age, "shipped_wall": None if report is None else report["shipped_wall"],
+                "pending_prescription": None if pending is None else
+                {"patient_id": pending["patient_id"], "version": pending["version"]}}
 
     def _m_status(self, client: _Client, params: dict) -> dict[str, Any]:
         return self.status()
@@ -432,7 +454,7 @@ class IpcServer:
         def forward(method: str, name: str, keys: tuple[str, ...]) -> Callable[[_Client, dict], Any]:
             return fields(method, keys + therapist, lambda params: runner.request(name, params))
 
-        return {
+        methods = {
             "patients": fields("patients", (), lambda params: self._patients()),
             "patient": fields("patient", ("patient_id",), lambda params: runner.patient_page(params.get("patient_id"))),
             "patient_save": forward("patient_save", "save", ("patient", "create")),
@@ -447,6 +469,51 @@ class IpcServer:
             "session": fields("session", ("session_id",), lambda params: runner.session_page(params.get("session_id"))),
             "session_samples": fields("session_samples", ("session_id", "offset", "limit"), self._session_samples),
         }
+        if self.cfg.clinic.enabled:
+            methods.update({
+                "outbox_read": fields("outbox_read", ("after", "limit"), self._outbox_read),
+                "outbox_ack": fields("outbox_ack", ("upto",), self._outbox_ack),
+                "clinic_merge": forward("clinic_merge", "merge", ("patients", "sessions", "refused", "cursor")),
+                "clinic_cursor": forward("clinic_cursor", "cursor", ()),
+                "clinic_report": fields("clinic_report", ("connected", "message", "shipped_wall"),
+                                        self._clinic_report_in),
+            })
+        return methods
+
+    # ---- the clinic record's replicator ------------------------------------------------------
+
+    def _outbox_read(self, params: dict) -> dict[str, Any]:
+        errors: list = []
+        after = check_value("outbox_read", "after", params.get("after", 0), Num(0, 1e9, integer=True), errors)
+        limit = check_value("outbox_read", "limit", params.get("limit", self.cfg.clinic.batch_rows),
+                            Num(1, 5000, integer=True), errors)
+        if errors:
+            raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
+        return self.history.read(lambda conn: outbox.read_batch(conn, int(after), int(limit)))
+
+    def _outbox_ack(self, params: dict) -> dict[str, Any]:
+        errors: list = []
+        upto = check_value("outbox_ack", "upto", params.get("upto"), Num(0, 1e9, integer=True), errors)
+        if errors:
+            raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
+        deleted = self.history.call(lambda conn: outbox.acknowledge(conn, int(upto)))
+        backlog, oldest = self.history.outbox
+        return {"acknowledged": deleted, "backlog": backlog, "oldest_wall": oldest}
+
+    def _clinic_report_in(self, params: dict) -> dict[str, Any]:
+        errors: list = []
+        connected = check_value("clinic_report", "connected", params.get("connected"), Flag(), errors)
+        message = check_value("clinic_report", "message", params.get("message", ""),
+                              Text("one line", max_len=500, min_len=0), errors)
+        shipped = params.get("shipped_wall")
+        if shipped is not None:
+            if isinstance(shipped, bool) or not isinstance(shipped, (int, float)) or not 0 <= shipped <= 1e11:
+                errors.append(FieldError("clinic_report", "shipped_wall", shipped, "must be a unix time in seconds"))
+        if errors:
+            raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
+        self._clinic_report = {"connected": connected, "message": message, "shipped_wall": shipped,
+                               "t_mono": time.monotonic()}
+        return {"ok": True}
 
     def _patients(self) -> dict[str, Any]:
         return {"patients": self.history.read(records.list_patients), "fields": patients.describe_fields(self.cfg)}

@@ -7,108 +7,21 @@ that every SSE stream of this process shares.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import socket
 import threading
 from typing import Any
 
+from controller.ipc_client import (MAX_LINE_BYTES, MAX_REPLY_BYTES, MAX_STATUS_BYTES,  # noqa: F401 - re-exported
+                                   ControllerError, ControllerOffline, SocketClient)
+from controller.ipc_client import read_line as _read_line
+
 log = logging.getLogger(__name__)
 
-#: Longest request line the controller takes (controller/ipc.py MAX_LINE_BYTES).
-MAX_LINE_BYTES = 16 * 1024
-#: Longest status line read from a subscription (a status with long reasons is larger than a request).
-MAX_STATUS_BYTES = 64 * 1024
-#: Longest reply line read: a page of session samples (5000 rows) is far larger
-#: than any request, which stays under MAX_LINE_BYTES.
-MAX_REPLY_BYTES = 4 * 1024 * 1024
 
-
-class ControllerOffline(Exception):
-    """The controller's socket does not answer (not running, restarting, or too slow)."""
-
-
-class ControllerError(Exception):
-    """The controller refused a request: ``code`` is unauthorized, invalid, conflict, confirm, not_found, storage ...
-
-    ``details`` holds the refusal's other keys (for ``confirm``: ``loosened``, each value the request loosens).
-    """
-
-    def __init__(self, code: str, message: str, errors: list[dict] | None = None,
-                 details: dict[str, Any] | None = None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.errors = errors or []
-        self.details = dict(details or {})
-
-
-def _read_line(sock: socket.socket, buffer: bytearray, max_bytes: int = MAX_STATUS_BYTES) -> bytes:
-    """One line from ``sock`` (leftovers stay in ``buffer``); a line over ``max_bytes`` is refused."""
-    while b"\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ControllerOffline("the controller closed the connection")
-        buffer += chunk
-        if len(buffer) > max_bytes and b"\n" not in chunk:
-            raise ControllerOffline(f"the controller sent an over-long line (over {max_bytes} bytes)")
-    line, _, rest = bytes(buffer).partition(b"\n")
-    if len(line) > max_bytes:
-        raise ControllerOffline(f"the controller sent an over-long line (over {max_bytes} bytes)")
-    buffer[:] = rest
-    return line
-
-
-class IpcClient:
-    """Request/reply over the controller's socket."""
-
-    def __init__(self, socket_path: str, timeout_s: float = 2.0):
-        self.socket_path = socket_path
-        self.timeout_s = timeout_s
-        self._ids = itertools.count(1)
-
-    def _connect(self) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout_s)
-        try:
-            sock.connect(self.socket_path)
-        except OSError as exc:
-            sock.close()
-            raise ControllerOffline(f"controller not reachable at {self.socket_path}: {exc.strerror or exc}") from exc
-        return sock
-
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """One request on a fresh connection; returns ``result`` or raises."""
-        request_id = next(self._ids)
-        # UTF-8, not \u escapes: the longest notes (2000 characters of up to 4 bytes) stay within the limit.
-        # A lone surrogate (JSON "\ud800") has no UTF-8 form: backslashreplace writes it back as that
-        # same JSON escape, so the controller receives it as sent and refuses it, naming the field.
-        text = json.dumps({"id": request_id, "method": method, "params": params or {}}, ensure_ascii=False)
-        payload = text.encode("utf-8", "backslashreplace") + b"\n"
-        if len(payload) > MAX_LINE_BYTES:
-            raise ControllerError("too_long", f"request longer than {MAX_LINE_BYTES} bytes")
-        sock = self._connect()
-        try:
-            sock.sendall(payload)
-            buffer = bytearray()
-            while True:
-                reply = json.loads(_read_line(sock, buffer, MAX_REPLY_BYTES))
-                # One request per connection: a reply without an id (a line it could not read) is to it.
-                if reply.get("id") in (request_id, None):
-                    break
-        except (OSError, ValueError) as exc:
-            raise ControllerOffline(f"no answer from the controller: {exc}") from exc
-        finally:
-            sock.close()
-        if not reply.get("ok"):
-            err = reply.get("error") or {}
-            if not isinstance(err, dict):
-                err = {}
-            details = {k: v for k, v in err.items() if k not in ("code", "message", "errors")}
-            raise ControllerError(err.get("code", "bad_request"), err.get("message", "refused"), err.get("errors"),
-                                  details)
-        return reply.get("result")
+class IpcClient(SocketClient):
+    """Request/reply over the controller's socket, one method per API call."""
 
     def status(self) -> dict[str, Any]:
         """The controller's latest status snapshot."""

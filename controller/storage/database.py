@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from controller.storage import outbox
 from controller.storage.records import SCHEMA as RECORDS_SCHEMA
 from controller.storage.records import migrate as migrate_records
 
@@ -25,7 +26,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_kind ON events(kind);
 CREATE INDEX IF NOT EXISTS events_wall ON events(wall_time);
-""" + RECORDS_SCHEMA
+""" + RECORDS_SCHEMA + outbox.SCHEMA
 
 #: SQLite result codes that mean "the database cannot be written now", not "this write is wrong".
 _FAULT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY,
@@ -51,8 +52,11 @@ def is_storage_fault(exc: BaseException) -> bool:
     return (code & 0xFF) in _FAULT_CODES
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open the database in WAL mode with a 1 s busy timeout, foreign keys on, and the schema created."""
+def connect(path: Path, *, clinic: bool = False) -> sqlite3.Connection:
+    """Open the database in WAL mode with a 1 s busy timeout, foreign keys on, and the schema created.
+
+    ``clinic``: the treadmill belongs to a clinic record, and this is the writer's connection: every
+    change it makes is noted in the outbox (outbox.py)."""
     conn = sqlite3.connect(path, timeout=1.0, check_same_thread=False, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -60,6 +64,8 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(_SCHEMA)
         migrate_records(conn)
+        if clinic:
+            outbox.add_triggers(conn)
     except BaseException:
         conn.close()
         raise

@@ -61,6 +61,29 @@ CREATE TABLE IF NOT EXISTS samples (
     warn_mm REAL,
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clinic_sessions (
+    treadmill_id TEXT NOT NULL,
+    local_id INTEGER NOT NULL,
+    patient_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_wall REAL NOT NULL,
+    ended_wall REAL,
+    planned_min REAL NOT NULL,
+    mode TEXT NOT NULL,
+    duration_s REAL NOT NULL,
+    distance_m REAL NOT NULL,
+    max_kmh REAL NOT NULL,
+    warnings INTEGER NOT NULL,
+    trips INTEGER NOT NULL,
+    closest_mm REAL,
+    pain_before INTEGER NOT NULL,
+    pain_after INTEGER,
+    end_reason TEXT,
+    start_speed_kmh REAL,
+    changed INTEGER NOT NULL,
+    PRIMARY KEY (treadmill_id, local_id)
+);
+CREATE INDEX IF NOT EXISTS clinic_sessions_patient ON clinic_sessions(patient_id, started_wall);
 """
 
 #: Columns added to a table after its first release: (table, column, declaration). A database made
@@ -69,6 +92,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("samples", "stop_mm", "REAL"),
     ("samples", "warn_mm", "REAL"),
     ("sessions", "start_speed_kmh", "REAL"),
+    # The clinic record's version this profile is based on (0: never on the clinic's server).
+    ("patients", "version", "INTEGER NOT NULL DEFAULT 0"),
 )
 #: A sample row with the stop and warn distances in force when it was taken (NULL in older rows).
 SAMPLE_LIMIT_COLUMNS = ("t_s", "gap_mm", "belt_kmh", "state", "warning", "stop_mm", "warn_mm")
@@ -76,7 +101,11 @@ SAMPLE_LIMIT_COLUMNS = ("t_s", "gap_mm", "belt_kmh", "state", "warning", "stop_m
 #: Profile fields the therapist sets, in column order.
 PATIENT_FIELDS = ("patient_id", "display_name", "notes", "mode", "speed_cap_kmh", "base_stop_mm",
                   "warn_margin_mm", "target_min", "sessions_per_day")
-_PATIENT_COLUMNS = PATIENT_FIELDS + ("created_wall", "updated_wall")
+_PATIENT_COLUMNS = PATIENT_FIELDS + ("created_wall", "updated_wall", "version")
+#: Columns of another treadmill's session summary kept for the patient's whole clinic history.
+CLINIC_SESSION_COLUMNS = ("treadmill_id", "local_id", "patient_id", "status", "started_wall", "ended_wall",
+                          "planned_min", "mode", "duration_s", "distance_m", "max_kmh", "warnings", "trips",
+                          "closest_mm", "pain_before", "pain_after", "end_reason", "start_speed_kmh", "changed")
 
 #: Keys of a session summary, in the order of the spec and the CSV.
 class SessionStatus(enum.StrEnum):
@@ -123,8 +152,9 @@ def _patient_values(p: dict[str, Any]) -> list[Any]:
 
 def insert_patient(conn: sqlite3.Connection, p: dict[str, Any], wall: float) -> dict[str, Any]:
     """Store a new profile; sqlite3.IntegrityError if its patient_id exists."""
-    conn.execute(f"INSERT INTO patients ({', '.join(_PATIENT_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' * len(_PATIENT_COLUMNS))})", [*_patient_values(p), wall, wall])
+    columns = _PATIENT_COLUMNS[:-1]
+    conn.execute(f"INSERT INTO patients ({', '.join(columns)}) "
+                 f"VALUES ({', '.join('?' * len(columns))})", [*_patient_values(p), wall, wall])
     return get_patient(conn, p["patient_id"])
 
 
@@ -265,3 +295,56 @@ def prune_samples(conn: sqlite3.Connection, before_wall: float) -> int:
     """Delete the timelines of sessions started before before_wall (summaries stay); returns rows deleted."""
     return conn.execute("DELETE FROM samples WHERE session_id IN "
                         "(SELECT session_id FROM sessions WHERE started_wall < ?)", (before_wall,)).rowcount
+
+
+# ---- the clinic record's copies (a treadmill that belongs to a clinic: config [clinic]) -----------------
+
+
+def store_clinic_patient(conn: sqlite3.Connection, p: dict[str, Any]) -> str:
+    """Put the clinic record's profile in place of this treadmill's copy (its version and times too).
+
+    Returns "added", "updated" or "same". Run inside :func:`quietly`, so that the copy is not
+    shipped back to the server it came from."""
+    values = [*_patient_values(p), float(p["created_wall"]), float(p["updated_wall"]), int(p["version"])]
+    old = get_patient(conn, p["patient_id"])
+    if old is None:
+        conn.execute(f"INSERT INTO patients ({', '.join(_PATIENT_COLUMNS)}) "
+                     f"VALUES ({', '.join('?' * len(_PATIENT_COLUMNS))})", values)
+        return "added"
+    if [old[k] for k in _PATIENT_COLUMNS] == values:
+        return "same"
+    conn.execute(f"UPDATE patients SET {', '.join(f'{k} = ?' for k in _PATIENT_COLUMNS[1:])} "
+                 "WHERE patient_id = ?", [*values[1:], values[0]])
+    return "updated"
+
+
+def store_clinic_session(conn: sqlite3.Connection, s: dict[str, Any]) -> None:
+    """Keep (or replace) another treadmill's session summary."""
+    conn.execute(f"INSERT OR REPLACE INTO clinic_sessions ({', '.join(CLINIC_SESSION_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(CLINIC_SESSION_COLUMNS))})", [s[k] for k in CLINIC_SESSION_COLUMNS])
+
+
+def list_clinic_sessions(conn: sqlite3.Connection, patient_id: str) -> list[dict[str, Any]]:
+    """The patient's sessions on the clinic's other treadmills, as summaries, newest first.
+
+    Each has the keys of :data:`SUMMARY_KEYS` (``session_id`` None: it is another treadmill's)
+    and ``treadmill_id``."""
+    columns = [c for c in _SESSION_COLUMNS if c != "session_id"]
+    rows = conn.execute(f"SELECT treadmill_id, {', '.join(columns)} FROM clinic_sessions WHERE patient_id = ? "
+                        "ORDER BY started_wall DESC", (patient_id,)).fetchall()
+    out = []
+    for row in rows:
+        summary = _summary((None, *row[1:]))
+        summary["treadmill_id"] = row[0]
+        out.append(summary)
+    return out
+
+
+def clinic_history(conn: sqlite3.Connection, patient_id: str, treadmill_id: str) -> list[dict[str, Any]]:
+    """The patient's sessions on this treadmill and on the clinic's others, newest first (progression)."""
+    own = list_sessions(conn, patient_id)
+    for s in own:
+        s["treadmill_id"] = treadmill_id
+    both = own + list_clinic_sessions(conn, patient_id)
+    both.sort(key=lambda s: s["started_wall"], reverse=True)
+    return both

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from controller.storage import outbox
 from controller.storage.database import KEEP_CONNECTION_CODES, StorageError, connect, is_storage_fault, open_readonly
 from controller.safety.types import ALERT_EVENT_KINDS, Event
 
@@ -82,9 +83,11 @@ class HistoryStore:
 
     def __init__(self, state_dir: str | Path, *, connect: Callable[[Path], sqlite3.Connection] = connect,
                  wall_clock: Callable[[], float] = time.time, mono_clock: Callable[[], float] = time.monotonic,
-                 retry_s: float = 2.0, max_backlog: int = 36000):
+                 retry_s: float = 2.0, max_backlog: int = 36000, clinic: bool = False):
         self.path = Path(state_dir) / "history.db"
-        self._connect = connect
+        #: The treadmill belongs to a clinic record: the writer notes every change in the outbox.
+        self.clinic = clinic
+        self._connect = functools.partial(connect, clinic=True) if clinic else connect
         # Wall time of an event = now - (monotonic now - event's monotonic time).
         self._wall_clock = wall_clock
         self._mono_clock = mono_clock
@@ -106,6 +109,8 @@ class HistoryStore:
         self.write_errors = 0
         self.dropped = 0
         self.last_error = ""
+        #: (outbox rows waiting for the clinic record, wall time of the oldest): after each commit.
+        self.outbox: tuple[int, float | None] = (0, None)
 
     # --- callers' side -------------------------------------------------------------------------
 
@@ -117,7 +122,12 @@ class HistoryStore:
         # The schema now, so that a reader in another thread never finds the file without its
         # tables; if the disk refuses, the writer reports it and retries as ever.
         try:
-            self._connect(self.path).close()
+            conn = self._connect(self.path)
+            try:
+                if self.clinic:
+                    self.outbox = outbox.stats(conn)
+            finally:
+                conn.close()
         except (sqlite3.Error, OSError):
             pass
         self._thread = self._writer = threading.Thread(target=self._run, name="history-writer", daemon=True)
@@ -228,7 +238,8 @@ class HistoryStore:
         return out
 
     def health(self) -> dict[str, Any]:
-        """{"ok", "message", "backlog", "dropped", "write_errors"}; attribute reads only, safe from any thread."""
+        """{"ok", "message", "backlog", "dropped", "write_errors"}, and for a clinic's treadmill "outbox" (rows
+        the clinic record has not got yet) and "outbox_oldest_wall"; attribute reads only, safe from any thread."""
         fault, dropped = self._fault, self.dropped
         backlog = self._held + self._q.qsize()
         if fault is not None:
@@ -237,8 +248,11 @@ class HistoryStore:
             message = f"history is written to {self.path}; {dropped} records were dropped while it could not be"
         else:
             message = f"history is written to {self.path}"
-        return {"ok": fault is None, "message": message, "backlog": backlog, "dropped": dropped,
-                "write_errors": self.write_errors}
+        out = {"ok": fault is None, "message": message, "backlog": backlog, "dropped": dropped,
+               "write_errors": self.write_errors}
+        if self.clinic:
+            out["outbox"], out["outbox_oldest_wall"] = self.outbox
+        return out
 
     # --- writer thread ---------------------------------------------------------------------------
 
@@ -342,6 +356,8 @@ class HistoryStore:
                     done.append(self._run_item(conn, item))
             conn.execute("COMMIT")
             self.commits += 1
+            if self.clinic:
+                self.outbox = outbox.stats(conn)
         except Exception as exc:  # a storage fault (or a bug): nothing of this batch is written
             if conn.in_transaction:
                 try:

@@ -23,11 +23,11 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from controller.storage import records
+from controller.storage import outbox, records
 from controller.storage.records import SessionStatus
 from controller.therapy import patients
-from controller.config import KMH_PER_MPS, Config, Limits
-from controller.fields import FieldError, Num, check_value
+from controller.config import KMH_PER_MPS, TREADMILL_ID, Config, Limits
+from controller.fields import Choice, FieldError, Num, Text, check_value
 from controller.therapy.prescription import (check_confirm, confirm_message, default_start_speed, describe_loosened,
                                              loosened)
 from controller.therapy.progression import pain_trend, sessions_today, suggest_duration
@@ -80,6 +80,8 @@ class SessionRunner:
         self._last_progress_t = 0.0
         self._next_prune_t = 0.0
         self._stop = False
+        #: The chosen patient's looser prescription from the clinic record, waiting for the belt to stand.
+        self.clinic_pending: dict[str, Any] | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -164,6 +166,8 @@ class SessionRunner:
             self._next_prune_t = now + RETENTION_CHECK_S
             cutoff = self.wall_clock() - self.cfg.storage.sample_retention_days * 86400.0
             self.history.record(lambda conn: records.prune_samples(conn, cutoff))
+        if self.clinic_pending is not None and _belt_stands(status):
+            self._apply_clinic_prescription(self.clinic_pending)
         tr = self.tracker
         if tr is None:
             return
@@ -433,6 +437,10 @@ class SessionRunner:
         self._actor(params)
         patient = self._patient(params.get("patient_id"))
         pid = patient["patient_id"]
+        if self.cfg.clinic.enabled:
+            raise SessionError("conflict", f"patient {pid} belongs to the clinic record, with their sessions on "
+                               "every treadmill: a profile is removed there, by the clinic's administrator, "
+                               "not from one treadmill")
         if self.tracker is not None and self.tracker.patient_id == pid:
             raise SessionError("conflict", f"patient {pid} is walking a session now: end it first")
         self.history.call(lambda conn: records.delete_patient(conn, pid))
@@ -445,16 +453,37 @@ class SessionRunner:
         create = params.get("create")
         if not isinstance(create, bool):
             raise _invalid([FieldError("patient", "create", create, "must be true or false")])
-        data, errors = patients.check_patient(params.get("patient"), self.cfg)
+        raw = params.get("patient")
+        base_version = None
+        if isinstance(raw, dict) and "version" in raw:
+            raw = dict(raw)
+            base_version = raw.pop("version")
+        data, errors = patients.check_patient(raw, self.cfg)
+        if base_version is not None and (isinstance(base_version, bool) or not isinstance(base_version, int)
+                                         or not 0 <= base_version <= 2**53):
+            errors.append(FieldError("patient", "version", base_version, "must be the profile's version as it "
+                                     "was read: a whole number from 0"))
         if errors:
             raise _invalid(errors)
         assert data is not None
         wall = self.wall_clock()
+
+        def update(conn):
+            if base_version is not None:
+                found = records.get_patient(conn, data["patient_id"])
+                if found is not None and found["version"] != base_version:
+                    raise _StaleEdit(found["version"])
+            return records.update_patient(conn, data, wall)
         try:
             if create:
                 saved = self.history.call(lambda conn: records.insert_patient(conn, data, wall))
             else:
-                saved = self.history.call(lambda conn: records.update_patient(conn, data, wall))
+                saved = self.history.call(update)
+        except _StaleEdit as exc:
+            raise SessionError("conflict", f"patient {data['patient_id']} was changed in the clinic record "
+                               f"(now version {exc.args[0]}) after this form read version {base_version}: "
+                               "nothing was saved; open the profile again to see the clinic's values, then "
+                               "make your change") from None
         except LookupError:
             raise SessionError("not_found", f"no patient {data['patient_id']!r}") from None
         except sqlite3.IntegrityError:
@@ -470,6 +499,100 @@ class SessionRunner:
         log.info("patient %s %s by %s", data["patient_id"], "created" if create else "updated", actor)
         return {"patient": saved, "message": message}
 
+    # ---- the clinic record (config [clinic]): what the replicator brings back -------------
+
+    def _req_merge(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Keep the clinic record's patients and other treadmills' sessions here; note refused edits.
+
+        params: ``patients`` (the clinic's rows, each with ``version`` and ``updated_by``), ``sessions``
+        (other treadmills' session summaries), ``refused`` ({"patient_id", "message"}: an edit made here
+        that the clinic record refused; its row comes in ``patients`` and replaces the local one), and
+        ``cursor`` (the replicator's place in the record, kept in clinic_meta). A patient whose local
+        copy has an edit not yet shipped is left as it is: that edit is shipped first, and the clinic
+        record accepts or refuses it. A row this treadmill cannot keep is named in ``not_kept``."""
+        actor, _ = self._actor(params)
+        if not self.cfg.clinic.enabled:
+            raise SessionError("conflict", "this treadmill belongs to no clinic record ([clinic] treadmill_id)")
+        rows, sessions, refused, cursor, errors = _check_merge(params, self.cfg)
+        if errors:
+            raise _invalid(errors)
+        kept, not_kept = [], []
+        for row in rows:
+            data, problems = patients.check_patient({k: row[k] for k in patients.FIELDS}, self.cfg)
+            if problems:
+                not_kept.append({"patient_id": row["patient_id"], "message": "; ".join(map(str, problems))})
+            else:
+                kept.append({**row, **data})
+        forced = {r["patient_id"] for r in refused}
+
+        def op(conn):
+            changed = []
+            for row in kept:
+                pending = conn.execute("SELECT 1 FROM outbox WHERE tbl = 'patients' AND ref = ?",
+                                       (row["patient_id"],)).fetchone()
+                if pending is not None and row["patient_id"] not in forced:
+                    continue
+                if outbox.quietly(conn, lambda c: records.store_clinic_patient(c, row)) != "same":
+                    changed.append(row["patient_id"])
+            for session in sessions:
+                records.store_clinic_session(conn, session)
+            if cursor:
+                outbox.set_meta(conn, {"cursor": cursor})
+            return changed
+        changed = self.history.call(op)
+        now = self.mono_clock()
+        for item in refused:
+            self.history.put(Event(now, EventKind.REFUSED, "clinic_conflict",
+                                   f"patient {item['patient_id']}: the change made on this treadmill was refused by "
+                                   f"the clinic record: {item['message']}; this treadmill now shows the clinic's "
+                                   "profile", actor))
+        for item in not_kept:
+            self.history.put(Event(now, EventKind.REFUSED, "clinic_patient",
+                                   f"patient {item['patient_id']} from the clinic record is not kept on this "
+                                   f"treadmill: {item['message']}", actor))
+        if self.selected_patient in changed:
+            fresh = next(r for r in kept if r["patient_id"] == self.selected_patient)
+            self._apply_clinic_prescription(fresh)
+        return {"changed": changed, "sessions": len(sessions), "not_kept": not_kept,
+                "pending": self.clinic_pending["patient_id"] if self.clinic_pending else None}
+
+    def _req_cursor(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._actor(params)
+        return self.history.read(outbox.get_meta).get("cursor") or {}
+
+    def _apply_clinic_prescription(self, patient: dict[str, Any]) -> None:
+        """The chosen patient's prescription as the clinic record now has it: tighter or equal at once; looser
+        (or another mode) only while the belt stands, until then it waits in ``clinic_pending``."""
+        if patient["patient_id"] != self.selected_patient:
+            self.clinic_pending = None
+            return
+        present, mode, _ = self._present()
+        limits = patients.prescription_limits(patient, self.cfg)
+        if mode == patient["mode"] and present == limits:
+            self.clinic_pending = None
+            return
+        items = loosened(limits, present, patient["mode"], mode)
+        by = f"clinic record v{patient['version']} ({patient.get('updated_by') or 'another treadmill'})"
+        value = {"mode": patient["mode"], "patient_id": patient["patient_id"], "confirmed": bool(items),
+                 "limits": {"reverse_cap_kmh": limits.reverse_cap_kmh, "forward_cap_kmh": limits.forward_cap_kmh,
+                            "base_stop_mm": limits.base_stop_mm, "warn_margin_mm": limits.warn_margin_mm}}
+        if items and not _belt_stands(self.loop.status):
+            reply = None  # not even asked: the core would refuse it (and its refusal is the same rule)
+        else:
+            reply = self.loop.command(Command(CommandKind.APPLY_PRESCRIPTION, by[:80], True, value))
+        if reply is not None and reply.ok:
+            self.clinic_pending = None
+            log.info("patient %s: prescription from the %s applied: %s", patient["patient_id"], by, reply.message)
+        elif items and (reply is None or reply.code == "conflict"):
+            if self.clinic_pending is None or self.clinic_pending["version"] != patient["version"]:
+                log.info("patient %s: the %s loosens the limits (%s): it applies once the belt stands",
+                         patient["patient_id"], by, describe_loosened(items))
+            self.clinic_pending = patient
+        else:
+            self.clinic_pending = None
+            log.warning("patient %s: prescription from the %s not applied: %s", patient["patient_id"], by,
+                        reply.message)
+
     # ---- reads (any thread: read-only connections) -------------------------------------
 
     def _summary(self, sid: int) -> dict[str, Any]:
@@ -482,14 +605,22 @@ class SessionRunner:
                      history: list[dict[str, Any]] | None = None) -> tuple[float, str]:
         """The speed the patient's next session starts at when none is given, and why (prescription.py)."""
         if history is None:
-            history = self.history.read(lambda conn: records.list_sessions(conn, patient["patient_id"]))
+            history = self._history(patient["patient_id"])
         return default_start_speed(history, patient["mode"], float(patient["speed_cap_kmh"]),
                                    self.cfg.safety.min_speed_kmh)
+
+    def _history(self, patient_id: str) -> list[dict[str, Any]]:
+        """The patient's sessions, newest first: on a clinic's treadmill, on every treadmill of the clinic
+        (as far as the clinic record has brought them here), each with its ``treadmill_id``."""
+        clinic = self.cfg.clinic
+        if not clinic.enabled:
+            return self.history.read(lambda conn: records.list_sessions(conn, patient_id))
+        return self.history.read(lambda conn: records.clinic_history(conn, patient_id, clinic.treadmill_id))
 
     def patient_page(self, patient_id: Any) -> dict[str, Any]:
         """A patient's profile, sessions, suggestion, pain trend, today's count and next start speed."""
         patient = self._patient(patient_id)
-        history = self.history.read(lambda conn: records.list_sessions(conn, patient["patient_id"]))
+        history = self._history(patient["patient_id"])
         s = self.cfg.sessions
         now = self.wall_clock()
         start_kmh, start_reason = self._start_speed(patient, history)
@@ -512,3 +643,109 @@ class SessionRunner:
                                    until_wall=until)
         return {"session": summary, "events": list(reversed(events))}
 
+
+
+class _StaleEdit(Exception):
+    """A profile edit based on a version older than the one stored (the clinic record changed it)."""
+
+
+def _belt_stands(status: dict[str, Any]) -> bool:
+    """STOPPED or READY with the belt at rest: when a looser prescription may apply."""
+    return status.get("state") in ("STOPPED", "READY") and abs(float(status.get("belt_speed_mps") or 0.0)) < 0.01
+
+
+class _Big:
+    """A number of any sane size: unix times and the clinic record's change numbers pass fields.MAX_MAGNITUDE."""
+
+    def __init__(self, lo: float, hi: float, unit: str = "", integer: bool = False):
+        self.lo, self.hi, self.unit, self.integer = lo, hi, unit, integer
+
+    def check(self, value: Any) -> str | None:
+        ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and value == value
+              and self.lo <= value <= self.hi and (not self.integer or float(value).is_integer()))
+        kind = "a whole number" if self.integer else "a number"
+        return None if ok else f"must be {kind} from {self.lo:g} to {self.hi:g}{' ' + self.unit if self.unit else ''}"
+
+    def convert(self, value: Any) -> float | int:
+        return int(value) if self.integer else float(value)
+
+
+_WALL = _Big(0, 1e11, "s")
+_COUNT = Num(0, 1e9, integer=True)
+_VERSION = _Big(1, 2**53, integer=True)
+_CURSOR_KEYS = ("sessions",)
+_SESSION_SPECS: dict[str, Any] = {
+    "local_id": _Big(1, 2**53, integer=True), "status": Choice(tuple(s.value for s in SessionStatus)),
+    "started_wall": _WALL, "planned_min": Num(0, 1e4, "min"), "mode": Choice(("reverse", "forward")),
+    "duration_s": Num(0, 1e7, "s"), "distance_m": Num(0, 1e8, "m"), "max_kmh": Num(0, 100, "km/h"),
+    "warnings": _COUNT, "trips": _COUNT, "pain_before": Num(0, 10, integer=True), "changed": _Big(1, 2**62, integer=True),
+}
+_SESSION_NULLABLE: dict[str, Any] = {
+    "ended_wall": _WALL, "closest_mm": Num(0, 1e5, "mm"), "pain_after": Num(0, 10, integer=True),
+    "end_reason": Text("a reason", max_len=500), "start_speed_kmh": Num(0, 100, "km/h"),
+}
+
+
+def _check_merge(params: dict[str, Any], cfg: Config) -> tuple[list, list, list, dict, list[FieldError]]:
+    """The parts of a clinic merge, each checked: rows (patients), sessions, refused edits, cursor."""
+    errors: list[FieldError] = []
+    unknown = sorted(set(params) - {"patients", "sessions", "refused", "cursor", "actor", "authorized"})
+    errors += [FieldError("clinic", k, params[k], "not a field; fields: patients, sessions, refused, cursor")
+               for k in unknown]
+
+    def listed(key: str) -> list:
+        value = params.get(key, [])
+        if not isinstance(value, list) or len(value) > 5000:
+            errors.append(FieldError("clinic", key, value, "must be a list of at most 5000 objects"))
+            return []
+        bad = [v for v in value if not isinstance(v, dict)]
+        if bad:
+            errors.append(FieldError("clinic", key, bad[0], "must be a list of objects"))
+            return []
+        return value
+
+    rows = []
+    for i, row in enumerate(listed("patients")):
+        section = f"clinic patients[{i}]"
+        missing = [k for k in (*patients.FIELDS, "version", "created_wall", "updated_wall") if k not in row]
+        if missing:
+            errors.append(FieldError(section, missing[0], "(missing)", "is required in a clinic patient row"))
+            continue
+        check_value(section, "version", row["version"], _VERSION, errors)
+        check_value(section, "created_wall", row["created_wall"], _WALL, errors)
+        check_value(section, "updated_wall", row["updated_wall"], _WALL, errors)
+        updated_by = row.get("updated_by", "")
+        if not isinstance(updated_by, str) or len(updated_by) > 200:
+            errors.append(FieldError(section, "updated_by", updated_by, "must be text of at most 200 characters"))
+        rows.append(row)
+    sessions = []
+    own = cfg.clinic.treadmill_id
+    for i, row in enumerate(listed("sessions")):
+        section = f"clinic sessions[{i}]"
+        before = len(errors)
+        tid = row.get("treadmill_id")
+        if not isinstance(tid, str) or not TREADMILL_ID.fullmatch(tid) or tid == own:
+            errors.append(FieldError(section, "treadmill_id", tid, "must be another treadmill's id"))
+        patients.check_patient_id(row.get("patient_id"), errors)
+        for key, spec in _SESSION_SPECS.items():
+            check_value(section, key, row.get(key), spec, errors)
+        for key, spec in _SESSION_NULLABLE.items():
+            if row.get(key) is not None:
+                check_value(section, key, row[key], spec, errors)
+        if len(errors) == before:
+            sessions.append({k: row.get(k) for k in records.CLINIC_SESSION_COLUMNS})
+    refused = []
+    for i, item in enumerate(listed("refused")):
+        pid, message = item.get("patient_id"), item.get("message")
+        if not isinstance(pid, str) or not isinstance(message, str) or len(message) > 500:
+            errors.append(FieldError(f"clinic refused[{i}]", "message", item,
+                                     "must be {\"patient_id\", \"message\" (at most 500 characters)}"))
+        else:
+            refused.append({"patient_id": pid, "message": message})
+    cursor = params.get("cursor", {})
+    if not isinstance(cursor, dict) or set(cursor) - set(_CURSOR_KEYS):
+        errors.append(FieldError("clinic", "cursor", cursor, "must be an object with " + ", ".join(_CURSOR_KEYS)))
+        cursor = {}
+    for key, value in cursor.items():
+        check_value("clinic", f"cursor.{key}", value, _Big(0, 2**62, integer=True), errors)
+    return rows, sessions, refused, cursor, errors

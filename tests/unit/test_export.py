@@ -179,7 +179,7 @@ def test_patients_json_holds_every_profile(store, tmp_path):
     exported = json.loads((target / "patients.json").read_text(encoding="utf-8"))
     assert exported == store.read(records.list_patients)
     assert [p["patient_id"] for p in exported] == ["P-001", "P-002"]
-    assert exported[0] == {**patient("P-001", "Ann"), "created_wall": 200.0, "updated_wall": 200.0}
+    assert exported[0] == {**patient("P-001", "Ann"), "created_wall": 200.0, "updated_wall": 200.0, "version": 0}
 
 
 def test_exporting_a_missing_database_is_a_storage_error(tmp_path):

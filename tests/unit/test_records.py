@@ -33,7 +33,7 @@ def conn(tmp_path):
 
 def test_a_patient_round_trips_with_its_times(conn):
     stored = records.insert_patient(conn, patient(), 100.0)
-    assert stored == {**patient(), "created_wall": 100.0, "updated_wall": 100.0}
+    assert stored == {**patient(), "created_wall": 100.0, "updated_wall": 100.0, "version": 0}
     assert records.get_patient(conn, "P-001") == stored
 
 
@@ -48,7 +48,7 @@ def test_updating_a_patient_keeps_its_creation_time(conn):
     records.insert_patient(conn, patient(), 100.0)
     updated = records.update_patient(conn, patient(speed_cap_kmh=1.2, notes="", sessions_per_day=1), 250.0)
     assert updated == {**patient(speed_cap_kmh=1.2, notes="", sessions_per_day=1),
-                       "created_wall": 100.0, "updated_wall": 250.0}
+                       "created_wall": 100.0, "updated_wall": 250.0, "version": 0}
 
 
 def test_updating_or_deleting_an_unknown_patient_is_a_lookup_error(conn):
