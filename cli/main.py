@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from cli.voice import add_command as add_voice_command
     add_voice_command(sub)
+    from cli.replicate import add_command as add_replicate_command
+    add_replicate_command(sub)
+    from cli.clinic import add_clinic_parser
+    add_clinic_parser(sub)
 
     p = sub.add_parser("doctor", help="hardware self-test for the installer: one PASS/FAIL line per check")
     p.add_argument("--config", required=True, help="path to config.toml")

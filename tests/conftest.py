@@ -6,6 +6,8 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
+from tests.clinic.fixtures import clinic_db, clinic_empty_db, postgres  # noqa: F401 - for every test dir
+
 
 @pytest.fixture
 def mock_factory():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 #: The packages of the product, the simulation and the command.
-PACKAGES = ("controller", "hardware", "web", "voice", "i18n", "sim", "cli")
+PACKAGES = ("controller", "hardware", "web", "voice", "i18n", "clinic", "sim", "cli")
 
 
 def module_name(root: Path, path: Path) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 #: The one line a newcomer sees: every package the script lists, in its order.
-INSTRUCTION = "missing system packages for the tests; run: sudo apt-get install -y chromium systemd make espeak-ng alsa-utils fonts-wqy-microhei\n"
+INSTRUCTION = "missing system packages for the tests; run: sudo apt-get install -y chromium systemd make espeak-ng alsa-utils fonts-wqy-microhei postgresql\n"
 
 
 def as_unprivileged(argv: list[str]) -> list[str]:

@@ -46,8 +46,9 @@ def test_the_safety_core_imports_only_config_fields_and_pure_stdlib():
     assert offending == []
 
 
-def test_the_controller_never_imports_the_dashboard_the_simulation_the_command_or_tests():
-    assert _offending("controller", ("web", "voice", "sim", "cli", "tests")) == []
+def test_the_controller_never_imports_the_dashboard_the_clinic_record_the_simulation_the_command_or_tests():
+    """The safety loop never waits on the network: the clinic record is another process's business."""
+    assert _offending("controller", ("web", "voice", "clinic", "sim", "cli", "tests")) == []
 
 
 def test_hardware_never_imports_the_controller_the_dashboard_or_the_simulation_bench():
@@ -63,9 +64,14 @@ def test_the_voice_never_imports_hardware_the_dashboard_the_simulation_or_the_co
     assert _offending("voice", ("hardware", "web", "sim", "cli", "tests")) == []
 
 
+def test_the_clinic_record_never_imports_the_dashboard_hardware_the_simulation_the_voice_or_the_command():
+    """clinic/ reads the controller's data definitions and PostgreSQL; the dashboard may read it, not the reverse."""
+    assert _offending("clinic", ("web", "hardware", "sim", "cli", "voice", "tests")) == []
+
+
 def test_the_catalog_reader_imports_nothing_of_ours():
     """i18n/ is read by the dashboard and the voice alike: it stands below both."""
-    assert _offending("i18n", ("controller", "hardware", "web", "voice", "sim", "cli", "tests")) == []
+    assert _offending("i18n", ("controller", "hardware", "web", "voice", "clinic", "sim", "cli", "tests")) == []
 
 
 def test_nothing_imports_the_command_or_tests_and_mock_pins_stay_in_the_simulation():
@@ -81,7 +87,8 @@ def test_nothing_imports_the_command_or_tests_and_mock_pins_stay_in_the_simulati
 
 
 @pytest.mark.parametrize("package", ["controller", "controller.safety", "controller.therapy",
-                                     "controller.storage", "controller.doctor", "sim", "cli", "i18n", "voice"])
+                                     "controller.storage", "controller.doctor", "sim", "cli", "i18n", "voice",
+                                     "clinic"])
 def test_each_package_says_what_it_owns(package):
     __import__(package)
     doc = sys.modules[package].__doc__
@@ -91,7 +98,7 @@ def test_each_package_says_what_it_owns(package):
 def test_the_rules_see_the_whole_product():
     """A rule checked on an empty graph passes whatever the code does."""
     assert {"controller.safety.core", "controller.loop", "hardware.io", "web.api", "voice.service", "i18n",
-            "sim.bench", "cli.main"} <= GRAPH.keys()
+            "sim.bench", "cli.main", "clinic.schema", "clinic.connect"} <= GRAPH.keys()
     assert "controller.config" in GRAPH["controller.safety.core"]
 
 
