@@ -80,6 +80,9 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
         TLS=bool(cfg.web.tls_cert) if cfg is not None else False,
         ACCOUNT_LOGIN_RATE_LIMIT=auth.DEFAULT_ACCOUNT_LOGIN_RATE,
         SESSION_IDLE_S=cfg.web.session_idle_min * 60 if cfg is not None else auth.DEFAULT_SESSION_IDLE_S,
+        # This treadmill's [clinic] (a ClinicConfig) when it belongs to a clinic record, else None: the
+        # clinic overview (/clinic) exists only then.
+        CLINIC=cfg.clinic if cfg is not None and cfg.clinic.enabled else None,
     )
     if test_config:
         app.config.update(test_config)
@@ -99,6 +102,10 @@ def create_app(cfg: Config | None = None, *, ipc_socket: str | None = None, stat
     metrics.init_app(app)
     views.init_app(app)
     patient_display.init_app(app)
+    if app.config["CLINIC"] is not None:
+        # Only a clinic's treadmill needs psycopg and the clinic package.
+        from web import clinic_overview
+        clinic_overview.init_app(app)
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -23,7 +23,7 @@ import copy
 import functools
 import string
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -40,6 +40,7 @@ from controller.therapy.patients import FIELDS as PATIENT_FIELDS
 from tests.web.fake_controller import DEMO_ACTIONS, FakeController
 from tests.web.helpers import ADMIN, ADMIN_ONLY, THERAPIST, VALID_PATIENT, csrf_headers, login
 from web.auth import SESSION_ACCOUNT, SESSION_SEEN
+from web.clinic_overview import EXTENSION_KEY as CLINIC_READER
 from web.history import PATIENT_BODY_MAX_BYTES
 
 # The dashboard tests' fixtures: a fake controller and apps wired to it.
@@ -324,21 +325,25 @@ def demo_action(x: Exchange) -> None:
 
 
 @pytest.fixture
-def rig(fake, make_app) -> Rig:
-    """A demo fake controller (READY, patient P01 with an ended session) and a dashboard with both sessions."""
+def rig(fake, make_app, clinic_db) -> Iterator[Rig]:
+    """A demo fake controller (READY, patient P01 with an ended session) and a dashboard with both sessions,
+    a treadmill of a clinic record (so the clinic overview's endpoints are fuzzed too)."""
     fake.update(state="READY", reasons={}, demo=True)
     with fake.lock:
         fake.therapy.add_patient("P01")
         session_id = fake.therapy.add_session("P01", pain_after=None)["session_id"]
     # Login's rate limit is not under test here: bad logins must reach validation.
-    app = make_app(fake.socket_path, {"LOGIN_RATE_LIMIT": "100000 per minute"})
+    app = make_app(fake.socket_path, {"LOGIN_RATE_LIMIT": "100000 per minute", "CLINIC": clinic_db.cfg("A")})
     therapist, admin, anonymous = app.test_client(), app.test_client(), app.test_client()
     tokens = {"therapist": login(therapist)["X-CSRFToken"], "admin": login(admin, ADMIN)["X-CSRFToken"],
               "anonymous": csrf_headers(anonymous)["X-CSRFToken"]}
     name = app.config["SESSION_COOKIE_NAME"]
     cookies = {who: client.get_cookie(name).value
                for who, client in (("therapist", therapist), ("admin", admin), ("anonymous", anonymous))}
-    return Rig(app, fake, session_id, cookies, tokens)
+    try:
+        yield Rig(app, fake, session_id, cookies, tokens)
+    finally:
+        app.extensions[CLINIC_READER].close()
 
 
 # --- the tests -----------------------------------------------------------------------------------
@@ -351,8 +356,8 @@ def test_the_enumeration_finds_every_state_changing_endpoint(rig):
     assert urls == {"/api/patients/P01", "/api/patients/P99", "/api/patients/_P01"}
     urls = {target.url for target in rig.targets if target.endpoint == "history.session_control"}
     assert urls == {f"/api/sessions/current/{action}" for action in ("pause", "resume", "end")}
-    assert {"api.events", "history.session_samples", "history.session_samples_csv"} <= {
-        target.endpoint for target in rig.readers}
+    assert {"api.events", "history.session_samples", "history.session_samples_csv", "clinic.page",
+            "clinic.overview"} <= {target.endpoint for target in rig.readers}
 
 
 @_settings(500)

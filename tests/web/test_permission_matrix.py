@@ -11,6 +11,7 @@ import pytest
 from tests.reliability.http_helpers import body_specs, enumerate_targets
 from tests.web.helpers import ADMIN, ADMIN_ONLY, PASSWORD, THERAPIST, csrf_headers, login
 from web.accounts import AccountStore
+from web.clinic_overview import EXTENSION_KEY as CLINIC_READER
 
 #: Anyone, logged in or not: reading, stopping, the demo's controls, logging in and out.
 ANYONE = {"static", "views.index", "views.favicon", "api.status", "api.stream", "api.events", "api.limits",
@@ -22,7 +23,9 @@ LOGGED_IN = {"api.reset", "api.start", "api.speed", "api.mode", "api.set_limits"
              "history.patient_delete", "history.patient_select", "history.patient_sessions_csv",
              "history.session_start", "history.session_control", "history.session_detail", "history.session_pain",
              "history.session_samples", "history.session_samples_csv", "views.patients_page", "views.patient_page",
-             "views.session_page", "views.account_page"}
+             "views.session_page", "views.account_page", "clinic.page", "clinic.overview"}
+#: Registered only on a treadmill of a clinic record ([clinic]): the clinic overview.
+CLINIC_ONLY = {"clinic.page", "clinic.overview"}
 #: Never opened here: the live stream does not end (tests/web/test_stream.py covers it); static files.
 NOT_SENT = {"api.stream", "patient_display.stream", "static"}
 ROLES = ("anonymous", "therapist", "admin", "disabled")
@@ -39,8 +42,19 @@ def expected(endpoint: str, role: str) -> str:
     return "allowed"
 
 
-def test_every_endpoint_is_in_exactly_one_class(app):
-    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+@pytest.fixture
+def clinic_app(fake, make_app, clinic_db):
+    """The dashboard with every optional part (a treadmill of a clinic record); its clinic reader closed after."""
+    app = make_app(fake.socket_path, {"LOGIN_RATE_LIMIT": "1000 per minute", "CLINIC": clinic_db.cfg("A")})
+    try:
+        yield app
+    finally:
+        app.extensions[CLINIC_READER].close()
+
+
+def test_every_endpoint_is_in_exactly_one_class(app, clinic_app):
+    endpoints = {rule.endpoint for rule in clinic_app.url_map.iter_rules()}
+    assert {rule.endpoint for rule in app.url_map.iter_rules()} == endpoints - CLINIC_ONLY
     classes = (ANYONE, LOGGED_IN, ADMIN_ONLY)
     assert set().union(*classes) == endpoints, (sorted(endpoints - set().union(*classes)),
                                                 sorted(set().union(*classes) - endpoints))
@@ -58,12 +72,12 @@ def _client(app, state_dir, role: str):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_each_role_gets_exactly_what_its_class_allows(make_app, fake, state_dir, role):
+def test_each_role_gets_exactly_what_its_class_allows(clinic_app, fake, state_dir, role):
     fake.update(state="READY", reasons={}, demo=True)
     with fake.lock:
         fake.therapy.add_patient("P01")
         session_id = fake.therapy.add_session("P01", pain_after=None)["session_id"]
-    app = make_app(fake.socket_path, {"LOGIN_RATE_LIMIT": "1000 per minute"})
+    app = clinic_app
     specs = body_specs(fake)
     targets = enumerate_targets(app, {"GET", "POST", "PUT", "PATCH", "DELETE"}, session_id, NOT_SENT)
     wrong = []
