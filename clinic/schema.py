@@ -90,7 +90,10 @@ def migrate(conn: psycopg.Connection, target: int | None = None) -> list[int]:
             # READ COMMITTED: once the lock is ours, the next statement sees what its last holder committed.
             conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-            conn.execute(_SCHEMA_VERSION_TABLE)
+            # Only when missing: PostgreSQL checks the right to create tables before it sees that one exists,
+            # and a treadmill's role may only read and write rows (README "Clinic with several treadmills").
+            if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+                conn.execute(_SCHEMA_VERSION_TABLE)
             version = _read_version(conn)
             if version > latest:
                 raise ClinicError(newer_server_message(version, latest))

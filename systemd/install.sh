@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Install (or uninstall) treadmill-safety as three systemd services on a Raspberry Pi:
-# the controller, the dashboard and the voice.
+# Install (or uninstall) treadmill-safety as four systemd services on a Raspberry Pi:
+# the controller, the dashboard, the voice and the replicator. The replicator (it ships
+# this treadmill's history to the clinic's PostgreSQL server) is installed always but
+# enabled only when the config's [clinic] treadmill_id is set (README "Clinic with
+# several treadmills").
 #
 #   sudo make install                 # = sudo systemd/install.sh
 #   sudo make uninstall               # = sudo systemd/install.sh --uninstall
@@ -11,7 +14,11 @@
 # contents. It enables the units but does not start them: run
 #   treadmill-safety check-config /etc/treadmill-safety/config.toml
 #   cd /tmp && sudo -u treadmill treadmill-safety doctor --config /etc/treadmill-safety/config.toml
-# first, then systemctl start (README "Deployment on a Raspberry Pi").
+# first, then systemctl start (README "Deployment on a Raspberry Pi"). For a clinic's
+# treadmill it checks that [clinic] password_file (/etc/treadmill-safety/clinic-password)
+# is root:treadmill-web 0640, without reading it, and prints how to check the connection:
+#   sudo -u treadmill-web treadmill-safety clinic status --config /etc/treadmill-safety/config.toml
+# --uninstall stops, disables and removes all four units.
 #
 # With DESTDIR set, files go under $DESTDIR, and what needs the real system
 # (useradd, pip, tls-cert, the voice check, systemctl, udevadm, chown) is printed, not done; no root needed.
@@ -28,15 +35,20 @@ CONFIG_DIR=/etc/treadmill-safety
 UNIT_DIR=/etc/systemd/system
 UDEV_DIR=/etc/udev/rules.d
 UNITS=(treadmill-controller.service treadmill-dashboard.service treadmill-voice.service)
+REPLICATOR=treadmill-replicator.service   # runs as $WEB_USER; enabled only for a clinic's treadmill
+ALL_UNITS=("${UNITS[@]}" "$REPLICATOR")
+CLINIC_ID=""                  # [clinic] treadmill_id of the installed config, read by setup_replicator
 RULES=99-treadmill-safety.rules
 LOCK=requirements-pi.lock     # the base dependencies and the pi extra, pinned with hashes
 CTL_USER=treadmill            # runs the controller; primary group treadmill
-WEB_USER=treadmill-web        # runs the dashboard; a member of group treadmill
+WEB_USER=treadmill-web        # runs the dashboard and the replicator; a member of group treadmill
 VOICE_USER=treadmill-voice    # runs the voice; the other member of group treadmill, and of audio
 STATE_DIRS=("/var/lib/treadmill-safety:$CTL_USER" "/var/lib/treadmill-dashboard:$WEB_USER")
+CLINIC_PASSWORD=$CONFIG_DIR/clinic-password   # the example's place for [clinic] password_file
 
+# The comment block under the shebang.
 usage() {
-    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^[^#]/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 say() { printf '%s\n' "$*"; }
@@ -101,16 +113,18 @@ check_socket_group() {
     done
 }
 
-# [web] KEY of the installed config ("" when unset, or when the file does not parse:
+# [SECTION] KEY of the installed config ("" when unset, or when the file does not parse:
 # check-config names the problem).
-web_option() {
-    "$PYTHON" - "$DESTDIR$CONFIG_DIR/config.toml" "$1" 2>/dev/null <<'PY' || true
+config_option() {
+    "$PYTHON" - "$DESTDIR$CONFIG_DIR/config.toml" "$1" "$2" 2>/dev/null <<'PY' || true
 import sys, tomllib
 with open(sys.argv[1], "rb") as fh:
-    value = tomllib.load(fh).get("web", {}).get(sys.argv[2], "")
+    value = tomllib.load(fh).get(sys.argv[2], {}).get(sys.argv[3], "")
 print(value if isinstance(value, str) else "")
 PY
 }
+
+web_option() { config_option web "$1"; }
 
 # The dashboard's HTTPS certificate: the clinic's own where the config names one that
 # exists (kept as it is), otherwise a self-signed one for this Pi's host name and LAN
@@ -174,6 +188,57 @@ check_voice() {
     rm -rf "$dir"
 }
 
+# The replicator: enabled for a treadmill of a clinic ([clinic] treadmill_id set), otherwise
+# left disabled (it would only exit 2). Says what the clinic's set-up still needs; never reads
+# the password.
+setup_replicator() {
+    CLINIC_ID="$(config_option clinic treadmill_id)"
+    if [[ -z "$CLINIC_ID" ]]; then
+        if [[ -z "$DESTDIR" ]] && systemctl is-enabled --quiet "$REPLICATOR" 2>/dev/null; then
+            run systemctl disable "$REPLICATOR"
+        fi
+        say "Clinic record: none ([clinic] treadmill_id is empty): this treadmill keeps its history on its own,
+  and $REPLICATOR is installed but left disabled. To join the clinic's record later
+  (README \"Clinic with several treadmills\"): set [clinic] treadmill_id and dsn in $CONFIG_DIR/config.toml,
+  put the password in $CLINIC_PASSWORD (root:$WEB_USER 0640), then run this again, or:
+    sudo systemctl enable --now $REPLICATOR"
+        return 0
+    fi
+    say "Clinic record: this is treadmill \"$CLINIC_ID\"; $REPLICATOR is enabled (it runs as $WEB_USER)."
+    run systemctl enable "$REPLICATOR"
+
+    local password_file
+    password_file="$(config_option clinic password_file)"
+    if [[ -z "$password_file" ]]; then
+        say "  [clinic] password_file is empty: libpq finds the password elsewhere, or a client certificate
+  ([clinic] sslcert, sslkey) logs in. The usual place is password_file = \"$CLINIC_PASSWORD\"."
+    elif [[ ! -e "$DESTDIR$password_file" ]]; then
+        warn "[clinic] password_file $password_file does not exist. Make it, readable by the dashboard's
+  and the replicator's group only, and write this treadmill's role's password in it, alone on its line:
+    sudo install -m 0640 -o root -g $WEB_USER /dev/null $password_file
+    sudoedit $password_file"
+    elif [[ -z "$DESTDIR" && "$(stat -c '%U:%G %a' "$password_file")" != "root:$WEB_USER 640" ]]; then
+        warn "[clinic] password_file $password_file is $(stat -c '%U:%G %a' "$password_file"); make it
+  root:$WEB_USER 0640 (the dashboard and the replicator read it, nobody else):
+    sudo chown root:$WEB_USER $password_file && sudo chmod 0640 $password_file"
+    else
+        say "  Password file: $password_file present${DESTDIR:+ (its owner and mode are checked without DESTDIR)}."
+    fi
+
+    local sslmode sslrootcert
+    sslmode="$(config_option clinic sslmode)"
+    sslrootcert="$(config_option clinic sslrootcert)"
+    if [[ "${sslmode:-verify-full}" == verify-* && -z "$sslrootcert" ]]; then
+        warn "[clinic] sslrootcert is empty with sslmode ${sslmode:-verify-full}: libpq would look for
+  ~/.postgresql/root.crt, which $WEB_USER has not got. Copy the certificate of the CA that signed the
+  server's certificate to, for example, $CONFIG_DIR/clinic-ca.crt (mode 0644) and name it there."
+    elif [[ -n "$sslrootcert" && ! -e "$DESTDIR$sslrootcert" ]]; then
+        warn "[clinic] sslrootcert $sslrootcert does not exist: copy the clinic CA's certificate there (mode 0644)."
+    fi
+    say "  Check the connection as the replicator's user (the schema version, the server's name):
+    sudo -u $WEB_USER $PREFIX/bin/treadmill-safety clinic status --config $CONFIG_DIR/config.toml"
+}
+
 install_venv() {
     if [[ -n "$DESTDIR" ]]; then
         say "  (DESTDIR set) would run: $PYTHON -m venv $PREFIX"
@@ -232,10 +297,10 @@ do_install() {
         run chown "$owner:$owner" "$dir"
     done
 
-    say "Units: ${UNITS[*]/#/$UNIT_DIR/}; udev: $UDEV_DIR/$RULES."
+    say "Units: ${ALL_UNITS[*]/#/$UNIT_DIR/}; udev: $UDEV_DIR/$RULES."
     install -d -m 0755 "$DESTDIR$UNIT_DIR" "$DESTDIR$UDEV_DIR"
     local unit
-    for unit in "${UNITS[@]}"; do
+    for unit in "${ALL_UNITS[@]}"; do
         install -m 0644 "$HERE/$unit" "$DESTDIR$UNIT_DIR/$unit"
     done
     install -m 0644 "$HERE/$RULES" "$DESTDIR$UDEV_DIR/$RULES"
@@ -244,29 +309,42 @@ do_install() {
     run udevadm control --reload
     run udevadm trigger --action=change --subsystem-match=tty --subsystem-match=gpio --subsystem-match=i2c-dev
     run systemctl enable "${UNITS[@]}"
+    setup_replicator
 
     check_i2c
+    local start_units=("${UNITS[@]}")
+    [[ -z "$CLINIC_ID" ]] || start_units+=("$REPLICATOR")
     say "
 Done. The services are enabled (they start at the next boot) but not started.
 Next:
   1. edit $CONFIG_DIR/config.toml (serial port, pins, sensors, limits)
   2. $PREFIX/bin/treadmill-safety check-config $CONFIG_DIR/config.toml
   3. cd /tmp && sudo -u $CTL_USER $PREFIX/bin/treadmill-safety doctor --config $CONFIG_DIR/config.toml
-     (as the service's user; lgpio needs a writable working directory); its "dashboard certificate"
+     (as the service's user; lgpio needs a writable working directory); its \"dashboard certificate\"
      line gives the SHA-256 fingerprint each tablet checks once; run it again once the services
      run, for the voice's own view of its sound device
   4. sudo -u $WEB_USER $PREFIX/bin/treadmill-safety user add NAME --role admin --config $CONFIG_DIR/config.toml
      (the first account, an admin; it gives everyone else an account on the dashboard)
-  5. sudo systemctl start ${UNITS[*]}
-     (the voice speaks on [voice] device; doctor's \"voice prompts\" line shows its state)"
+  5. sudo systemctl start ${start_units[*]}
+     (the voice speaks on [voice] device; doctor's \"voice prompts\" line shows its state)${CLINIC_ID:+
+  6. sudo -u $WEB_USER $PREFIX/bin/treadmill-safety clinic status --config $CONFIG_DIR/config.toml
+     (the clinic record is reachable and its schema up to date; the clinic overview is /clinic)}"
 }
 
 do_uninstall() {
     say "Uninstalling treadmill-safety${DESTDIR:+ under $DESTDIR}."
-    # Stopping the controller opens the relay: the treadmill stops.
-    run systemctl disable --now "${UNITS[@]}"
-    local unit
-    for unit in "${UNITS[@]}"; do
+    # Stopping the controller opens the relay: the treadmill stops. Only the units installed
+    # (an older install has no replicator; systemctl fails on a unit file that does not exist).
+    local unit installed=()
+    for unit in "${ALL_UNITS[@]}"; do
+        if [[ -e "$DESTDIR$UNIT_DIR/$unit" ]]; then
+            installed+=("$unit")
+        fi
+    done
+    if ((${#installed[@]})); then
+        run systemctl disable --now "${installed[@]}"
+    fi
+    for unit in "${ALL_UNITS[@]}"; do
         rm -f "$DESTDIR$UNIT_DIR/$unit"
     done
     rm -f "$DESTDIR$UDEV_DIR/$RULES"
@@ -278,11 +356,13 @@ do_uninstall() {
     run systemctl daemon-reload
     run udevadm control --reload
     say "Removed the units, the udev rule and $PREFIX.
-Kept: $CONFIG_DIR/ (the config), /var/lib/treadmill-safety/ (events, settings),
+Kept: $CONFIG_DIR/ (the config, and the clinic's password file if any), /var/lib/treadmill-safety/ (events, settings,
+what the clinic record has not got yet),
 /var/lib/treadmill-dashboard/ (password hash, session secret) and the users
 $CTL_USER, $WEB_USER and $VOICE_USER. Remove them by hand if wanted:
   sudo rm -r $CONFIG_DIR /var/lib/treadmill-safety /var/lib/treadmill-dashboard /var/cache/treadmill-voice
-  sudo userdel $VOICE_USER; sudo userdel $WEB_USER; sudo userdel $CTL_USER"
+  sudo userdel $VOICE_USER; sudo userdel $WEB_USER; sudo userdel $CTL_USER
+The clinic's PostgreSQL record, if any, is not touched."
 }
 
 main() {

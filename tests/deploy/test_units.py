@@ -18,16 +18,22 @@ INSTALL = SYSTEMD / "install.sh"
 CONTROLLER = "treadmill-controller.service"
 DASHBOARD = "treadmill-dashboard.service"
 VOICE = "treadmill-voice.service"
+REPLICATOR = "treadmill-replicator.service"
+UNITS = (CONTROLLER, DASHBOARD, VOICE, REPLICATOR)
 RULES = "99-treadmill-safety.rules"
 EXEC = "/opt/treadmill-safety/bin/treadmill-safety"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 #: No pager, no colours, no attempt to reach a running systemd.
 ENV = {**os.environ, "SYSTEMD_PAGER": "cat", "PAGER": "cat", "SYSTEMD_COLORS": "0", "SYSTEMD_LOG_COLOR": "0"}
 #: systemd-analyze security's "overall exposure" (0 safest, 10 worst): the controller and the dashboard stay
-#: at 2.0 or lower, the voice (which needs the sound card and the audio group) at 2.5 or lower.
+#: at 2.0 or lower, the voice (which needs the sound card and the audio group) at 2.5 or lower, the
+#: replicator (the LAN for the clinic's server, the controller's socket) at 2.0 or lower.
 DASHBOARD_MAX_EXPOSURE = 2.0
 CONTROLLER_MAX_EXPOSURE = 2.0
 VOICE_MAX_EXPOSURE = 2.5
+REPLICATOR_MAX_EXPOSURE = 2.0
+#: The private and local ranges the dashboard and the replicator may talk to; nothing on the internet.
+PRIVATE_RANGES = ["localhost", "link-local", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
 
 
 def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
@@ -70,6 +76,11 @@ def voice() -> dict:
     return parse_unit(SYSTEMD / VOICE)
 
 
+@pytest.fixture(scope="module")
+def replicator() -> dict:
+    return parse_unit(SYSTEMD / REPLICATOR)
+
+
 def analyze(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([SYSTEMD_ANALYZE, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=60)
 
@@ -86,7 +97,7 @@ def staged_units(tmp_path: Path, extra: str = "") -> Path:
     exe.chmod(0o755)
     units = tmp_path / "units"
     units.mkdir()
-    for name in (CONTROLLER, DASHBOARD, VOICE):
+    for name in UNITS:
         text = (SYSTEMD / name).read_text()
         assert text.count(EXEC) == 1, f"{name}: expected one ExecStart on {EXEC}"
         (units / name).write_text(text.replace(EXEC, str(exe)) + extra)
@@ -98,8 +109,7 @@ def staged_units(tmp_path: Path, extra: str = "") -> Path:
 
 def test_verify_passes_with_no_output(tmp_path):
     units = staged_units(tmp_path)
-    result = analyze("verify", "--man=no", str(units / CONTROLLER), str(units / DASHBOARD), str(units / VOICE),
-                     cwd=units)
+    result = analyze("verify", "--man=no", *(str(units / name) for name in UNITS), cwd=units)
     output = (result.stdout + result.stderr).strip()
     # Every line systemd-analyze prints here is a finding: none is acceptable.
     assert result.returncode == 0 and output == "", output
@@ -150,6 +160,12 @@ def test_voice_exposure_at_most_2_5():
     score = exposure(SYSTEMD / VOICE)
     print(f"\n{VOICE}: overall exposure {score}")
     assert 0.0 <= score <= VOICE_MAX_EXPOSURE
+
+
+def test_replicator_exposure_at_most_2():
+    score = exposure(SYSTEMD / REPLICATOR)
+    print(f"\n{REPLICATOR}: overall exposure {score}")
+    assert 0.0 <= score <= REPLICATOR_MAX_EXPOSURE
 
 
 # ---- what the units must say -----------------------------------------------------------
@@ -232,6 +248,37 @@ def test_voice_has_the_sound_card_only_no_network_and_its_own_user(voice):
     assert one(voice, "Wants", "Unit") == CONTROLLER
 
 
+def test_replicator_runs_as_the_dashboards_user_below_it_with_no_devices(replicator, dashboard):
+    """The dashboard's user (its audit trail, the clinic credential), a client of the socket, LAN only."""
+    assert one(replicator, "User") == one(replicator, "Group") == one(dashboard, "User") == "treadmill-web"
+    assert one(replicator, "SupplementaryGroups") == one(dashboard, "SupplementaryGroups") == "treadmill"
+    assert one(replicator, "ExecStart") == f"{EXEC} replicate --config /etc/treadmill-safety/config.toml"
+    # Exit 2: no [clinic] treadmill_id (or a bad config): restarting would not help.
+    assert one(replicator, "Restart") == "on-failure"
+    assert one(replicator, "RestartPreventExitStatus") == "2"
+    # It reads the dashboard's audit trail and writes nothing of its own.
+    assert one(replicator, "ReadOnlyPaths") == "/var/lib/" + one(dashboard, "StateDirectory")
+    assert one(replicator, "ProtectSystem") == "strict"
+    assert not any(key in replicator["Service"] for key in ("StateDirectory", "ReadWritePaths", "StateDirectoryMode"))
+    assert "DeviceAllow" not in replicator["Service"]
+    assert one(replicator, "PrivateDevices") == "yes" and one(replicator, "DevicePolicy") == "closed"
+    assert one(replicator, "RestrictAddressFamilies").split() == ["AF_UNIX", "AF_INET", "AF_INET6"]
+    assert one(replicator, "IPAddressDeny") == "any"
+    assert one(replicator, "IPAddressAllow").split() == PRIVATE_RANGES
+    assert one(dashboard, "IPAddressAllow").split() == PRIVATE_RANGES
+    assert one(replicator, "CapabilityBoundingSet") == ""
+    for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "MemoryDenyWriteExecute", "ProtectKernelTunables",
+                "ProtectKernelModules", "ProtectControlGroups", "RestrictNamespaces", "LockPersonality",
+                "RestrictRealtime"):
+        assert one(replicator, key) == "yes", key
+    # Replication may lag, a trip may not: below the controller (SCHED_RR) and the dashboard (Nice=5).
+    assert "CPUSchedulingPriority" not in replicator["Service"]
+    assert one(replicator, "CPUSchedulingPolicy") in ("other", "batch", "idle")
+    assert int(one(replicator, "Nice")) > int(one(dashboard, "Nice"))
+    assert one(replicator, "After", "Unit").split() == ["network-online.target", CONTROLLER]
+    assert one(replicator, "Wants", "Unit").split() == ["network-online.target", CONTROLLER]
+
+
 def test_the_voice_health_file_is_where_doctor_reads_it(voice):
     from voice.health import DEFAULT_HEALTH_FILE
     assert DEFAULT_HEALTH_FILE.parent == Path("/run") / one(voice, "RuntimeDirectory")
@@ -249,6 +296,9 @@ def test_units_match_the_example_config(controller, dashboard):
     assert one(controller, "RuntimeDirectoryMode") == "0750"
     assert cfg["web"]["ipc_group"] == one(controller, "Group") == one(dashboard, "SupplementaryGroups")
     assert cfg["web"]["ipc_group"] in one(parse_unit(SYSTEMD / VOICE), "SupplementaryGroups").split()
+    # The replicator reads the audit trail where the dashboard keeps it; the example joins no clinic.
+    assert one(parse_unit(SYSTEMD / REPLICATOR), "ReadOnlyPaths") == cfg["web"]["state_dir"]
+    assert cfg["clinic"]["treadmill_id"] == ""
     # The certificate and key install.sh generates; /etc stays readable under ProtectSystem=strict.
     assert (cfg["web"]["tls_cert"], cfg["web"]["tls_key"]) == (TLS_CERT, TLS_KEY)
     assert one(dashboard, "ProtectSystem") == "strict"
@@ -283,6 +333,7 @@ EXPECTED = {
     "etc/systemd/system/" + CONTROLLER: SYSTEMD / CONTROLLER,
     "etc/systemd/system/" + DASHBOARD: SYSTEMD / DASHBOARD,
     "etc/systemd/system/" + VOICE: SYSTEMD / VOICE,
+    "etc/systemd/system/" + REPLICATOR: SYSTEMD / REPLICATOR,
     "etc/udev/rules.d/" + RULES: SYSTEMD / RULES,
     "etc/treadmill-safety/config.toml": SYSTEMD / "config.example.toml",
 }
@@ -304,6 +355,10 @@ def test_install_with_destdir_places_files_and_is_idempotent(tmp_path):
         assert re.search(rf"would run: {re.escape(command)}", first.stdout) or \
             (command == "useradd --system" and "treadmill-web" in first.stdout and "usermod" in first.stdout), command
     assert "installed /etc/treadmill-safety/config.toml" in first.stdout
+    # The example config joins no clinic: the replicator is installed, not enabled, and the installer says how.
+    assert not re.search(rf"would run: systemctl enable .*{REPLICATOR}", first.stdout)
+    assert f"{REPLICATOR} is installed but left disabled" in first.stdout
+    assert f"sudo systemctl enable --now {REPLICATOR}" in first.stdout
     # The certificate: generated after the program is installed, its key given to the dashboard's group.
     lines = first.stdout.splitlines()
     at = [next(i for i, ln in enumerate(lines) if ln.endswith(f"would run: {c}")) for c in CERTIFICATE_COMMANDS]
@@ -336,15 +391,25 @@ def test_uninstall_with_destdir_keeps_config_and_state(tmp_path):
     config = root / "etc/treadmill-safety/config.toml"
     config.write_text("# the clinic's config\n")
     result = install(root, "--uninstall")
-    for rel in ("etc/systemd/system/" + CONTROLLER, "etc/systemd/system/" + DASHBOARD, "etc/systemd/system/" + VOICE,
-                "etc/udev/rules.d/" + RULES, "opt/treadmill-safety"):
+    for rel in [*("etc/systemd/system/" + name for name in UNITS), "etc/udev/rules.d/" + RULES,
+                "opt/treadmill-safety"]:
         assert not (root / rel).exists(), rel
     assert config.read_text() == "# the clinic's config\n"
     assert (root / "var/lib/treadmill-safety").is_dir() and (root / "var/lib/treadmill-dashboard").is_dir()
     assert "Kept: /etc/treadmill-safety/" in result.stdout
-    assert "would run: systemctl disable --now" in result.stdout
-    # Uninstalling twice is harmless too.
-    install(root, "--uninstall")
+    assert f"would run: systemctl disable --now {' '.join(UNITS)}" in result.stdout
+    # Uninstalling twice is harmless too: nothing is left to disable (systemctl would fail on a missing unit).
+    again = install(root, "--uninstall")
+    assert "systemctl disable" not in again.stdout
+
+
+def test_uninstall_disables_only_the_units_an_older_install_left(tmp_path):
+    """An install from before the replicator has three units: systemctl is not asked about a fourth."""
+    root = tmp_path / "root"
+    install(root)
+    (root / "etc/systemd/system" / REPLICATOR).unlink()
+    result = install(root, "--uninstall")
+    assert f"would run: systemctl disable --now {CONTROLLER} {DASHBOARD} {VOICE}\n" in result.stdout
 
 
 def test_install_rejects_unknown_arguments(tmp_path):
@@ -381,3 +446,91 @@ def test_install_warns_when_the_kept_config_names_no_certificate(tmp_path):
     assert "[web] tls_cert and tls_key are not set" in result.stderr
     assert f'tls_cert = "{TLS_CERT}"' in result.stderr and f'tls_key = "{TLS_KEY}"' in result.stderr
     assert not any(f"would run: {c}" in result.stdout for c in CERTIFICATE_COMMANDS)
+
+
+# ---- install.sh and the clinic record ------------------------------------------------------
+
+CLINIC_PASSWORD = "/etc/treadmill-safety/clinic-password"
+CLINIC_CA = "/etc/treadmill-safety/clinic-ca.crt"
+CLINIC_STATUS = f"sudo -u treadmill-web {EXEC} clinic status --config /etc/treadmill-safety/config.toml"
+
+
+def clinic_config(root: Path, **clinic: str) -> Path:
+    """The example config under ``root`` with these [clinic] options set (each must be in the example)."""
+    text = (SYSTEMD / "config.example.toml").read_text()
+    head, sep, section = text.partition("\n[clinic]\n")
+    assert sep, "the example config has a [clinic] section"
+    for key, value in clinic.items():
+        section, count = re.subn(rf"^{key} = .*$", f'{key} = "{value}"', section, count=1, flags=re.MULTILINE)
+        assert count == 1, f"[clinic] {key} is not in the example"
+    config = root / "etc/treadmill-safety/config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(head + sep + section)
+    assert tomllib.loads(config.read_text())["clinic"]["treadmill_id"] == clinic.get("treadmill_id", "")
+    return config
+
+
+def test_install_leaves_the_replicator_disabled_without_a_treadmill_id(tmp_path):
+    """A config with an empty [clinic] treadmill_id (or none at all) joins no clinic record."""
+    for config_text in (None, "# an older config without [clinic]\n"):
+        root = tmp_path / ("empty" if config_text is None else "older")
+        config = clinic_config(root, treadmill_id="")
+        if config_text is not None:
+            config.write_text(config_text)
+        result = install(root)
+        assert (root / "etc/systemd/system" / REPLICATOR).read_bytes() == (SYSTEMD / REPLICATOR).read_bytes()
+        assert f"would run: systemctl enable {CONTROLLER} {DASHBOARD} {VOICE}\n" in result.stdout
+        assert REPLICATOR not in "".join(ln for ln in result.stdout.splitlines(True) if "would run:" in ln)
+        assert "[clinic] treadmill_id is empty" in result.stdout
+        assert f"put the password in {CLINIC_PASSWORD} (root:treadmill-web 0640)" in result.stdout
+        assert f"sudo systemctl enable --now {REPLICATOR}" in result.stdout
+        assert f"systemctl start {CONTROLLER} {DASHBOARD} {VOICE}\n" in result.stdout
+        assert "clinic status" not in result.stdout and "clinic" not in result.stderr
+
+
+def test_install_enables_the_replicator_for_a_clinics_treadmill(tmp_path):
+    root = tmp_path / "root"
+    clinic_config(root, treadmill_id="room-2", dsn="host=db.clinic.lan dbname=treadmills user=treadmill_room2",
+                  password_file=CLINIC_PASSWORD, sslrootcert=CLINIC_CA)
+    first = install(root)
+    assert f'Clinic record: this is treadmill "room-2"; {REPLICATOR} is enabled' in first.stdout
+    lines = first.stdout.splitlines()
+    enable = [i for i, ln in enumerate(lines) if "would run: systemctl enable" in ln]
+    assert [lines[i].split("systemctl enable ")[1] for i in enable] == [f"{CONTROLLER} {DASHBOARD} {VOICE}", REPLICATOR]
+    # The password file: not there yet, so the installer says how to make it (it never writes or reads it).
+    assert f"[clinic] password_file {CLINIC_PASSWORD} does not exist" in first.stderr
+    assert f"sudo install -m 0640 -o root -g treadmill-web /dev/null {CLINIC_PASSWORD}" in first.stderr
+    assert not (root / CLINIC_PASSWORD.lstrip("/")).exists()
+    assert f"[clinic] sslrootcert {CLINIC_CA} does not exist" in first.stderr
+    assert CLINIC_STATUS in first.stdout
+    assert f"systemctl start {CONTROLLER} {DASHBOARD} {VOICE} {REPLICATOR}\n" in first.stdout
+
+    # Run again once the files are there: the same units enabled, nothing to warn about the clinic.
+    for rel, text in ((CLINIC_PASSWORD, "secret\n"), (CLINIC_CA, "the clinic's CA\n")):
+        (root / rel.lstrip("/")).write_text(text)
+    (root / CLINIC_PASSWORD.lstrip("/")).chmod(0o640)
+    second = install(root)
+    assert [ln for ln in second.stdout.splitlines() if "systemctl enable" in ln] == [lines[i] for i in enable]
+    assert f"Password file: {CLINIC_PASSWORD} present" in second.stdout
+    assert "clinic" not in second.stderr and "secret" not in second.stdout + second.stderr
+    assert (root / CLINIC_PASSWORD.lstrip("/")).read_text() == "secret\n"
+    assert CLINIC_STATUS in second.stdout
+
+
+def test_install_warns_when_verify_full_has_no_ca(tmp_path):
+    """sslmode verify-full without sslrootcert: libpq would look in the home treadmill-web has not got."""
+    root = tmp_path / "root"
+    clinic_config(root, treadmill_id="room-2", dsn="host=db.clinic.lan dbname=treadmills user=treadmill_room2")
+    result = install(root)
+    assert "[clinic] sslrootcert is empty with sslmode verify-full" in result.stderr
+    assert "[clinic] password_file is empty" in result.stdout
+    assert f"would run: systemctl enable {REPLICATOR}\n" in result.stdout
+
+
+def test_install_help_shows_the_whole_header():
+    result = subprocess.run(["bash", str(INSTALL), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.startswith("Install (or uninstall) treadmill-safety as four systemd services")
+    assert "clinic status" in result.stdout and "--uninstall" in result.stdout
+    assert result.stdout.rstrip().endswith("is printed, not done; no root needed.")
+    assert "set -euo" not in result.stdout
