@@ -80,14 +80,15 @@ def free_port() -> int:
 
 
 def spawn_dashboard(port: int, socket_path: str, state_dir: str | Path, *, stderr=None,
-                    tls: tuple[Path, Path] | None = None) -> subprocess.Popen | None:
+                    tls: tuple[Path, Path] | None = None, config: str | Path = EXAMPLE_CONFIG) -> subprocess.Popen | None:
     """Start ``treadmill-safety web`` on 127.0.0.1:port (normal priority) and wait until it answers.
 
-    Plain HTTP, or HTTPS with ``tls = (cert, key)``, the readiness check trusting that certificate.
+    Plain HTTP, or HTTPS with ``tls = (cert, key)``, the readiness check trusting that certificate;
+    ``config`` is the example config unless another is given (a clinic's treadmill's, sim/clinic.py).
     Returns the process, or None (and the process is ended) if it did not come up in time.
     """
     cert, key = (str(tls[0]), str(tls[1])) if tls else ("", "")
-    web = subprocess.Popen([sys.executable, "-m", "cli.main", "web", "--config", str(EXAMPLE_CONFIG),
+    web = subprocess.Popen([sys.executable, "-m", "cli.main", "web", "--config", str(config),
                             "--host", "127.0.0.1", "--port", str(port), "--ipc-socket", socket_path,
                             "--state-dir", str(state_dir), "--tls-cert", cert, "--tls-key", key], stderr=stderr)
     try:  # the dashboard stays below the controller, whatever priority this process has

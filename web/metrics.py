@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any, Callable, Iterator
 
 from flask import Blueprint, Flask, Response, current_app
@@ -93,8 +94,35 @@ def _latency_buckets(latency: dict[str, Any]) -> tuple[list[tuple[str, float]], 
     return pairs, sum_s
 
 
-def status_families(status: dict[str, Any]) -> Iterator[Metric]:
-    """The controller's metric families from one status snapshot (without treadmill_controller_up)."""
+def clinic_families(status: dict[str, Any], now_wall: float) -> Iterator[Metric]:
+    """A treadmill of a clinic record (its status has "clinic"): the outbox's rows, its oldest row's age and
+    whether the replicator reaches the clinic's server. Nothing for a treadmill without a clinic."""
+    clinic = status.get("clinic")
+    if not isinstance(clinic, dict):
+        return
+    storage = _mapping(status.get("storage"))
+    rows = _count(storage.get("outbox"))
+    if rows is not None:
+        yield GaugeMetricFamily("treadmill_clinic_outbox_rows",
+                                "History rows written here that the clinic record has not got yet", value=rows)
+        oldest = _number(storage.get("outbox_oldest_wall"))
+        # No row waiting is age 0; a clock that stepped back is 0, never a negative age; rows waiting
+        # since an unknown time leave the age out.
+        age_s = 0.0 if rows == 0 else None if oldest is None else max(0.0, now_wall - oldest)
+        if age_s is not None:
+            yield GaugeMetricFamily("treadmill_clinic_outbox_oldest_age_seconds",
+                                    "Age of the oldest row waiting for the clinic record (0 when none waits), "
+                                    "seconds", value=age_s)
+    connected = clinic.get("connected")
+    if isinstance(connected, bool):
+        yield GaugeMetricFamily("treadmill_clinic_replicator_connected",
+                                "1 while the replicator reports reaching the clinic record's server, else 0",
+                                value=1.0 if connected else 0.0)
+
+
+def status_families(status: dict[str, Any], now_wall: float | None = None) -> Iterator[Metric]:
+    """The controller's metric families from one status snapshot (without treadmill_controller_up);
+    ``now_wall`` (default: the present unix time) is what the outbox's oldest row's age is counted to."""
     state = status.get("state")
     if isinstance(state, str):
         family = GaugeMetricFamily("treadmill_state", "Controller state: 1 for the present state, 0 for the others",
@@ -132,6 +160,8 @@ def status_families(status: dict[str, Any]) -> Iterator[Metric]:
         yield HistogramMetricFamily("treadmill_decision_latency_seconds",
                                     "Time one decision step took (read sensors, decide, drive relay and belt)",
                                     buckets=buckets, sum_value=sum_s)
+
+    yield from clinic_families(status, time.time() if now_wall is None else now_wall)
 
 
 class ControllerCollector(Collector):

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 import pytest
 
 from tests.web.helpers import ADMIN, login
+from web.clinic_overview import EXTENSION_KEY as CLINIC_READER
 from web.i18n import LANGUAGE_COOKIE, script_messages
 
 #: Void elements: they never close, so they never hold text.
@@ -29,6 +30,7 @@ PAGES = {
     "/accounts": ("accounts-title", "账户"),
     "/account": ("account-title", "我的账户"),
     "/audit": ("audit-title", "审计日志"),
+    "/clinic": ("clinic-title", "诊所"),
 }
 #: The admin's nav links, shown to the admin on every page.
 ADMIN_NAV_ZH = {"nav-accounts": "账户", "nav-audit": "审计", "nav-account": "我的账户"}
@@ -93,9 +95,31 @@ def clinic_admin(admin_client, fake):
     return admin_client
 
 
+@pytest.fixture
+def admin_on(request, clinic_admin, fake, make_app):
+    """The admin's client for a page: /clinic is served by a treadmill of a clinic record (a real PostgreSQL
+    database, clinic_db), every other page by the plain treadmill of ``clinic_admin``."""
+    readers = []
+
+    def client_for(path: str):
+        if path != "/clinic":
+            return clinic_admin
+        app = make_app(fake.socket_path, {"CLINIC": request.getfixturevalue("clinic_db").cfg("A")})
+        readers.append(app.extensions[CLINIC_READER])
+        client = app.test_client()
+        login(client, ADMIN)
+        return client
+
+    try:
+        yield client_for
+    finally:
+        for reader in readers:
+            reader.close()
+
+
 @pytest.mark.parametrize("path", sorted(PAGES))
-def test_every_page_speaks_chinese_when_asked(clinic_admin, path):
-    page = _page(clinic_admin, path, query_string={"lang": "zh"})
+def test_every_page_speaks_chinese_when_asked(admin_on, path):
+    page = _page(admin_on(path), path, query_string={"lang": "zh"})
     assert page.lang == "zh"
     assert {i: page.words(i) for i in HEADER_ZH} == HEADER_ZH
     assert {i: page.words(i) for i in ADMIN_NAV_ZH} == ADMIN_NAV_ZH
@@ -168,11 +192,11 @@ def test_an_unknown_language_falls_back_to_the_configured_one(clinic_admin, fake
 
 
 @pytest.mark.parametrize("path", sorted(PAGES))
-def test_the_script_catalog_translates_every_script_message(clinic_admin, path):
+def test_the_script_catalog_translates_every_script_message(admin_on, path):
     """Each page carries the Chinese of every message the scripts may show: none missing, empty or English."""
     messages = script_messages()
     assert len(messages) > 100, "the scripts' messages were not found"
-    page = _page(clinic_admin, path, query_string={"lang": "zh"})
+    page = _page(admin_on(path), path, query_string={"lang": "zh"})
     catalog = json.loads(page.data["script-catalog"])
     assert sorted(set(messages) - set(catalog)) == []
     assert sorted(m for m in messages if not catalog[m] or catalog[m] == m) == []

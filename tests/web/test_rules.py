@@ -8,10 +8,11 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 #: The config, the CSV layouts shared with the export command, the one atomic file writer of both
-#: processes, and the reading of the dashboard's certificate it shares with the doctor; nothing else
+#: processes, the reading of the dashboard's certificate it shares with the doctor, and the socket's
+#: client side that every client of the controller shares (ipc_client.py); nothing else
 #: of the controller (its rules stay in the controller, which is asked).
 ALLOWED_MODULES = ("controller.config", "controller.storage.export_formats", "controller.files",
-                   "controller.certificate")
+                   "controller.certificate", "controller.ipc_client")
 
 
 def _imports(path: Path) -> list[tuple[str, str]]:

@@ -130,7 +130,45 @@
     $('demo').hidden = !s.demo;
     for (const button of document.querySelectorAll('#demo button')) button.disabled = false;
 
+    renderClinic(s);
+
     if (!previous || previous.state !== s.state || previous.trip_count !== s.trip_count) refreshEvents();
+  }
+
+  // A treadmill of a clinic record: whether its history reaches the clinic's server, the rows still waiting
+  // to go, and a looser prescription from there that waits for the belt to stand. Nothing without a clinic.
+  function renderClinic(s) {
+    const clinic = s.clinic;
+    const state = $('clinic-record-state');
+    $('clinic-record').hidden = !clinic;
+    $('clinic-record').classList.toggle('error', Boolean(clinic) && !clinic.connected);
+    state.classList.remove('stale');
+    if (!clinic) {
+      state.textContent = '';
+      setClinicOutbox(0);
+      setClinicPending(null);
+      return;
+    }
+    state.textContent = clinic.connected ? _('clinic record: shipping')
+      : _('clinic record unreachable: {message}', { message: clinic.message || '--' });
+    setClinicOutbox(s.storage ? s.storage.outbox : 0);
+    setClinicPending(clinic.pending_prescription);
+  }
+
+  function setClinicOutbox(rows) {
+    const outbox = $('clinic-record-outbox');
+    const waiting = Number.isFinite(rows) && rows > 0;
+    outbox.hidden = !waiting;
+    if (!waiting) outbox.textContent = '';
+    else outbox.textContent = '· ' + (rows === 1 ? _('1 row waiting') : _('{count} rows waiting', { count: rows }));
+  }
+
+  function setClinicPending(pending) {
+    const line = $('clinic-pending');
+    line.hidden = !pending;
+    line.textContent = !pending ? ''
+      : _("patient {patient}'s looser prescription from the clinic record applies once the belt stands",
+        { patient: pending.patient_id });
   }
 
   // No live status: every live figure on this page is unknown.
@@ -147,6 +185,11 @@
     $('patient').setAttribute('visibility', 'hidden');
     for (const id of ['reset', 'start', 'speed-up', 'speed-down', 'mode']) $(id).disabled = true;
     for (const button of document.querySelectorAll('#demo button')) button.disabled = true;
+    // The clinic line (shown on a clinic's treadmill only) is unknown too; a waiting prescription is not claimed.
+    unknown('clinic-record-state', true, '');
+    $('clinic-record').classList.remove('error');
+    setClinicOutbox(0);
+    setClinicPending(null);
   }
 
   document.addEventListener('dashboard:status', (ev) => render(ev.detail));

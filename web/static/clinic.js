@@ -18,7 +18,8 @@
 
   const section = T.$('clinic-overview');
   const table = T.$('clinic-table');
-  let lastAnswerAt = Date.now();
+  // On the monotonic clock: a wall clock stepped back (a Pi's first NTP sync) cannot hide silence.
+  let lastAnswerAt = performance.now();
   let rows = [];
   let reachable = null;
 
@@ -194,7 +195,7 @@
   async function poll() {
     const r = await fetchOverview();
     if (r.ok && r.body.ok) {
-      lastAnswerAt = Date.now();
+      lastAnswerAt = performance.now();
       rows = Array.isArray(r.body.treadmills) ? r.body.treadmills : [];
       serverTime = r.body.server_time;
       T.pageMessage('');
@@ -211,8 +212,8 @@
   }
 
   setInterval(() => {
-    if (reachable !== false && Date.now() - lastAnswerAt > UNREACHABLE_AFTER_MS) {
-      setReachable(false, _('no answer for {seconds} s', { seconds: Math.round((Date.now() - lastAnswerAt) / 1000) }));
+    if (reachable !== false && performance.now() - lastAnswerAt > UNREACHABLE_AFTER_MS) {
+      setReachable(false, _('no answer for {seconds} s', { seconds: Math.round((performance.now() - lastAnswerAt) / 1000) }));
     }
   }, 500);
 

@@ -11,6 +11,9 @@
   const errors = T.$('patient-errors');
   let dirty = false;
   let sessionCount = 0;
+  // The profile's version the form was filled from: an update sends it, and the controller refuses it
+  // (conflict) when the clinic record changed the profile since, rather than overwrite that change unseen.
+  let formVersion = null;
 
   // ---- the program ------------------------------------------------------------------------
 
@@ -29,16 +32,29 @@
 
   // ---- sessions table ---------------------------------------------------------------------
 
-  function sessionRow(s) {
+  // A session of this treadmill has its session_id and its own page; one the clinic record brought from another
+  // treadmill has session_id null and its treadmill_id (its timeline stays on that treadmill): no link.
+  const isOwn = (s) => s.session_id !== null && s.session_id !== undefined;
+
+  function sessionRow(s, withTreadmill) {
     const tr = document.createElement('tr');
-    tr.dataset.sessionId = s.session_id;
-    tr.className = 'status-' + String(s.status).replace(/[^a-z]/g, '');
+    if (isOwn(s)) tr.dataset.sessionId = s.session_id;
+    if (s.treadmill_id) tr.dataset.treadmillId = s.treadmill_id;
+    tr.className = 'status-' + String(s.status).replace(/[^a-z]/g, '') + (isOwn(s) ? '' : ' other-treadmill');
     const details = document.createElement('td');
-    details.appendChild(T.link('/sessions/' + encodeURIComponent(s.session_id), _('session {id}', { id: s.session_id })));
+    if (isOwn(s)) {
+      const href = '/sessions/' + encodeURIComponent(s.session_id);
+      details.appendChild(T.link(href, _('session {id}', { id: s.session_id })));
+    } else {
+      details.append(T.el('span', _('on treadmill {treadmill}', { treadmill: s.treadmill_id || '--' }), 'muted'));
+    }
     const painCell = document.createElement('td');
     painCell.appendChild(T.pain(s.pain_before, s.pain_after, s.pain_flag));
+    const treadmill = T.el('td', s.treadmill_id || '--', 'treadmill-id');
+    treadmill.hidden = !withTreadmill;
     tr.append(
-      T.el('td', T.dateTime(s.started_wall)), T.el('td', T.word('status', s.status)), T.el('td', T.minutes(s.planned_min)),
+      T.el('td', T.dateTime(s.started_wall)), treadmill, T.el('td', T.word('status', s.status)),
+      T.el('td', T.minutes(s.planned_min)),
       T.el('td', T.duration(s.duration_s)), T.el('td', T.num(s.distance_m, 0, 'm')),
       T.el('td', T.speed(s.mean_kmh) + ' / ' + T.speed(s.max_kmh)), T.el('td', s.warnings, s.warnings ? 'warn' : ''),
       T.el('td', s.trips, s.trips ? 'trip' : ''), T.el('td', T.num(s.closest_mm, 0, 'mm')), painCell, details);
@@ -46,7 +62,10 @@
   }
 
   function renderSessions(sessions) {
-    T.$('sessions-table').tBodies[0].replaceChildren(...sessions.map(sessionRow));
+    // The treadmill column only where sessions name their treadmill (a treadmill of a clinic record).
+    const withTreadmill = sessions.some((s) => Boolean(s.treadmill_id));
+    T.$('sessions-treadmill-head').hidden = !withTreadmill;
+    T.$('sessions-table').tBodies[0].replaceChildren(...sessions.map((s) => sessionRow(s, withTreadmill)));
     T.$('sessions-empty').hidden = sessions.length > 0;
   }
 
@@ -54,8 +73,11 @@
 
   // One x per session in the order they started (two on one day are apart), dated under the first of a day.
   function renderCharts(sessions) {
-    const when = (s) => _('{date} (session {id})', { date: T.dateTime(s.started_wall), id: s.session_id });
-    const at = (s) => ({ x: s.started_wall, key: s.session_id });
+    const when = (s) => (isOwn(s) ? _('{date} (session {id})', { date: T.dateTime(s.started_wall), id: s.session_id })
+      : _('{date} (on treadmill {treadmill})', { date: T.dateTime(s.started_wall), treadmill: s.treadmill_id }));
+    // Each session its own x: another treadmill's has no session_id, so its treadmill and start tell it apart.
+    const at = (s) => ({ x: s.started_wall,
+      key: isOwn(s) ? 'session ' + s.session_id : 'treadmill ' + s.treadmill_id + ' ' + s.started_wall });
     const painAfter = (s) => (s.pain_after === null ? '--' : s.pain_after);
     window.Charts.dated(T.$('chart-duration'), [
       { label: _('planned'), cls: 'planned', points: sessions.map((s) => ({ ...at(s), y: s.planned_min,
@@ -93,7 +115,10 @@
     renderProgram(r.body);
     renderSessions(sessions);
     renderCharts(sessions);
-    if (!dirty) T.fillForm(form, r.body.patient);
+    if (!dirty) {
+      T.fillForm(form, r.body.patient);
+      formVersion = Number.isInteger(r.body.patient.version) ? r.body.patient.version : null;
+    }
   }
 
   async function loadRanges() {
@@ -107,7 +132,9 @@
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    const r = await T.api('PUT', base, T.readForm(form));
+    const body = T.readForm(form);
+    if (formVersion !== null) body.version = formVersion;
+    const r = await T.api('PUT', base, body);
     if (r.ok) {
       T.showErrors(form, errors, [], null);
       T.say('patient-message', _('profile saved'), false);
