@@ -6,7 +6,7 @@ The Pi-sized budget comes last: it confines the controller to a slice of one cor
 
 from __future__ import annotations
 
-from bench import (access, approach, cpu_cost, dashboard, decision_cost, history, patient_display, pi_budget,
+from bench import (access, approach, clinic, cpu_cost, dashboard, decision_cost, history, patient_display, pi_budget,
                    reliability, sensor_phase, serial_poll, stop_margin, tls, trip_latency, voice, wake_floor)
 
 
@@ -26,6 +26,7 @@ def main() -> None:
     access.main([])
     dashboard.main([])
     patient_display.main([])
+    clinic.main([])
     reliability.main([])
     pi_budget.main([])
 
