@@ -194,7 +194,12 @@ class SimBench:
         zone_mm = self.controller.loop.core.reset_warn_zone_mm()
         self.patient.set_gap(min(self.patient.deck_length_mm,
                                  max(self.start_gap_mm, zone_mm + 2 * RESET_CLEARANCE_MM)))
-        return "sensors and cable back, patient stepped forward to the start: a therapist may reset"
+        # A stall of this machine longer than the hold time opens the (latching) watchdog relay, as on the Pi;
+        # the installer's button on it closes it again.
+        reopened = not self.watchdog.is_closed()
+        self.reset_watchdog()
+        return ("sensors and cable back, patient stepped forward to the start"
+                + (", watchdog relay reset" if reopened else "") + ": a therapist may reset")
 
     def close(self) -> None:
         """Stop everything; safe twice."""

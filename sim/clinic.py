@@ -132,7 +132,9 @@ class ClinicTreadmill:
                                             "value": value})
 
     def reset(self, timeout_s: float = 10.0) -> bool:
-        """A reset, tried until the inputs are fresh and it is accepted."""
+        """The simulation recovered (the patient at the start, the watchdog relay closed: a stall of this
+        shared machine may have opened it), then a reset, tried until the inputs are fresh and it is accepted."""
+        self.call("demo", {"action": "recover"})
         def attempt() -> bool:
             try:
                 self.command("reset")

@@ -6,7 +6,7 @@ own dashboard, where its safety core decides. A row's age is the server's clock 
 clock (``updated_at``), never a Pi's, so a Pi with a wrong clock cannot look live.
 
 One connection per dashboard process, shared under a lock and made anew after a failure: a tablet that
-polls once a second must not open a connection a second.
+polls twice a second must not open a connection each time.
 """
 
 from __future__ import annotations

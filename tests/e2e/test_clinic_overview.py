@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from sim.dashboard import free_port, spawn_dashboard, stop_process
-from sim.bench import wait_until
+from sim.bench import STALE_INPUT_TRIPS, wait_until
 from sim.clinic import ClinicTreadmill
 from tests.e2e.test_dashboard import log_in
 
@@ -47,6 +47,29 @@ def clinic_site(clinic_db, tmp_path, browser):
             clinic_db.server.start()
 
 
+def drift_b_to_the_edge(b: ClinicTreadmill, page) -> dict:
+    """B's belt runs (its row says so), then its patient is carried to the edge; B's stop-zone trip event.
+
+    A stall of this shared machine may open B's watchdog relay (a standing belt under RUNNING) or trip it on a
+    stale input first: then, as a therapist would, the simulation recovers and it goes again (twice at most)."""
+    for _ in range(3):
+        assert b.reset(), b.status()["reasons"]
+        b.command("start", 1.0)
+        if not wait_until(lambda: b.status()["belt_speed_mps"] > 0.2, 10.0, poll_s=0.05):
+            continue
+        expect(page.locator("#clinic-row-B td.clinic-state")).to_have_attribute("data-state", "RUNNING",
+                                                                               timeout=10_000)
+        before = b.status()["trip_count"]
+        b.call("demo", {"action": "drift_back"})
+        if not wait_until(lambda: b.status()["trip_count"] > before, 10.0, poll_s=0.05):
+            continue
+        trip = b.call("events", {"kind": "trip", "limit": 1})[0]
+        if trip["code"] == "stop_zone":
+            return trip
+        assert trip["code"].startswith(STALE_INPUT_TRIPS), trip
+    pytest.fail("three machine stalls in a row spoiled B's drift to the edge")
+
+
 def test_the_overview_shows_both_treadmills_and_a_trip_on_one_within_2_s(clinic_site, browser, tmp_path):
     url, password, a, b, db = clinic_site
     assert a.reset(), "A stands READY beside B"
@@ -60,11 +83,6 @@ def test_the_overview_shows_both_treadmills_and_a_trip_on_one_within_2_s(clinic_
         expect(page.locator("#clinic-row-A a.clinic-dashboard-link")).to_have_attribute("href", url)
         expect(page.locator("#clinic-row-B td.clinic-replication")).to_have_attribute("data-current", "1")
 
-        assert b.reset()
-        b.command("start", 1.0)
-        expect(page.locator("#clinic-row-B td.clinic-state")).to_have_attribute("data-state", "RUNNING",
-                                                                               timeout=10_000)
-        # Every change of B's row is noted with the wall time it was drawn (same clock as B's events).
         page.evaluate("""() => {
             window.__rowB = [];
             const note = () => {
@@ -76,13 +94,13 @@ def test_the_overview_shows_both_treadmills_and_a_trip_on_one_within_2_s(clinic_
             new MutationObserver(note).observe(document.querySelector('#clinic-table tbody'),
                                                {childList: true, subtree: true, attributes: true});
         }""")
-        b.call("demo", {"action": "drift_back"})
-        assert wait_until(lambda: b.status()["trip_count"] >= 1, 10.0, poll_s=0.05), b.status()["reasons"]
-        trip = b.call("events", {"kind": "trip", "limit": 1})[0]
-        assert trip["code"] == "stop_zone"
-        assert wait_until(lambda: any(r["trip"] and r["state"] == "STOPPED"
-                                      for r in page.evaluate("window.__rowB")), 5.0, poll_s=0.05)
-        shown = next(r for r in page.evaluate("window.__rowB") if r["trip"] and r["state"] == "STOPPED")
+        trip = drift_b_to_the_edge(b, page)
+        # The row's trip time is the status that first counted the trip: within a push of the event's.
+        assert wait_until(lambda: any(r["trip"] and abs(float(r["trip"]) - trip["wall_time"]) < 0.5
+                                      for r in page.evaluate("window.__rowB") if r["state"] == "STOPPED"),
+                          5.0, poll_s=0.05), page.evaluate("window.__rowB")[-3:]
+        shown = next(r for r in page.evaluate("window.__rowB") if r["state"] == "STOPPED" and r["trip"]
+                     and abs(float(r["trip"]) - trip["wall_time"]) < 0.5)
         delay = shown["t"] - trip["wall_time"]
         print(f"\ntrip on B -> shown on A's overview: {delay * 1000:.0f} ms")
         assert 0 <= delay <= TRIP_SHOWN_WITHIN_S

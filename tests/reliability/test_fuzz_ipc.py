@@ -10,6 +10,7 @@ the mode are as they were, and no command reached the safety core.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -19,9 +20,10 @@ import pytest
 from gpiozero import Device
 from hypothesis import event, example, given, strategies as st
 
+from controller.config import ClinicConfig
 from controller.ipc import MAX_LINE_BYTES
 from controller.safety.types import CommandKind
-from sim.bench import SimBench
+from sim.bench import SimBench, sim_config
 from tests.hil.ipc_client import JsonLinesClient
 from tests.reliability.tally import TALLY, fuzz
 from tests.waiting import expect
@@ -30,12 +32,16 @@ KIND = "bad inputs: IPC lines"
 #: Methods that only read: any params may be answered ok or refused.
 READ_ONLY = {"status": (), "subscribe": (), "events": ("limit", "kind"), "limits": (), "patients": (),
              "patient": ("patient_id",), "session": ("session_id",),
-             "session_samples": ("session_id", "offset", "limit")}
+             "session_samples": ("session_id", "offset", "limit"),
+             "outbox_read": ("after", "limit"), "clinic_cursor": ()}
 #: Methods that act, with their fields: the generator always breaks them.
 ACTING = {"command": ("command", "actor", "authorized", "value"), "demo": ("action",),
           "patient_save": ("patient", "create"), "patient_delete": ("patient_id",),
           "patient_select": ("patient_id",), "session_start": ("patient_id", "planned_min", "pain_before", "speed_kmh"),
-          "session_pause": (), "session_resume": (), "session_end": (), "session_pain": ("session_id", "pain_after")}
+          "session_pause": (), "session_resume": (), "session_end": (), "session_pain": ("session_id", "pain_after"),
+          # The clinic replicator's methods (the bench belongs to a clinic record).
+          "clinic_merge": ("patients", "sessions", "refused", "cursor"), "outbox_ack": ("upto",),
+          "clinic_report": ("connected", "message", "shipped_wall")}
 COMMAND_NAMES = {k.value for k in CommandKind}
 DEMO_ACTIONS = {"drift_back", "console_speed_up", "unplug_sensor", "unplug_treadmill", "recover"}
 #: What a refusal of bad input may be called; "internal" (a server bug) never.
@@ -48,7 +54,9 @@ def served(tmp_path_factory) -> Iterator[tuple[SimBench, str]]:
     saved = Device.pin_factory
     root = tmp_path_factory.mktemp("ipc-fuzz")
     path = str(root / "control.sock")
-    bench = SimBench(state_dir=root / "state", ipc_socket=path).start()
+    # A clinic's treadmill, so the replicator's methods are served too (no server is needed for them).
+    cfg = dataclasses.replace(sim_config(root / "state"), clinic=ClinicConfig(treadmill_id="F", dsn="host=127.0.0.1"))
+    bench = SimBench(cfg, state_dir=root / "state", ipc_socket=path).start()
     try:
         expect(lambda: bench.controller.status.get("state") == "STOPPED", 5.0, "the controller's first status")
         yield bench, path

@@ -10,7 +10,8 @@
   const T = window.Therapy;
   const word = window.Header.word;
   const plain = window.Header.plain;
-  const POLL_MS = 1000;
+  // Twice a second: a trip on any treadmill is on the page well within 2 s (one small query each time).
+  const POLL_MS = 500;
   // No answer for this long: the record counts as unreachable.
   const UNREACHABLE_AFTER_MS = 3000;
   // One request at most this long: a hung one must not stop the polling.
