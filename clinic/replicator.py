@@ -106,6 +106,10 @@ class StatusFeed:
         self.on_change = on_change
         self.latest: dict[str, Any] | None = None
         self.received_mono = 0.0
+        #: (wall time, reason codes) of the last trip seen: every status is looked at here, so a trip while
+        #: the clinic record was away keeps its own time and reasons.
+        self.last_trip: tuple[float, list[str]] | None = None
+        self._trip_count: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="replicator-status", daemon=True)
         self._key: tuple = ()
@@ -132,6 +136,7 @@ class StatusFeed:
                     if not isinstance(status, dict):
                         continue
                     self.latest, self.received_mono = status, time.monotonic()
+                    self._note_trip(status)
                     key = (status.get("state"), status.get("warning"), status.get("trip_count"),
                            (status.get("session") or {}).get("phase"))
                     if key != self._key:
@@ -142,8 +147,20 @@ class StatusFeed:
             finally:
                 sock.close()
             self.latest = None
+            self._trip_count = None  # a controller that comes back counts its trips from 0
             self.on_change()
             self._stop.wait(1.0)
+
+    def _note_trip(self, status: dict[str, Any]) -> None:
+        trips = status.get("trip_count")
+        if not isinstance(trips, int):
+            return
+        # The first status seen is the baseline; a restarted controller counts from 0 again.
+        if self._trip_count is not None and trips > self._trip_count:
+            t_wall = status.get("t_wall")
+            self.last_trip = (float(t_wall) if isinstance(t_wall, (int, float)) else time.time(),
+                              list(status.get("reasons") or {}))
+        self._trip_count = trips
 
 
 class Replicator:
@@ -182,7 +199,6 @@ class Replicator:
         self._next_pull = 0.0
         self._next_full_pull = 0.0
         self._last_trip: tuple[float, list[str]] | None = None
-        self._trip_count: int | None = None
         self._cursor: int | None = None
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -224,6 +240,12 @@ class Replicator:
                     self._stop.wait(0.2)
             except (ControllerOffline, ControllerError) as exc:
                 self.message = f"controller: {exc}"
+                if conn is not None:
+                    try:
+                        conn.rollback()  # nothing half-shipped stays open on the server
+                    except Exception:  # noqa: BLE001 - a broken connection is made anew
+                        self._close(conn)
+                        conn = None
                 self._stop.wait(1.0)
             except Exception as exc:  # noqa: BLE001 - the server away, or any other database trouble
                 from clinic.connect import ClinicError, describe
@@ -337,8 +359,16 @@ class Replicator:
         self.shipped_rows += len(items)
         self.shipped_wall = self.wall_clock()
         if accepted or refused:
-            self._merge(patients=accepted + [r["row"] for r in refused],
-                        refused=[{"patient_id": r["row"]["patient_id"], "message": r["message"]} for r in refused])
+            rows = accepted + [r["row"] for r in refused]
+            try:
+                self._merge(patients=rows,
+                            refused=[{"patient_id": r["row"]["patient_id"], "message": r["message"]} for r in refused],
+                            accepted=[{"patient_id": r["patient_id"], "version": r["version"]} for r in accepted])
+            except (ControllerOffline, ControllerError):
+                # Shipped and acknowledged, but this treadmill has not heard: the next pull sends these again.
+                for row in rows:
+                    self._patient_versions.pop(row["patient_id"], None)
+                raise
         return ack["backlog"] > 0
 
     def _ship_patient(self, cur, local: dict, accepted: list, refused: list) -> None:
@@ -402,10 +432,10 @@ class Replicator:
 
     def pull(self, conn, full: bool = False) -> None:
         """Hand the controller the patients that changed and other treadmills' sessions it lacks."""
+        cursor = 0 if full else self._session_cursor()  # asked of the controller before a transaction opens
         with conn.cursor() as cur:
             cur.execute(f"SELECT {', '.join(_PATIENT_ROW)} FROM patients ORDER BY patient_id")
             patients = [dict(zip(_PATIENT_ROW, r)) for r in cur.fetchall()]
-            cursor = 0 if full else self._session_cursor()
             cur.execute(f"SELECT treadmill_id, local_id, {', '.join(_SESSION_COLUMNS)}, changed FROM sessions "
                         "WHERE treadmill_id <> %s AND changed > %s ORDER BY changed",
                         (self.treadmill_id, max(0, cursor - PULL_OVERLAP)))
@@ -429,7 +459,7 @@ class Replicator:
         return self._cursor
 
     def _merge(self, *, patients: list[dict] = (), sessions: list[dict] = (), refused: list[dict] = (),
-               cursor: dict | None = None) -> None:
+               accepted: list[dict] = (), cursor: dict | None = None) -> None:
         """``clinic_merge`` in requests that stay under the controller's line limit."""
         if not patients and not sessions and not refused and (cursor is None or cursor["sessions"] == self._cursor):
             return
@@ -438,7 +468,7 @@ class Replicator:
         while first or pending_p or pending_s:
             first = False
             params: dict[str, Any] = {"patients": [], "sessions": [], "refused": list(refused),
-                                      "actor": "clinic replicator", "authorized": True}
+                                      "accepted": list(accepted), "actor": "clinic replicator", "authorized": True}
             size = len(json.dumps(params, ensure_ascii=False).encode()) + 200
             for key, pending in (("patients", pending_p), ("sessions", pending_s)):
                 while pending:
@@ -453,13 +483,18 @@ class Replicator:
             if last and cursor:
                 params["cursor"] = cursor
             result = self.client.call("clinic_merge", params)
-            refused = []
+            refused, accepted = [], []
             for row in params["patients"]:
                 self._patient_versions[row["patient_id"]] = (row["version"], row["updated_wall"])
             for s in params["sessions"]:
                 self._sent_sessions[(s["treadmill_id"], s["local_id"])] = s["changed"]
+            for pid in result.get("skipped", []):
+                # Left as it was (an edit there waits to be shipped): not taken, so sent again after it.
+                self._patient_versions.pop(pid, None)
             for item in result.get("not_kept", []):
-                log.warning("patient %s is not kept on this treadmill: %s", item["patient_id"], item["message"])
+                log.warning("%s is not kept on this treadmill: %s",
+                            f"patient {item['patient_id']}" if "patient_id" in item else
+                            f"a session of treadmill {item.get('treadmill_id')}", item["message"])
         if cursor:
             self._cursor = cursor["sessions"]
 
@@ -506,13 +541,12 @@ class Replicator:
         if not fresh:
             return {**row, "state": "UNKNOWN", "warning": False, "reasons": [], "belt_kmh": 0.0}
         trips = status.get("trip_count")
-        if isinstance(trips, int):
-            # The first status seen is the baseline; a restarted controller counts from 0 again.
-            if self._trip_count is not None and trips > self._trip_count:
-                self._last_trip = (float(status.get("t_wall") or self.wall_clock()), list(status.get("reasons") or {}))
-            self._trip_count = trips
+        seen = self.feed.last_trip
+        if seen is not None and (self._last_trip is None or seen[0] >= self._last_trip[0]):
+            self._last_trip = seen
         session = status.get("session") or {}
         storage = status.get("storage") or {}
+        oldest = storage.get("outbox_oldest_wall")
         return {**row, "state": status.get("state") or "UNKNOWN", "warning": bool(status.get("warning")),
                 "reasons": list(status.get("reasons") or {}),
                 "belt_kmh": round(float(status.get("belt_speed_mps") or 0.0) * 3.6, 2),
@@ -523,7 +557,9 @@ class Replicator:
                 "last_trip_wall": self._last_trip[0] if self._last_trip else None,
                 "last_trip_reasons": self._last_trip[1] if self._last_trip else [],
                 "outbox_backlog": int(storage.get("outbox") or 0),
-                "outbox_oldest_wall": storage.get("outbox_oldest_wall")}
+                # Its age on this Pi's clock; write_live turns it into a time on the server's clock.
+                "outbox_oldest_wall": (max(0.0, self.wall_clock() - float(oldest))
+                                       if isinstance(oldest, (int, float)) else None)}
 
     def write_live(self, conn) -> None:
         """Upsert the live-status row (the server stamps updated_at)."""
@@ -532,9 +568,12 @@ class Replicator:
         for key in ("reasons", "last_trip_reasons"):
             row[key] = jsonb(row.get(key) or [])
         columns = list(row)
+        # The oldest waiting row's time on the server's clock: its age here, taken from the server's now.
+        values = ["(extract(epoch FROM clock_timestamp()) - %s)" if c == "outbox_oldest_wall" else "%s"
+                  for c in columns]
         with conn.cursor() as cur:
             cur.execute(f"INSERT INTO live_status ({', '.join(columns)}, updated_at) "
-                        f"VALUES ({', '.join(['%s'] * len(columns))}, clock_timestamp()) "
+                        f"VALUES ({', '.join(values)}, clock_timestamp()) "
                         "ON CONFLICT (treadmill_id) DO UPDATE SET "
                         + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
                         + ", updated_at = clock_timestamp()", [row[c] for c in columns])

@@ -473,7 +473,8 @@ class IpcServer:
             methods.update({
                 "outbox_read": fields("outbox_read", ("after", "limit"), self._outbox_read),
                 "outbox_ack": fields("outbox_ack", ("upto",), self._outbox_ack),
-                "clinic_merge": forward("clinic_merge", "merge", ("patients", "sessions", "refused", "cursor")),
+                "clinic_merge": forward("clinic_merge", "merge", ("patients", "sessions", "refused", "accepted",
+                                                                   "cursor")),
                 "clinic_cursor": forward("clinic_cursor", "cursor", ()),
                 "clinic_report": fields("clinic_report", ("connected", "message", "shipped_wall"),
                                         self._clinic_report_in),

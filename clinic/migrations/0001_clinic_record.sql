@@ -20,7 +20,7 @@ CREATE TABLE patients (
     updated_wall     double precision NOT NULL,
     -- Each accepted change adds one; an edit based on an older version is refused.
     version          bigint NOT NULL DEFAULT 1 CHECK (version >= 1),
-    updated_by       text NOT NULL,          -- "treadmill-id: actor" of the last accepted change
+    updated_by       text NOT NULL,          -- "treadmill <id>": whose change was last accepted
     changed          bigint NOT NULL DEFAULT nextval('record_changes')
 );
 CREATE INDEX patients_changed ON patients (changed);

@@ -356,8 +356,6 @@ class HistoryStore:
                     done.append(self._run_item(conn, item))
             conn.execute("COMMIT")
             self.commits += 1
-            if self.clinic:
-                self.outbox = outbox.stats(conn)
         except Exception as exc:  # a storage fault (or a bug): nothing of this batch is written
             if conn.in_transaction:
                 try:
@@ -373,6 +371,13 @@ class HistoryStore:
                 self._drop_connection()
             self._storage_failed(cause)
             return
+        if self.clinic:
+            # After the commit, outside its error handling: a failure here must not make a written batch
+            # look unwritten (it would be written again).
+            try:
+                self.outbox = outbox.stats(conn)
+            except sqlite3.Error as exc:
+                log.warning("cannot count the outbox of %s: %s", self.path, exc)
         written = 0
         for item, result, own_exc in done:
             if isinstance(item, _Call):

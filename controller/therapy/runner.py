@@ -15,6 +15,7 @@ store's writer thread, so a slow or broken disk never reaches the safety loop.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import sqlite3
@@ -26,12 +27,13 @@ from typing import Any, Callable
 from controller.storage import outbox, records
 from controller.storage.records import SessionStatus
 from controller.therapy import patients
-from controller.config import KMH_PER_MPS, TREADMILL_ID, Config, Limits
+from controller.config import KMH_PER_MPS, LIMIT_TIGHTER_SIGN, TREADMILL_ID, Config, Limits
 from controller.fields import Choice, FieldError, Num, Text, check_value
 from controller.therapy.prescription import (check_confirm, confirm_message, default_start_speed, describe_loosened,
                                              loosened)
 from controller.therapy.progression import pain_trend, sessions_today, suggest_duration
 from controller.therapy.tracker import SessionTracker
+from controller.safety.inputs import MOVING_MPS
 from controller.safety.types import Command, CommandKind, Event, EventKind
 from controller.storage.database import StorageError
 from controller.storage.store import HistoryStore
@@ -43,6 +45,8 @@ PROGRESS_EVERY_S = 1.0
 PLANNED_MIN = Num(0.25, 60, "min")
 PAIN = Num(0, 10, integer=True)
 RETENTION_CHECK_S = 24 * 3600.0
+#: After the core refused a waiting prescription (it judged the belt not standing), try again no sooner.
+CLINIC_RETRY_S = 1.0
 #: A read-only speed link cannot ramp down: a long chime asks the therapist to stop at the console.
 CONSOLE_STOP_CHIME_S = (1.0, 0.5, 1.0, 0.5, 1.0)
 
@@ -82,6 +86,7 @@ class SessionRunner:
         self._stop = False
         #: The chosen patient's looser prescription from the clinic record, waiting for the belt to stand.
         self.clinic_pending: dict[str, Any] | None = None
+        self._clinic_retry_t = 0.0
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -166,7 +171,7 @@ class SessionRunner:
             self._next_prune_t = now + RETENTION_CHECK_S
             cutoff = self.wall_clock() - self.cfg.storage.sample_retention_days * 86400.0
             self.history.record(lambda conn: records.prune_samples(conn, cutoff))
-        if self.clinic_pending is not None and _belt_stands(status):
+        if self.clinic_pending is not None and _belt_stands(status) and self.mono_clock() >= self._clinic_retry_t:
             self._apply_clinic_prescription(self.clinic_pending)
         tr = self.tracker
         if tr is None:
@@ -513,10 +518,10 @@ class SessionRunner:
         actor, _ = self._actor(params)
         if not self.cfg.clinic.enabled:
             raise SessionError("conflict", "this treadmill belongs to no clinic record ([clinic] treadmill_id)")
-        rows, sessions, refused, cursor, errors = _check_merge(params, self.cfg)
+        rows, sessions, refused, accepted, cursor, not_kept, errors = _check_merge(params, self.cfg)
         if errors:
             raise _invalid(errors)
-        kept, not_kept = [], []
+        kept = []
         for row in rows:
             data, problems = patients.check_patient({k: row[k] for k in patients.FIELDS}, self.cfg)
             if problems:
@@ -526,11 +531,18 @@ class SessionRunner:
         forced = {r["patient_id"] for r in refused}
 
         def op(conn):
-            changed = []
+            changed, skipped = [], []
+            for item in accepted:
+                # A change of this treadmill's that the clinic took: its copy is now on that version, even
+                # when a newer edit waits to be shipped (it is then made on that version, not refused).
+                outbox.quietly(conn, lambda c: c.execute("UPDATE patients SET version = ? WHERE patient_id = ? "
+                                                         "AND version < ?", (item["version"], item["patient_id"],
+                                                                             item["version"])))
             for row in kept:
                 pending = conn.execute("SELECT 1 FROM outbox WHERE tbl = 'patients' AND ref = ?",
                                        (row["patient_id"],)).fetchone()
                 if pending is not None and row["patient_id"] not in forced:
+                    skipped.append(row["patient_id"])
                     continue
                 if outbox.quietly(conn, lambda c: records.store_clinic_patient(c, row)) != "same":
                     changed.append(row["patient_id"])
@@ -538,8 +550,8 @@ class SessionRunner:
                 records.store_clinic_session(conn, session)
             if cursor:
                 outbox.set_meta(conn, {"cursor": cursor})
-            return changed
-        changed = self.history.call(op)
+            return changed, skipped
+        changed, skipped = self.history.call(op)
         now = self.mono_clock()
         for item in refused:
             self.history.put(Event(now, EventKind.REFUSED, "clinic_conflict",
@@ -547,13 +559,15 @@ class SessionRunner:
                                    f"the clinic record: {item['message']}; this treadmill now shows the clinic's "
                                    "profile", actor))
         for item in not_kept:
-            self.history.put(Event(now, EventKind.REFUSED, "clinic_patient",
-                                   f"patient {item['patient_id']} from the clinic record is not kept on this "
+            what = (f"patient {item['patient_id']}" if "patient_id" in item else
+                    f"a session of treadmill {item['treadmill_id']}")
+            self.history.put(Event(now, EventKind.REFUSED, "clinic_patient" if "patient_id" in item else
+                                   "clinic_session", f"{what} from the clinic record is not kept on this "
                                    f"treadmill: {item['message']}", actor))
         if self.selected_patient in changed:
             fresh = next(r for r in kept if r["patient_id"] == self.selected_patient)
             self._apply_clinic_prescription(fresh)
-        return {"changed": changed, "sessions": len(sessions), "not_kept": not_kept,
+        return {"changed": changed, "skipped": skipped, "sessions": len(sessions), "not_kept": not_kept,
                 "pending": self.clinic_pending["patient_id"] if self.clinic_pending else None}
 
     def _req_cursor(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -561,8 +575,10 @@ class SessionRunner:
         return self.history.read(outbox.get_meta).get("cursor") or {}
 
     def _apply_clinic_prescription(self, patient: dict[str, Any]) -> None:
-        """The chosen patient's prescription as the clinic record now has it: tighter or equal at once; looser
-        (or another mode) only while the belt stands, until then it waits in ``clinic_pending``."""
+        """The chosen patient's prescription as the clinic record now has it, by the core's rule: tighter or
+        equal at once; looser (or another mode) only while the belt stands. Until then it waits in
+        ``clinic_pending``, and whatever of it is tighter (a lower cap beside a shorter stop distance)
+        applies at once all the same."""
         if patient["patient_id"] != self.selected_patient:
             self.clinic_pending = None
             return
@@ -572,26 +588,34 @@ class SessionRunner:
             self.clinic_pending = None
             return
         items = loosened(limits, present, patient["mode"], mode)
-        by = f"clinic record v{patient['version']} ({patient.get('updated_by') or 'another treadmill'})"
-        value = {"mode": patient["mode"], "patient_id": patient["patient_id"], "confirmed": bool(items),
-                 "limits": {"reverse_cap_kmh": limits.reverse_cap_kmh, "forward_cap_kmh": limits.forward_cap_kmh,
-                            "base_stop_mm": limits.base_stop_mm, "warn_margin_mm": limits.warn_margin_mm}}
+        by = f"clinic record v{patient['version']} ({patient.get('updated_by') or 'another treadmill'})"[:80]
         if items and not _belt_stands(self.loop.status):
             reply = None  # not even asked: the core would refuse it (and its refusal is the same rule)
         else:
-            reply = self.loop.command(Command(CommandKind.APPLY_PRESCRIPTION, by[:80], True, value))
+            reply = self.loop.command(Command(CommandKind.APPLY_PRESCRIPTION, by, True,
+                                              _prescription(patient["patient_id"], patient["mode"], limits)))
         if reply is not None and reply.ok:
             self.clinic_pending = None
             log.info("patient %s: prescription from the %s applied: %s", patient["patient_id"], by, reply.message)
-        elif items and (reply is None or reply.code == "conflict"):
-            if self.clinic_pending is None or self.clinic_pending["version"] != patient["version"]:
-                log.info("patient %s: the %s loosens the limits (%s): it applies once the belt stands",
-                         patient["patient_id"], by, describe_loosened(items))
-            self.clinic_pending = patient
-        else:
+            return
+        if not items or (reply is not None and reply.code != "conflict"):
             self.clinic_pending = None
             log.warning("patient %s: prescription from the %s not applied: %s", patient["patient_id"], by,
-                        reply.message)
+                        reply.message if reply is not None else "refused")
+            return
+        if reply is not None:
+            self._clinic_retry_t = self.mono_clock() + CLINIC_RETRY_S
+        tighter = _tighter_of(present, limits)
+        if tighter != present:
+            now = self.loop.command(Command(CommandKind.APPLY_PRESCRIPTION, by, True,
+                                            _prescription(patient["patient_id"], mode, tighter)))
+            if not now.ok:
+                log.warning("patient %s: the tighter part of the %s not applied: %s", patient["patient_id"], by,
+                            now.message)
+        if self.clinic_pending is None or self.clinic_pending["version"] != patient["version"]:
+            log.info("patient %s: the %s loosens the limits (%s): it applies once the belt stands",
+                     patient["patient_id"], by, describe_loosened(items))
+        self.clinic_pending = patient
 
     # ---- reads (any thread: read-only connections) -------------------------------------
 
@@ -650,8 +674,10 @@ class _StaleEdit(Exception):
 
 
 def _belt_stands(status: dict[str, Any]) -> bool:
-    """STOPPED or READY with the belt at rest: when a looser prescription may apply."""
-    return status.get("state") in ("STOPPED", "READY") and abs(float(status.get("belt_speed_mps") or 0.0)) < 0.01
+    """STOPPED or READY, the link answering and the belt at rest, as the core judges it: when a looser
+    prescription may apply (a belt whose speed is unknown counts as moving)."""
+    return (status.get("state") in ("STOPPED", "READY") and status.get("link_ok") is True
+            and abs(float(status.get("belt_speed_mps") or 0.0)) < MOVING_MPS)
 
 
 class _Big:
@@ -686,12 +712,13 @@ _SESSION_NULLABLE: dict[str, Any] = {
 }
 
 
-def _check_merge(params: dict[str, Any], cfg: Config) -> tuple[list, list, list, dict, list[FieldError]]:
-    """The parts of a clinic merge, each checked: rows (patients), sessions, refused edits, cursor."""
+def _check_merge(params: dict[str, Any], cfg: Config) -> tuple[list, list, list, list, dict, list, list[FieldError]]:
+    """The parts of a clinic merge: patient rows, sessions, refused edits, accepted versions, the cursor,
+    the rows not kept (each named with why), and the errors that refuse the whole merge (its shape)."""
     errors: list[FieldError] = []
-    unknown = sorted(set(params) - {"patients", "sessions", "refused", "cursor", "actor", "authorized"})
-    errors += [FieldError("clinic", k, params[k], "not a field; fields: patients, sessions, refused, cursor")
-               for k in unknown]
+    unknown = sorted(set(params) - {"patients", "sessions", "refused", "accepted", "cursor", "actor", "authorized"})
+    errors += [FieldError("clinic", k, params[k], "not a field; fields: patients, sessions, refused, accepted, "
+                          "cursor") for k in unknown]
 
     def listed(key: str) -> list:
         value = params.get(key, [])
@@ -704,35 +731,47 @@ def _check_merge(params: dict[str, Any], cfg: Config) -> tuple[list, list, list,
             return []
         return value
 
+    # A bad row is not kept (and named), the others are: one poisoned row must not hold up the rest.
+    not_kept: list[dict[str, Any]] = []
     rows = []
     for i, row in enumerate(listed("patients")):
         section = f"clinic patients[{i}]"
+        problems: list[FieldError] = []
         missing = [k for k in (*patients.FIELDS, "version", "created_wall", "updated_wall") if k not in row]
         if missing:
-            errors.append(FieldError(section, missing[0], "(missing)", "is required in a clinic patient row"))
-            continue
-        check_value(section, "version", row["version"], _VERSION, errors)
-        check_value(section, "created_wall", row["created_wall"], _WALL, errors)
-        check_value(section, "updated_wall", row["updated_wall"], _WALL, errors)
-        updated_by = row.get("updated_by", "")
-        if not isinstance(updated_by, str) or len(updated_by) > 200:
-            errors.append(FieldError(section, "updated_by", updated_by, "must be text of at most 200 characters"))
-        rows.append(row)
+            problems.append(FieldError(section, missing[0], "(missing)", "is required in a clinic patient row"))
+        else:
+            check_value(section, "version", row["version"], _VERSION, problems)
+            check_value(section, "created_wall", row["created_wall"], _WALL, problems)
+            check_value(section, "updated_wall", row["updated_wall"], _WALL, problems)
+            updated_by = row.get("updated_by", "")
+            if not isinstance(updated_by, str) or len(updated_by) > 200:
+                problems.append(FieldError(section, "updated_by", updated_by,
+                                           "must be text of at most 200 characters"))
+        pid = row.get("patient_id")
+        if problems:
+            not_kept.append({"patient_id": pid if isinstance(pid, str) else repr(pid)[:40],
+                             "message": "; ".join(map(str, problems))})
+        else:
+            rows.append(row)
     sessions = []
     own = cfg.clinic.treadmill_id
     for i, row in enumerate(listed("sessions")):
         section = f"clinic sessions[{i}]"
-        before = len(errors)
+        problems = []
         tid = row.get("treadmill_id")
         if not isinstance(tid, str) or not TREADMILL_ID.fullmatch(tid) or tid == own:
-            errors.append(FieldError(section, "treadmill_id", tid, "must be another treadmill's id"))
-        patients.check_patient_id(row.get("patient_id"), errors)
+            problems.append(FieldError(section, "treadmill_id", tid, "must be another treadmill's id"))
+        patients.check_patient_id(row.get("patient_id"), problems)
         for key, spec in _SESSION_SPECS.items():
-            check_value(section, key, row.get(key), spec, errors)
+            check_value(section, key, row.get(key), spec, problems)
         for key, spec in _SESSION_NULLABLE.items():
             if row.get(key) is not None:
-                check_value(section, key, row[key], spec, errors)
-        if len(errors) == before:
+                check_value(section, key, row[key], spec, problems)
+        if problems:
+            not_kept.append({"treadmill_id": tid if isinstance(tid, str) else repr(tid)[:40],
+                             "message": "; ".join(map(str, problems))})
+        else:
             sessions.append({k: row.get(k) for k in records.CLINIC_SESSION_COLUMNS})
     refused = []
     for i, item in enumerate(listed("refused")):
@@ -742,10 +781,32 @@ def _check_merge(params: dict[str, Any], cfg: Config) -> tuple[list, list, list,
                                      "must be {\"patient_id\", \"message\" (at most 500 characters)}"))
         else:
             refused.append({"patient_id": pid, "message": message})
+    accepted = []
+    for i, item in enumerate(listed("accepted")):
+        pid, version = item.get("patient_id"), item.get("version")
+        if not isinstance(pid, str) or _VERSION.check(version) is not None:
+            errors.append(FieldError(f"clinic accepted[{i}]", "version", item,
+                                     "must be {\"patient_id\", \"version\" (a whole number from 1)}"))
+        else:
+            accepted.append({"patient_id": pid, "version": int(version)})
     cursor = params.get("cursor", {})
     if not isinstance(cursor, dict) or set(cursor) - set(_CURSOR_KEYS):
         errors.append(FieldError("clinic", "cursor", cursor, "must be an object with " + ", ".join(_CURSOR_KEYS)))
         cursor = {}
     for key, value in cursor.items():
         check_value("clinic", f"cursor.{key}", value, _Big(0, 2**62, integer=True), errors)
-    return rows, sessions, refused, cursor, errors
+    return rows, sessions, refused, accepted, cursor, not_kept, errors
+
+
+def _prescription(patient_id: str, mode: str, limits: Limits) -> dict[str, Any]:
+    """APPLY_PRESCRIPTION's value; ``confirmed`` false: nobody at this treadmill confirmed looser values."""
+    return {"mode": mode, "patient_id": patient_id, "confirmed": False,
+            "limits": {"reverse_cap_kmh": limits.reverse_cap_kmh, "forward_cap_kmh": limits.forward_cap_kmh,
+                       "base_stop_mm": limits.base_stop_mm, "warn_margin_mm": limits.warn_margin_mm}}
+
+
+def _tighter_of(present: Limits, new: Limits) -> Limits:
+    """Each limit at the tighter of the two: what of a prescription may apply on a moving belt."""
+    values = {key: (min if sign < 0 else max)(getattr(present, key), getattr(new, key))
+              for key, sign in LIMIT_TIGHTER_SIGN.items()}
+    return dataclasses.replace(present, **values)

@@ -142,6 +142,30 @@ def test_of_two_edits_made_on_one_version_the_first_shipped_wins_and_the_other_t
         assert check.execute("SELECT version FROM patients").fetchone()[0] == 3
 
 
+def test_a_second_edit_saved_while_the_first_is_shipped_is_taken_not_refused(treadmills, clinic_db):
+    """The first edit is on the server but this treadmill has not heard yet when the second is saved: the
+    second is made on the first's version, not refused as a conflict with this treadmill's own change."""
+    a, replicator, conn = treadmills("A")
+    a.call("patient_save", {"patient": PATIENT, "create": True, **THERAPIST})
+    drain(replicator, conn)
+    a.call("patient_save", {"patient": {**PATIENT, "notes": "first", "version": 1}, "create": False, **THERAPIST})
+    real_call, saved = replicator.client.call, []
+
+    def second_edit_before_the_ack(method, params=None):
+        if method == "outbox_ack" and not saved:
+            saved.append(a.call("patient_save", {"patient": {**PATIENT, "notes": "second", "version": 1},
+                                                 "create": False, **THERAPIST}))
+        return real_call(method, params)
+    replicator.client.call = second_edit_before_the_ack
+    drain(replicator, conn)
+    assert saved, "the second edit was saved between the shipping and the acknowledgement"
+    with clinic_db.connect() as check:
+        assert check.execute("SELECT notes, version FROM patients").fetchall() == [("second", 3)]
+    local = a.call("patient", {"patient_id": "P-3"})["patient"]
+    assert (local["notes"], local["version"]) == ("second", 3)
+    assert a.call("events", {"kind": "refused"}) == []
+
+
 def test_the_same_patient_id_made_on_two_treadmills_is_kept_once_the_second_refused(treadmills, clinic_db):
     a, rep_a, conn_a = treadmills("A")
     b, rep_b, conn_b = treadmills("B")

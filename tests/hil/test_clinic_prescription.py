@@ -133,17 +133,74 @@ def test_an_edit_the_clinic_refused_is_an_event_and_the_clinics_profile_replaces
     assert event["code"] == "clinic_conflict" and "refused by the clinic record" in event["message"]
 
 
-def test_a_merge_with_bad_rows_is_refused_naming_the_field_and_changes_nothing(make_clinic_bench):
+def test_a_merge_keeps_its_good_rows_names_each_bad_one_and_refuses_a_bad_shape(make_clinic_bench):
     bench = make_clinic_bench()
     runner = bench.controller.sessions
+    # A bad shape refuses the whole merge, naming the field; nothing is kept.
     with pytest.raises(SessionError) as bad:
-        runner.request("merge", {"patients": [clinic_row(0)], **REPLICATOR})
-    assert bad.value.code == "invalid" and "[clinic patients[0]] version = 0" in bad.value.message
-    with pytest.raises(SessionError) as own:
-        runner.request("merge", {"sessions": [{"treadmill_id": "B", "local_id": 1}], **REPLICATOR})
-    assert "[clinic sessions[0]] treadmill_id = 'B': must be another treadmill's id" in own.value.message
+        runner.request("merge", {"patients": {"P-7": clinic_row(1)}, **REPLICATOR})
+    assert bad.value.code == "invalid" and "[clinic] patients" in bad.value.message
+    with pytest.raises(SessionError) as stranger:
+        runner.request("merge", {"patients": [], "deleted": [], **REPLICATOR})
+    assert "[clinic] deleted" in stranger.value.message
     assert bench.controller.history.read(lambda conn: conn.execute("SELECT count(*) FROM patients").fetchone()[0]) == 0
-    # A profile this treadmill cannot guard (a cap above its ceilings) is not kept, and says so.
-    kept = runner.request("merge", {"patients": [clinic_row(1, speed_cap_kmh=5.0)], **REPLICATOR})
-    assert kept["changed"] == [] and "speed_cap_kmh" in kept["not_kept"][0]["message"]
+    # Bad rows are not kept, each named with why; one poisoned row does not hold up the others.
+    result = runner.request("merge", {"patients": [clinic_row(0), clinic_row(1, patient_id="P-8"),
+                                                   clinic_row(1, patient_id="P-9", speed_cap_kmh=5.0)],
+                                      "sessions": [{"treadmill_id": "B", "local_id": 1}], **REPLICATOR})
+    assert result["changed"] == ["P-8"]
+    messages = {item.get("patient_id") or item.get("treadmill_id"): item["message"] for item in result["not_kept"]}
+    assert "[clinic patients[0]] version = 0" in messages["P-7"]
+    assert "speed_cap_kmh" in messages["P-9"]
+    assert "[clinic sessions[0]] treadmill_id = 'B': must be another treadmill's id" in messages["B"]
+    bench.controller.history.flush()
+    codes = sorted(e["code"] for e in bench.controller.history.recent(10, "refused"))
+    assert codes == ["clinic_patient", "clinic_patient", "clinic_session"]
     assert bench.command(CommandKind.STOP).ok
+
+
+def start_walking(bench: SimBench) -> None:
+    runner = bench.controller.sessions
+    runner.request("merge", {"patients": [clinic_row(1)], **REPLICATOR})
+    assert reset_when_healthy(bench).ok
+    runner.request("start", {"patient_id": "P-7", "planned_min": 5, "pain_before": 2, "speed_kmh": 1.2,
+                             **THERAPIST})
+    assert wait_until(lambda: bench.emulator.belt_speed_mps > 0.25, 5.0), "the belt runs"
+
+
+def test_a_waiting_prescription_is_not_pressed_on_the_core_while_the_link_is_down(make_clinic_bench):
+    """A belt whose speed is unknown counts as moving: a looser prescription keeps waiting, and the runner does
+    not send it to be refused twenty times a second."""
+    bench = make_clinic_bench()
+    runner, core = bench.controller.sessions, bench.controller.loop.core
+    start_walking(bench)
+    runner.request("merge", {"patients": [clinic_row(2, speed_cap_kmh=1.8)], **REPLICATOR})
+    assert runner.clinic_pending is not None
+    bench.emulator.unplug()
+    assert wait_until(lambda: bench.controller.status["state"] == "STOPPED"
+                      and not bench.controller.status["link_ok"], 5.0)
+
+    def pressed() -> int:
+        bench.controller.history.flush()
+        return len([e for e in bench.controller.history.recent(200) if "clinic record" in e["actor"]])
+    assert not wait_until(lambda: pressed() > 0, 2.0), "nothing sent to the core while the link is down"
+    assert core.limits.reverse_cap_kmh == 1.5 and runner.clinic_pending is not None
+
+    # The cable back and a reset (which opens the port again): the belt is known to stand, and it applies.
+    bench.emulator.replug()
+    bench.step_patient_forward()
+    assert reset_when_healthy(bench, 10.0).ok, bench.controller.status["reasons"]
+    assert wait_until(lambda: core.limits.reverse_cap_kmh == 1.8, 10.0), "applied once the belt is known to stand"
+
+
+def test_the_tighter_part_of_a_mixed_change_applies_at_once_on_a_running_belt(make_clinic_bench):
+    """A lower cap beside a shorter stop distance: the cap now, the distance once the belt stands."""
+    bench = make_clinic_bench()
+    runner, core = bench.controller.sessions, bench.controller.loop.core
+    start_walking(bench)
+    runner.request("merge", {"patients": [clinic_row(2, speed_cap_kmh=1.0, base_stop_mm=200)], **REPLICATOR})
+    assert (core.limits.reverse_cap_kmh, core.limits.base_stop_mm) == (1.0, 250.0)
+    assert core.state.value == "RUNNING" and runner.clinic_pending["version"] == 2
+    runner.request("pause", THERAPIST)
+    assert wait_until(lambda: core.limits.base_stop_mm == 200.0, 10.0)
+    assert core.limits.reverse_cap_kmh == 1.0

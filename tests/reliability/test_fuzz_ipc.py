@@ -40,7 +40,7 @@ ACTING = {"command": ("command", "actor", "authorized", "value"), "demo": ("acti
           "patient_select": ("patient_id",), "session_start": ("patient_id", "planned_min", "pain_before", "speed_kmh"),
           "session_pause": (), "session_resume": (), "session_end": (), "session_pain": ("session_id", "pain_after"),
           # The clinic replicator's methods (the bench belongs to a clinic record).
-          "clinic_merge": ("patients", "sessions", "refused", "cursor"), "outbox_ack": ("upto",),
+          "clinic_merge": ("patients", "sessions", "refused", "accepted", "cursor"), "outbox_ack": ("upto",),
           "clinic_report": ("connected", "message", "shipped_wall")}
 COMMAND_NAMES = {k.value for k in CommandKind}
 DEMO_ACTIONS = {"drift_back", "console_speed_up", "unplug_sensor", "unplug_treadmill", "recover"}
