@@ -22,6 +22,7 @@ from typing import Any
 from controller.config import ClinicConfig
 from controller.ipc_client import ControllerError, ControllerOffline, SocketClient
 from sim.bench import EXAMPLE_CONFIG, wait_until
+from sim.dashboard import stop_process
 
 START_TIMEOUT_S = 30.0
 
@@ -109,7 +110,7 @@ class ClinicTreadmill:
 
     def stop_replicator(self) -> None:
         if self.replicator is not None:
-            _end(self.replicator)
+            stop_process(self.replicator, 10.0)
             self.replicator = None
 
     def _answers(self) -> bool:
@@ -154,7 +155,7 @@ class ClinicTreadmill:
     def stop(self) -> None:
         self.stop_replicator()
         if self.controller is not None:
-            _end(self.controller)
+            stop_process(self.controller, 10.0)
             self.controller = None
         for log in self._logs:
             log.close()
@@ -166,11 +167,3 @@ class ClinicTreadmill:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def _end(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

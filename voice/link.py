@@ -15,6 +15,8 @@ import socket
 import threading
 from typing import Any, Callable
 
+from controller.ipc_client import ControllerOffline, read_line
+
 log = logging.getLogger(__name__)
 
 #: The longest line read (controller statuses are a few kB).
@@ -94,15 +96,10 @@ class StatusLink:
             sock.sendall(SUBSCRIBE)
             buffer = bytearray()
             while not self._stop.is_set():
-                while b"\n" not in buffer:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        raise LinkLost("the controller closed the connection")
-                    buffer += chunk
-                    if len(buffer) > MAX_LINE_BYTES and b"\n" not in buffer:
-                        raise LinkLost(f"a line over {MAX_LINE_BYTES} bytes")
-                line, _, rest = bytes(buffer).partition(b"\n")
-                buffer[:] = rest
+                try:
+                    line = read_line(sock, buffer, MAX_LINE_BYTES)
+                except ControllerOffline as exc:
+                    raise LinkLost(str(exc)) from exc
                 message = json.loads(line)
                 if not isinstance(message, dict):
                     raise LinkLost(f"not a JSON object: {line[:80]!r}")
