@@ -46,11 +46,28 @@ def _start_web(port: int, socket_path: str, web_state: Path) -> subprocess.Popen
     return web
 
 
+def estop_lags(bench: SimBench, page, cycles: int, *, log: str, ready_js: str, stopped: str) -> list[float]:
+    """Reset, then E-stop over IPC, ``cycles`` times: ms from each trip event's wall time to the first entry
+    ``stopped`` in the page's ``window[log]``, a list of [value, wall ms] its MutationObserver fills."""
+    lags = []
+    for _ in range(cycles):
+        if not wait_until(lambda: bench.command(CommandKind.RESET, actor="bench").ok, 5.0, poll_s=0.02):
+            raise RuntimeError(f"reset refused: {bench.controller.status.get('reasons')}")
+        page.wait_for_function(ready_js)
+        page.evaluate(f"() => {{ window.{log} = []; }}")
+        bench.command(CommandKind.ESTOP, actor="bench", authorized=False)
+        page.wait_for_function(f"() => window.{log}.some(s => s[0] === {stopped!r})", timeout=5000)
+        shown_ms = next(t for value, t in page.evaluate(f"() => window.{log}") if value == stopped)
+        bench.controller.history.flush()
+        trip = bench.controller.history.recent(1, kind="trip")[0]
+        lags.append(shown_ms - trip["wall_time"] * 1000)
+    return lags
+
+
 def push_latency(bench: SimBench, url: str, cycles: int) -> dict:
     """E-stop over IPC, then time until the page's banner says STOPPED (ms)."""
     from playwright.sync_api import sync_playwright
 
-    latencies = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page()
@@ -61,17 +78,8 @@ def push_latency(bench: SimBench, url: str, cycles: int) -> dict:
                 .textContent.trim(), performance.timeOrigin + performance.now()]))
             .observe(document.querySelector('#state-banner'), {childList: true, characterData: true,
                                                                 subtree: true}); }""")
-        for _ in range(cycles):
-            if not wait_until(lambda: bench.command(CommandKind.RESET, actor="bench").ok, 5.0, poll_s=0.02):
-                raise RuntimeError(f"reset refused: {bench.controller.status.get('reasons')}")
-            page.wait_for_function("() => document.querySelector('#state-banner').textContent.trim() === 'READY'")
-            page.evaluate("() => { window.__shown = []; }")
-            bench.command(CommandKind.ESTOP, actor="bench", authorized=False)
-            page.wait_for_function("() => window.__shown.some(s => s[0] === 'STOPPED')", timeout=5000)
-            shown_ms = next(t for s, t in page.evaluate("() => window.__shown") if s == "STOPPED")
-            bench.controller.history.flush()
-            trip = bench.controller.history.recent(1, kind="trip")[0]
-            latencies.append(shown_ms - trip["wall_time"] * 1000)
+        latencies = estop_lags(bench, page, cycles, log="__shown", stopped="STOPPED",
+                               ready_js="() => document.querySelector('#state-banner').textContent.trim() === 'READY'")
         browser.close()
     return percentiles(latencies)
 

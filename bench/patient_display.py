@@ -15,9 +15,8 @@ import tempfile
 from pathlib import Path
 
 from bench.common import percentiles, save
-from bench.dashboard import _start_web
-from controller.safety.types import CommandKind
-from sim.bench import SimBench, wait_until
+from bench.dashboard import _start_web, estop_lags
+from sim.bench import SimBench
 from sim.dashboard import CHROMIUM, CHROMIUM_ARGS, free_port, stop_process
 
 GOAL_MS = 250.0
@@ -32,24 +31,14 @@ def display_lag(bench: SimBench, url: str, cycles: int) -> dict:
     """E-stop over IPC, then the time until the display's cue says stopped (ms)."""
     from playwright.sync_api import sync_playwright
 
-    lags = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 800, "height": 480})
         page.goto(url + "patient")
         page.wait_for_function("() => document.querySelector('#main').dataset.cue !== 'unknown'")
         page.evaluate(OBSERVE)
-        for _ in range(cycles):
-            if not wait_until(lambda: bench.command(CommandKind.RESET, actor="bench").ok, 5.0, poll_s=0.02):
-                raise RuntimeError(f"reset refused: {bench.controller.status.get('reasons')}")
-            page.wait_for_function("() => document.querySelector('#main').dataset.cue === 'good'")
-            page.evaluate("() => { window.__cues = []; }")
-            bench.command(CommandKind.ESTOP, actor="bench", authorized=False)
-            page.wait_for_function("() => window.__cues.some(c => c[0] === 'stopped')", timeout=5000)
-            shown_ms = next(t for cue, t in page.evaluate("() => window.__cues") if cue == "stopped")
-            bench.controller.history.flush()
-            trip = bench.controller.history.recent(1, kind="trip")[0]
-            lags.append(shown_ms - trip["wall_time"] * 1000)
+        lags = estop_lags(bench, page, cycles, log="__cues", stopped="stopped",
+                          ready_js="() => document.querySelector('#main').dataset.cue === 'good'")
         browser.close()
     return percentiles(lags)
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import sqlite3
 import threading
@@ -47,8 +48,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import psycopg
+from psycopg.types.json import Jsonb
+
+from clinic.connect import ClinicError, describe
+from clinic.connect import connect as connect_clinic
+from clinic.schema import migrate
 from controller.config import Config
-from controller.ipc_client import MAX_LINE_BYTES, ControllerError, ControllerOffline, SocketClient, read_line
+from controller.ipc_client import (MAX_LINE_BYTES, ControllerError, ControllerOffline, SocketClient,
+                                   StatusSubscription)
 from controller.storage.records import PATIENT_FIELDS
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,8 @@ FULL_PULL_EVERY_S = 3600.0
 #: Sessions are pulled from a little before the last change seen: a row whose change number was taken
 #: before another's but committed after it is still found.
 PULL_OVERLAP = 1000
+#: The controller hears from the replicator at least this often (and at once on a change).
+REPORT_EVERY_S = 2.0
 #: Requests to the controller stay under its line limit with room to spare.
 MERGE_BYTES = MAX_LINE_BYTES - 2048
 
@@ -72,11 +82,6 @@ _SAMPLE_COLUMNS = ("t_s", "gap_mm", "belt_kmh", "state", "warning", "stop_mm", "
 _EVENT_COLUMNS = ("wall_time", "t_mono", "kind", "code", "message", "actor", "figures")
 _AUDIT_COLUMNS = ("time", "actor", "role", "address", "action", "target", "outcome", "detail", "prev_hash", "hash")
 _PATIENT_ROW = PATIENT_FIELDS + ("created_wall", "updated_wall", "version", "updated_by")
-
-
-def _psycopg():
-    import psycopg
-    return psycopg
 
 
 class Backoff:
@@ -99,10 +104,9 @@ class Backoff:
 
 
 class StatusFeed:
-    """The controller's newest status, from its push stream; reconnects on its own."""
+    """The controller's newest status, from its push stream (controller/ipc_client.py); reconnects on its own."""
 
     def __init__(self, socket_path: str, on_change: Callable[[], None]):
-        self.socket_path = socket_path
         self.on_change = on_change
         self.latest: dict[str, Any] | None = None
         self.received_mono = 0.0
@@ -110,46 +114,31 @@ class StatusFeed:
         #: the clinic record was away keeps its own time and reasons.
         self.last_trip: tuple[float, list[str]] | None = None
         self._trip_count: int | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="replicator-status", daemon=True)
         self._key: tuple = ()
+        self._subscription = StatusSubscription(socket_path, self._status, self._lost, timeout_s=5.0,
+                                                retry_s=1.0, name="replicator-status")
 
     def start(self) -> "StatusFeed":
-        self._thread.start()
+        self._subscription.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
+        self._subscription.close()
 
-    def _run(self) -> None:
-        import socket
-        while not self._stop.is_set():
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(5.0)
-            try:
-                sock.connect(self.socket_path)
-                sock.sendall(b'{"id": 1, "method": "subscribe", "params": {}}\n')
-                buffer = bytearray()
-                while not self._stop.is_set():
-                    message = json.loads(read_line(sock, buffer))
-                    status = message.get("status") if isinstance(message, dict) else None
-                    if not isinstance(status, dict):
-                        continue
-                    self.latest, self.received_mono = status, time.monotonic()
-                    self._note_trip(status)
-                    key = (status.get("state"), status.get("warning"), status.get("trip_count"),
-                           (status.get("session") or {}).get("phase"))
-                    if key != self._key:
-                        self._key = key
-                        self.on_change()
-            except (OSError, ValueError, ControllerOffline):
-                pass
-            finally:
-                sock.close()
-            self.latest = None
-            self._trip_count = None  # a controller that comes back counts its trips from 0
+    def _status(self, status: dict[str, Any]) -> None:
+        self.latest, self.received_mono = status, time.monotonic()
+        self._note_trip(status)
+        key = (status.get("state"), status.get("warning"), status.get("trip_count"),
+               (status.get("session") or {}).get("phase"))
+        if key != self._key:
+            self._key = key
             self.on_change()
-            self._stop.wait(1.0)
+
+    def _lost(self, reason: str) -> None:
+        self.latest = None
+        self._trip_count = None  # a controller that comes back counts its trips from 0
+        self._key = ()
+        self.on_change()
 
     def _note_trip(self, status: dict[str, Any]) -> None:
         trips = status.get("trip_count")
@@ -176,10 +165,7 @@ class Replicator:
         self.treadmill_id = cfg.clinic.treadmill_id
         self.socket_path = socket_path or cfg.web.ipc_socket
         self.audit_db = Path(audit_db) if audit_db is not None else Path(cfg.web.state_dir) / "access.db"
-        if connect is None:
-            from clinic.connect import connect as connect_clinic
-            connect = connect_clinic
-        self._connect = connect
+        self._connect = connect or connect_clinic
         self.max_backoff_s = max_backoff_s
         self.wall_clock = wall_clock
         self.client = SocketClient(self.socket_path, timeout_s=5.0)
@@ -191,8 +177,9 @@ class Replicator:
         self.connected = False
         self.message = "starting"
         self.shipped_wall: float | None = None
-        self.shipped_rows = 0
-        self.cycles = 0
+        self._reported: tuple = ()
+        self._reported_at = 0.0
+        self._audit_seen: tuple = ()
         self._patient_versions: dict[str, tuple[int, float]] = {}
         self._sent_sessions: dict[tuple[str, int], int] = {}
         self._audit_after: int | None = None
@@ -248,8 +235,7 @@ class Replicator:
                         conn = None
                 self._stop.wait(1.0)
             except Exception as exc:  # noqa: BLE001 - the server away, or any other database trouble
-                from clinic.connect import ClinicError, describe
-                if not isinstance(exc, (_psycopg().Error, ClinicError)):
+                if not isinstance(exc, (psycopg.Error, ClinicError)):
                     log.exception("replication cycle failed")
                 self._close(conn)
                 conn = None
@@ -262,7 +248,6 @@ class Replicator:
         self._close(conn)
 
     def _open(self):
-        from clinic.schema import migrate
         conn = self._connect(self.clinic, application_name=f"treadmill-replicator {self.treadmill_id}")
         try:
             migrate(conn)
@@ -271,6 +256,7 @@ class Replicator:
                 cur.execute("SELECT coalesce(max(local_id), 0) FROM audit WHERE treadmill_id = %s",
                             (self.treadmill_id,))
                 self._audit_after = int(cur.fetchone()[0])
+            self._audit_seen = ()
             conn.commit()
         except BaseException:
             self._close(conn)
@@ -289,15 +275,21 @@ class Replicator:
                 pass
 
     def _report(self) -> None:
+        """Tell the controller how replication goes: on a change, else every REPORT_EVERY_S (it counts a
+        replicator silent for 10 s as away)."""
+        report = (self.connected, self.message[:500], self.shipped_wall)
+        now = time.monotonic()
+        if report == self._reported and now - self._reported_at < REPORT_EVERY_S:
+            return
         try:
-            self.client.call("clinic_report", {"connected": self.connected, "message": self.message[:500],
-                                               "shipped_wall": self.shipped_wall})
+            self.client.call("clinic_report", dict(zip(("connected", "message", "shipped_wall"), report)))
+            self._reported, self._reported_at = report, now
         except (ControllerOffline, ControllerError):
             pass
 
     def cycle(self, conn) -> bool:
         """One round: a batch of the outbox, the audit rows, and a pull when due. True if more is waiting."""
-        more = self.ship_batch(conn)
+        more = self.ship_batch(conn) if self._outbox_may_hold_rows() else False
         more = self.ship_audit(conn) or more
         now = time.monotonic()
         if now >= self._next_pull:
@@ -306,8 +298,16 @@ class Replicator:
             if full:
                 self._next_full_pull = now + FULL_PULL_EVERY_S
             self.pull(conn, full=full)
-        self.cycles += 1
         return more
+
+    def _outbox_may_hold_rows(self) -> bool:
+        """False only when the controller's own newest status says its outbox is empty: an idle treadmill is
+        not asked for an empty batch five times a second."""
+        status = self.feed.latest
+        if status is None:
+            return True
+        waiting = (status.get("storage") or {}).get("outbox")
+        return not isinstance(waiting, int) or waiting > 0
 
     def ship_batch(self, conn) -> bool:
         """Ship one batch of the outbox, then acknowledge it. True if the outbox has more."""
@@ -346,7 +346,7 @@ class Replicator:
                     f"INSERT INTO samples (treadmill_id, session_local_id, seq, {', '.join(_SAMPLE_COLUMNS)}) "
                     f"VALUES (%s, %s, %s, {', '.join(['%s'] * len(_SAMPLE_COLUMNS))}) "
                     "ON CONFLICT (treadmill_id, session_local_id, seq) DO NOTHING", rows)
-            jsonb = _psycopg().types.json.Jsonb
+            jsonb = Jsonb
             rows = [(tid, i["row"]["id"], *(jsonb(i["row"][c]) if c == "figures" else i["row"][c]
                                             for c in _EVENT_COLUMNS)) for i in by_table.get("events", [])]
             if rows:
@@ -356,7 +356,6 @@ class Replicator:
                     "ON CONFLICT (treadmill_id, local_id) DO NOTHING", rows)
         conn.commit()
         ack = self.client.call("outbox_ack", {"upto": batch["last_id"]})
-        self.shipped_rows += len(items)
         self.shipped_wall = self.wall_clock()
         if accepted or refused:
             rows = accepted + [r["row"] for r in refused]
@@ -405,6 +404,11 @@ class Replicator:
         """Ship the dashboard's audit rows the server lacks (after the newest it has). True if more wait."""
         if self._audit_after is None or not self.audit_db.is_file():
             return False
+        # The dashboard appends to its trail in WAL mode: unchanged files, nothing new (a stat, not an open).
+        signature = tuple((st.st_size, st.st_mtime_ns) for st in
+                          (_stat(self.audit_db), _stat(self.audit_db.with_name(self.audit_db.name + "-wal"))))
+        if signature == self._audit_seen:
+            return False
         limit = self.clinic.batch_rows
         try:
             src = sqlite3.connect(self.audit_db.resolve().as_uri() + "?mode=ro", uri=True, timeout=1.0)
@@ -416,6 +420,8 @@ class Replicator:
         except sqlite3.Error as exc:
             log.warning("cannot read the audit trail %s: %s", self.audit_db, exc)
             return False
+        if len(rows) < limit:
+            self._audit_seen = signature  # read to its end: look again only once the files change
         if not rows:
             return False
         with conn.cursor() as cur:
@@ -425,7 +431,6 @@ class Replicator:
                             [(self.treadmill_id, *row) for row in rows])
         conn.commit()
         self._audit_after = rows[-1][0]
-        self.shipped_rows += len(rows)
         return len(rows) == limit
 
     # ---- pulling the clinic's record ----------------------------------------------------------
@@ -472,7 +477,7 @@ class Replicator:
             size = len(json.dumps(params, ensure_ascii=False).encode()) + 200
             for key, pending in (("patients", pending_p), ("sessions", pending_s)):
                 while pending:
-                    row = _jsonable(pending[0])
+                    row = pending[0]
                     n = len(json.dumps(row, ensure_ascii=False).encode()) + 2
                     if size + n > MERGE_BYTES and (params["patients"] or params["sessions"]):
                         break
@@ -522,7 +527,7 @@ class Replicator:
                 self._close(conn)
                 conn = None
                 next_try = time.monotonic() + backoff.next_delay()
-                log.debug("live status not written: %s", _one_line(exc))
+                log.debug("live status not written: %s", describe(exc))
         self._close(conn)
 
     def _stored_last_trip(self, conn) -> tuple[float, list[str]] | None:
@@ -564,7 +569,7 @@ class Replicator:
     def write_live(self, conn) -> None:
         """Upsert the live-status row (the server stamps updated_at)."""
         row = self.live_row()
-        jsonb = _psycopg().types.json.Jsonb
+        jsonb = Jsonb
         for key in ("reasons", "last_trip_reasons"):
             row[key] = jsonb(row.get(key) or [])
         columns = list(row)
@@ -585,10 +590,9 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (float(v) if type(v).__name__ == "Decimal" else v) for k, v in row.items()}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+def _stat(path: Path):
+    """os.stat, or a stand-in for a file not there (a WAL file comes and goes with checkpoints)."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return os.stat_result((0,) * 10)

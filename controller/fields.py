@@ -74,13 +74,13 @@ def jsonable(value: Any) -> Any:
 MAX_MAGNITUDE = 1e9
 
 
-def is_number(value: Any) -> bool:
-    """A finite int or float of sane magnitude; never bool, never raises."""
+def is_number(value: Any, magnitude: float = MAX_MAGNITUDE) -> bool:
+    """A finite int or float of sane magnitude (at most ``magnitude``); never bool, never raises."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     if isinstance(value, int):
-        return -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE
-    return math.isfinite(value) and abs(value) <= MAX_MAGNITUDE
+        return -magnitude <= value <= magnitude
+    return math.isfinite(value) and abs(value) <= magnitude
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ class Num:
 
     def check(self, value: Any) -> str | None:
         """None if valid, else the reason."""
-        if not is_number(value):
+        # A range wider than MAX_MAGNITUDE (unix times, change numbers) says itself how large is sane.
+        if not is_number(value, max(MAX_MAGNITUDE, abs(self.lo), abs(self.hi))):
             return self.describe()
         if self.integer and not float(value).is_integer():
             return self.describe()

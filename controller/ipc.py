@@ -23,10 +23,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
+from controller.ipc_client import MAX_LINE_BYTES  # the one limit, shared with the clients
 from controller.storage import outbox, records
 from controller.therapy import patients
 from controller.config import Config, Limits
-from controller.fields import Choice, FieldError, Flag, Num, Text, check_value
+from controller.fields import Choice, Flag, Num, Text, check_value
 from controller.loop import ControlLoop
 from controller.safety import checks
 from controller.safety.types import Command, CommandKind, EventKind
@@ -37,7 +38,6 @@ from controller.storage.store import HistoryStore
 
 log = logging.getLogger(__name__)
 
-MAX_LINE_BYTES = 16 * 1024
 #: Replies a client may leave unread before it is dropped (statuses are never queued up).
 MAX_PENDING_REPLIES = 64
 PUSH_INTERVAL_S = 0.05
@@ -508,8 +508,7 @@ class IpcServer:
                               Text("one line", max_len=500, min_len=0), errors)
         shipped = params.get("shipped_wall")
         if shipped is not None:
-            if isinstance(shipped, bool) or not isinstance(shipped, (int, float)) or not 0 <= shipped <= 1e11:
-                errors.append(FieldError("clinic_report", "shipped_wall", shipped, "must be a unix time in seconds"))
+            check_value("clinic_report", "shipped_wall", shipped, Num(0, 1e11, "s"), errors)
         if errors:
             raise RequestError("invalid", "; ".join(map(str, errors)), [e.as_dict() for e in errors])
         self._clinic_report = {"connected": connected, "message": message, "shipped_wall": shipped,

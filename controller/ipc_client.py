@@ -12,9 +12,10 @@ from __future__ import annotations
 import itertools
 import json
 import socket
-from typing import Any
+import threading
+from typing import Any, Callable
 
-#: Longest request line the controller takes (controller/ipc.py MAX_LINE_BYTES).
+#: Longest request line the controller takes (controller/ipc.py refuses longer ones).
 MAX_LINE_BYTES = 16 * 1024
 #: Longest status line read from a subscription (a status with long reasons is larger than a request).
 MAX_STATUS_BYTES = 64 * 1024
@@ -107,3 +108,80 @@ class SocketClient:
             raise ControllerError(err.get("code", "bad_request"), err.get("message", "refused"), err.get("errors"),
                                   details)
         return reply.get("result")
+
+
+#: The one request a subscriber sends.
+SUBSCRIBE = b'{"id": 1, "method": "subscribe", "params": {}}\n'
+
+
+class StatusSubscription:
+    """The controller's status pushes on one connection, each handed to ``on_status`` on this object's thread.
+
+    It connects, sends ``subscribe`` and reads the ``{"push": "status"}`` lines; a controller that closes
+    the connection, refuses, sends garbage or goes quiet for ``timeout_s`` is reported once per connection
+    to ``on_lost(reason)`` (also when it cannot be reached at all) and connected to again every ``retry_s``.
+    The dashboard's StatusHub, the voice's StatusLink and the clinic replicator's StatusFeed are built on it:
+    each decides what a status or a loss means to it. The controller never waits for a subscriber.
+    """
+
+    def __init__(self, socket_path: str, on_status: Callable[[dict[str, Any]], None],
+                 on_lost: Callable[[str], None], *, timeout_s: float = 2.0, retry_s: float = 0.5,
+                 name: str = "status-subscription"):
+        self.socket_path = socket_path
+        self.on_status, self.on_lost = on_status, on_lost
+        self.timeout_s, self.retry_s = timeout_s, retry_s
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> "StatusSubscription":
+        """Start the subscription thread."""
+        self._thread.start()
+        return self
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Stop the thread (a blocked read is cut short); idempotent."""
+        self._stop.set()
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    @property
+    def stopping(self) -> bool:
+        """True once close() was called."""
+        return self._stop.is_set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._subscribe_once()
+            except (OSError, ValueError, ControllerOffline) as exc:
+                if not self._stop.is_set():
+                    self.on_lost(str(exc))
+            self._stop.wait(self.retry_s)
+
+    def _subscribe_once(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = sock
+        try:
+            sock.settimeout(self.timeout_s)
+            sock.connect(self.socket_path)
+            sock.sendall(SUBSCRIBE)
+            buffer = bytearray()
+            while not self._stop.is_set():
+                line = read_line(sock, buffer)
+                message = json.loads(line)
+                if not isinstance(message, dict):
+                    raise ControllerOffline(f"not a JSON object: {line[:80]!r}")
+                if message.get("push") == "status" and isinstance(message.get("status"), dict):
+                    self.on_status(message["status"])
+                elif message.get("id") == 1 and not message.get("ok"):
+                    raise ControllerOffline(f"subscription refused: {message.get('error')}")
+        finally:
+            self._sock = None
+            sock.close()

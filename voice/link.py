@@ -9,23 +9,12 @@ this client (controller/ipc.py keeps only the newest status for a slow reader).
 
 from __future__ import annotations
 
-import json
 import logging
-import socket
-import threading
 from typing import Any, Callable
 
-from controller.ipc_client import ControllerOffline, read_line
+from controller.ipc_client import StatusSubscription
 
 log = logging.getLogger(__name__)
-
-#: The longest line read (controller statuses are a few kB).
-MAX_LINE_BYTES = 64 * 1024
-SUBSCRIBE = b'{"id": 1, "method": "subscribe", "params": {}}\n'
-
-
-class LinkLost(Exception):
-    """The controller closed the connection, refused the subscription or sent garbage."""
 
 
 class StatusLink:
@@ -37,30 +26,20 @@ class StatusLink:
         self.socket_path = socket_path
         self.on_status = on_status
         self.on_online = on_online or (lambda online, detail: None)
-        self.timeout_s = timeout_s
         self.retry_s = retry_s
         self.online = False
-        self._stop = threading.Event()
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
+        self._first = True
+        self._subscription = StatusSubscription(socket_path, self._status, self._lost, timeout_s=timeout_s,
+                                                retry_s=retry_s, name="voice-link")
 
     def start(self) -> "StatusLink":
         """Start the subscription thread."""
-        self._thread = threading.Thread(target=self._run, name="voice-link", daemon=True)
-        self._thread.start()
+        self._subscription.start()
         return self
 
     def close(self) -> None:
         """Stop the thread; idempotent."""
-        self._stop.set()
-        sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(2.0)
+        self._subscription.close()
 
     def _set_online(self, online: bool, detail: str) -> None:
         if online != self.online:
@@ -72,42 +51,14 @@ class StatusLink:
                             detail, self.retry_s)
             self.on_online(online, detail)
 
-    def _run(self) -> None:
-        first = True
-        while not self._stop.is_set():
-            try:
-                self._subscribe_once()
-            except (OSError, ValueError, LinkLost) as exc:
-                if not self._stop.is_set():
-                    if first and not self.online:
-                        log.warning("voice: controller not reachable at %s: %s (retrying every %g s)",
-                                    self.socket_path, exc, self.retry_s)
-                        first = False
-                        self.on_online(False, str(exc))
-                    self._set_online(False, str(exc))
-            self._stop.wait(self.retry_s)
+    def _status(self, status: dict[str, Any]) -> None:
+        self._set_online(True, "")
+        self.on_status(status)
 
-    def _subscribe_once(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock = sock
-        try:
-            sock.settimeout(self.timeout_s)
-            sock.connect(self.socket_path)
-            sock.sendall(SUBSCRIBE)
-            buffer = bytearray()
-            while not self._stop.is_set():
-                try:
-                    line = read_line(sock, buffer, MAX_LINE_BYTES)
-                except ControllerOffline as exc:
-                    raise LinkLost(str(exc)) from exc
-                message = json.loads(line)
-                if not isinstance(message, dict):
-                    raise LinkLost(f"not a JSON object: {line[:80]!r}")
-                if message.get("push") == "status":
-                    self._set_online(True, "")
-                    self.on_status(message["status"])
-                elif message.get("id") == 1 and not message.get("ok"):
-                    raise LinkLost(f"subscription refused: {message.get('error')}")
-        finally:
-            self._sock = None
-            sock.close()
+    def _lost(self, reason: str) -> None:
+        if self._first and not self.online:
+            log.warning("voice: controller not reachable at %s: %s (retrying every %g s)", self.socket_path,
+                        reason, self.retry_s)
+            self._first = False
+            self.on_online(False, reason)
+        self._set_online(False, reason)

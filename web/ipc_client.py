@@ -7,15 +7,12 @@ that every SSE stream of this process shares.
 
 from __future__ import annotations
 
-import json
 import logging
-import socket
 import threading
 from typing import Any
 
 from controller.ipc_client import (MAX_LINE_BYTES, MAX_REPLY_BYTES, MAX_STATUS_BYTES,  # noqa: F401 - re-exported
-                                   ControllerError, ControllerOffline, SocketClient)
-from controller.ipc_client import read_line as _read_line
+                                   ControllerError, ControllerOffline, SocketClient, StatusSubscription)
 
 log = logging.getLogger(__name__)
 
@@ -111,37 +108,26 @@ class IpcClient(SocketClient):
 
 
 class StatusHub:
-    """One status subscription shared by every SSE stream; reconnects by itself."""
+    """One status subscription shared by every SSE stream; reconnects by itself (controller/ipc_client.py)."""
 
     def __init__(self, socket_path: str, timeout_s: float = 2.0, retry_s: float = 0.5):
         self.socket_path = socket_path
-        self.timeout_s = timeout_s
-        self.retry_s = retry_s
         self._cond = threading.Condition()
         self._latest: dict[str, Any] | None = None
         self._seq = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
         self.offline = True
+        self._subscription = StatusSubscription(socket_path, lambda status: self._publish(status, offline=False),
+                                                self._lost, timeout_s=timeout_s, retry_s=retry_s,
+                                                name="status-hub")
 
     def start(self) -> "StatusHub":
         """Start the subscription thread."""
-        self._thread = threading.Thread(target=self._run, name="status-hub", daemon=True)
-        self._thread.start()
+        self._subscription.start()
         return self
 
     def close(self) -> None:
         """Stop the thread; idempotent."""
-        self._stop.set()
-        sock = self._sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(2.0)
+        self._subscription.close()
         with self._cond:
             self._cond.notify_all()
 
@@ -154,7 +140,7 @@ class StatusHub:
     def wait_newer(self, seq: int, timeout_s: float) -> tuple[int, dict[str, Any] | None]:
         """Block until a status newer than ``seq`` arrives (or the timeout); returns (seq, status)."""
         with self._cond:
-            self._cond.wait_for(lambda: self._seq != seq or self._stop.is_set(), timeout_s)
+            self._cond.wait_for(lambda: self._seq != seq or self._subscription.stopping, timeout_s)
             return self._seq, (None if self.offline else self._latest)
 
     def _publish(self, status: dict[str, Any] | None, offline: bool) -> None:
@@ -164,31 +150,7 @@ class StatusHub:
             self._seq += 1
             self._cond.notify_all()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._subscribe_once()
-            except (OSError, ValueError, ControllerOffline) as exc:
-                if not self.offline:
-                    log.warning("status subscription lost: %s", exc)
-                    self._publish(None, offline=True)
-            self._stop.wait(self.retry_s)
-
-    def _subscribe_once(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock = sock
-        try:
-            sock.settimeout(self.timeout_s)
-            sock.connect(self.socket_path)
-            sock.sendall(b'{"id": 1, "method": "subscribe", "params": {}}\n')
-            buffer = bytearray()
-            while not self._stop.is_set():
-                msg = json.loads(_read_line(sock, buffer))
-                if msg.get("push") == "status":
-                    self._publish(msg["status"], offline=False)
-                elif msg.get("id") == 1 and not msg.get("ok"):
-                    raise ControllerOffline(f"subscription refused: {msg.get('error')}")
-        finally:
-            self._sock = None
-            sock.close()
-
+    def _lost(self, reason: str) -> None:
+        if not self.offline:
+            log.warning("status subscription lost: %s", reason)
+            self._publish(None, offline=True)

@@ -680,31 +680,15 @@ def _belt_stands(status: dict[str, Any]) -> bool:
             and abs(float(status.get("belt_speed_mps") or 0.0)) < MOVING_MPS)
 
 
-class _Big:
-    """A number of any sane size: unix times and the clinic record's change numbers pass fields.MAX_MAGNITUDE."""
-
-    def __init__(self, lo: float, hi: float, unit: str = "", integer: bool = False):
-        self.lo, self.hi, self.unit, self.integer = lo, hi, unit, integer
-
-    def check(self, value: Any) -> str | None:
-        ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and value == value
-              and self.lo <= value <= self.hi and (not self.integer or float(value).is_integer()))
-        kind = "a whole number" if self.integer else "a number"
-        return None if ok else f"must be {kind} from {self.lo:g} to {self.hi:g}{' ' + self.unit if self.unit else ''}"
-
-    def convert(self, value: Any) -> float | int:
-        return int(value) if self.integer else float(value)
-
-
-_WALL = _Big(0, 1e11, "s")
+_WALL = Num(0, 1e11, "s")
 _COUNT = Num(0, 1e9, integer=True)
-_VERSION = _Big(1, 2**53, integer=True)
+_VERSION = Num(1, 2**53, integer=True)
 _CURSOR_KEYS = ("sessions",)
 _SESSION_SPECS: dict[str, Any] = {
-    "local_id": _Big(1, 2**53, integer=True), "status": Choice(tuple(s.value for s in SessionStatus)),
+    "local_id": Num(1, 2**53, integer=True), "status": Choice(tuple(s.value for s in SessionStatus)),
     "started_wall": _WALL, "planned_min": Num(0, 1e4, "min"), "mode": Choice(("reverse", "forward")),
     "duration_s": Num(0, 1e7, "s"), "distance_m": Num(0, 1e8, "m"), "max_kmh": Num(0, 100, "km/h"),
-    "warnings": _COUNT, "trips": _COUNT, "pain_before": Num(0, 10, integer=True), "changed": _Big(1, 2**62, integer=True),
+    "warnings": _COUNT, "trips": _COUNT, "pain_before": Num(0, 10, integer=True), "changed": Num(1, 2**62, integer=True),
 }
 _SESSION_NULLABLE: dict[str, Any] = {
     "ended_wall": _WALL, "closest_mm": Num(0, 1e5, "mm"), "pain_after": Num(0, 10, integer=True),
@@ -794,7 +778,7 @@ def _check_merge(params: dict[str, Any], cfg: Config) -> tuple[list, list, list,
         errors.append(FieldError("clinic", "cursor", cursor, "must be an object with " + ", ".join(_CURSOR_KEYS)))
         cursor = {}
     for key, value in cursor.items():
-        check_value("clinic", f"cursor.{key}", value, _Big(0, 2**62, integer=True), errors)
+        check_value("clinic", f"cursor.{key}", value, Num(0, 2**62, integer=True), errors)
     return rows, sessions, refused, accepted, cursor, not_kept, errors
 
 

@@ -8,14 +8,13 @@ own part, against a real PostgreSQL server, is in tests/clinic/.
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
 from controller.config import ClinicConfig
 from controller.safety.types import CommandKind
 from controller.therapy.runner import SessionError
-from sim.bench import SimBench, sim_config, wait_until
+from sim.bench import SimBench, wait_until
 from tests.hil.helpers import on_a_calm_machine, reset_when_healthy
 
 THERAPIST = {"actor": "Ann", "authorized": True}
@@ -30,22 +29,9 @@ def clinic_row(version: int, **changes) -> dict:
 
 
 @pytest.fixture
-def make_clinic_bench(tmp_path):
-    benches = []
-
-    def make() -> SimBench:
-        state = tmp_path / f"state{len(benches)}"
-        cfg = sim_config(state)
-        cfg = dataclasses.replace(cfg, clinic=ClinicConfig(treadmill_id="B", dsn="host=127.0.0.1 dbname=none"),
-                                  safety=dataclasses.replace(cfg.safety, speed_ramp_kmh_per_s=2.0))
-        bench = SimBench(cfg, state_dir=state, start_gap_mm=1100.0)
-        benches.append(bench)
-        return bench.start()
-    try:
-        yield make
-    finally:
-        for bench in benches:
-            bench.close()
+def make_clinic_bench(make_bench):
+    """Benches of treadmill B of a clinic record (no server is needed: the merges are made here)."""
+    return lambda: make_bench(clinic=ClinicConfig(treadmill_id="B", dsn="host=127.0.0.1 dbname=none"))
 
 
 def test_a_looser_prescription_from_the_clinic_waits_for_the_belt_to_stand_a_tighter_one_applies_at_once(

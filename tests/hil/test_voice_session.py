@@ -13,11 +13,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from gpiozero import Device
 
 from controller.safety.types import CommandKind
 from controller.therapy.runner import SessionError
-from sim.bench import SimBench, sim_config
 from tests.hil.helpers import on_a_calm_machine, relay_opened_at, reset_when_healthy
 from tests.hil.test_sessions import PATIENT, THERAPIST
 from tests.voice.rig import StatusRecorder, render_cache, start_voice
@@ -40,25 +38,11 @@ def in_warn(bench) -> bool:
 
 
 @pytest.fixture
-def clinic_bench(tmp_path):
+def clinic_bench(make_bench):
     """Benches at the clinic's speed ramp (the example config's 0.5 km/h/s, not the quicker one of
     tests/hil/conftest.py): the end-of-session ramp-down lasts long enough to say "slowing down"
     before "stopping", as it does in the clinic."""
-    benches: list[SimBench] = []
-    saved = Device.pin_factory
-
-    def make() -> SimBench:
-        state = tmp_path / f"state{len(benches)}"
-        bench = SimBench(sim_config(state), state_dir=state, start_gap_mm=900.0, accel_mps2=1.0)
-        benches.append(bench)
-        return bench.start()
-
-    try:
-        yield make
-    finally:
-        for bench in benches:
-            bench.close()
-        Device.pin_factory = saved
+    return lambda: make_bench(start_gap_mm=900.0, quick_ramp=False)
 
 
 def test_a_session_with_two_warnings_and_a_trip_is_spoken_in_order_and_on_time(clinic_bench, tmp_path):
