@@ -112,18 +112,27 @@ def test_two_treadmills_walk_one_patient_at_once_through_a_30_s_server_outage(cl
     latencies, spoiled = [], []
     while time.monotonic() - away_t < OUTAGE_S:
         a.patient.set_drift(10.0)  # stops stepping: carried back at the belt's speed
-        assert wait_tripped(a, 10.0), (a.controller.status["state"], a.controller.status["reasons"])
-        trip = trips(a)[-1]
-        if trip["code"].startswith(ENVIRONMENT_TRIPS):
-            spoiled.append(trip["code"])  # a stall of this shared machine starved a reader: not this rule's trip
+        if not wait_tripped(a, 10.0):
+            # A stall of this machine longer than the watchdog relay's hold time opened it (it latches): the
+            # belt stood, and the patient was never carried. The installer's button on it; a pause.
+            assert not a.watchdog.is_closed(), (a.controller.status["state"], a.controller.status["reasons"])
+            spoiled.append("watchdog relay")
+            a.reset_watchdog()
+            runner.request("pause", THERAPIST)
+            assert wait_until(lambda: a.controller.status["state"] == "READY", 10.0)
         else:
-            assert trip["code"] == "stop_zone", trip
-            f = trip["figures"]
-            latencies.append(relay_opened_at(a, f["input_t_mono"]) - f["input_t_mono"])
+            trip = trips(a)[-1]
+            if trip["code"].startswith(ENVIRONMENT_TRIPS):
+                spoiled.append(trip["code"])  # a stall starved a reader: not this rule's trip
+            else:
+                assert trip["code"] == "stop_zone", trip
+                f = trip["figures"]
+                latencies.append(relay_opened_at(a, f["input_t_mono"]) - f["input_t_mono"])
         # As the therapist has it: the belt stands, the patient steps forward, a reset, the session resumes.
         assert wait_until(lambda: a.emulator.belt_speed_mps == 0.0, 5.0)
         a.step_patient_forward()
-        assert reset_when_healthy(a, 5.0).ok, a.controller.status["reasons"]
+        if a.controller.status["state"] == "STOPPED":
+            assert reset_when_healthy(a, 5.0).ok, a.controller.status["reasons"]
         runner.request("resume", THERAPIST)
         assert wait_until(lambda: a.controller.status["state"] == "RUNNING", 5.0)
         # The patient walks 3 s more of the session (or until the 30 s are up) before the next drift.
