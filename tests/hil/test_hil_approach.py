@@ -14,7 +14,7 @@ import pytest
 from controller.config import KMH_PER_MPS
 from sim.bench import SimBench, sim_config, wait_until
 from sim.walk import approach_rule_mm, walking_gap_mm
-from tests.hil.helpers import trips, wait_tripped
+from tests.hil.helpers import on_a_calm_machine, trips, wait_tripped
 from tests.waiting import holds_for
 
 #: Where the patient walks: this far beyond the warn line of a patient carried at the belt's speed.
@@ -75,7 +75,12 @@ def test_stepping_back_off_a_belt_that_carries_away_trips_at_the_approach_speed_
 def test_a_swaying_noisy_walk_on_the_bench_neither_trips_nor_warns(make_bench, tmp_path):
     belt_kmh = 1.0
     gap0 = walking_gap_mm(sim_config(tmp_path), belt_kmh, WALKING_MARGIN_MM)
-    bench = make_bench(start_gap_mm=gap0, sway_mm=40.0, sway_hz=1.0, noise_mm=15.0)
+    # Run again (twice at most) only if a stall of this shared machine starved a sensor reader.
+    on_a_calm_machine(lambda: make_bench(start_gap_mm=gap0, sway_mm=40.0, sway_hz=1.0, noise_mm=15.0),
+                      lambda bench: swaying_walk(bench, belt_kmh))
+
+
+def swaying_walk(bench, belt_kmh: float) -> None:
     bench.reset_and_start(belt_kmh)
     assert wait_until(lambda: bench.emulator.belt_speed_mps >= belt_kmh / KMH_PER_MPS - 0.05, 3.0)
     n_buzz = len(bench.buzzer_history)
