@@ -16,6 +16,10 @@
   let endedSessionId = null;
   // While a looser prescription waits for the therapist's answer: { pid, start: the session body or null }.
   let pending = null;
+  // What the therapist typed for the patient shown: a suggestion that arrives later never overwrites it.
+  let shownFor = null;
+  const typed = new Set();
+  for (const id of ['session-planned', 'session-speed']) $(id).addEventListener('input', () => typed.add(id));
 
   function clock(seconds) {
     if (seconds === null || seconds === undefined || !isFinite(seconds)) return '--:--';
@@ -92,6 +96,10 @@
   async function loadPatient(pid) {
     const r = await D.api('GET', '/api/patients/' + encodeURIComponent(pid));
     if (!r.ok) return;
+    if (pid !== shownFor) {
+      shownFor = pid;
+      typed.clear();
+    }
     const s = r.body.suggestion;
     const today = r.body.today;
     const parts = [];
@@ -101,10 +109,12 @@
     }
     if (today) parts.push(todayText(today.done, today.per_day));
     $('session-suggestion').textContent = parts.join(' · ');
-    if (s && document.activeElement !== $('session-planned')) $('session-planned').value = s.duration_min;
+    if (s && !typed.has('session-planned') && document.activeElement !== $('session-planned')) {
+      $('session-planned').value = s.duration_min;
+    }
     // The start speed is explicit: the patient's last session's speed, else the slowest; the therapist may change it.
     const speed = $('session-speed');
-    if (r.body.start_speed_kmh !== undefined && document.activeElement !== speed) {
+    if (r.body.start_speed_kmh !== undefined && !typed.has('session-speed') && document.activeElement !== speed) {
       speed.value = r.body.start_speed_kmh;
       $('session-speed-why').textContent = r.body.start_speed_reason || '';
     }
